@@ -1,0 +1,334 @@
+/* nmperm.h: N:M channel permutations of neural-network weights, the one public header */
+#ifndef NMPERM_H
+#define NMPERM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NMP_VERSION_MAJOR 0
+#define NMP_VERSION_MINOR 1
+#define NMP_VERSION_PATCH 0
+#define NMP_VERSION_STRING "0.1.0"
+
+/* Largest group size m of an N:M pattern. */
+#define NMP_MAX_M 32
+
+/* ---------------------------------------------------------------- errors */
+
+/* "Did the call work": every function that can fail returns one of these. */
+typedef enum nmp_err {
+    NMP_OK = 0,
+    NMP_ERR_ARG,         /* an argument is out of range or inconsistent */
+    NMP_ERR_NOMEM,       /* an allocation failed */
+    NMP_ERR_IO,          /* a file could not be opened, read or written */
+    NMP_ERR_FORMAT,      /* a file is malformed or of an unsupported kind */
+    NMP_ERR_UNSUPPORTED, /* the request is valid but beyond this build or solver */
+    NMP_ERR_LP,          /* the LP/MIP solver failed */
+    NMP_ERR_GPU,         /* a CUDA call failed or no device is present */
+    NMP_ERR_INTERNAL     /* an invariant broke: a bug */
+} nmp_err;
+
+/* "How did the search end": a time limit is a result, not an error. */
+typedef enum nmp_status {
+    NMP_STATUS_OPTIMAL = 0, /* the permutation is proven optimal */
+    NMP_STATUS_FEASIBLE,    /* the search ended by its own rule, optimality not proven */
+    NMP_STATUS_TIME_LIMIT,  /* the time limit stopped the search */
+    NMP_STATUS_ITER_LIMIT,  /* an iteration or node limit stopped the search */
+    NMP_STATUS_INTERRUPTED  /* the progress callback asked to stop */
+} nmp_status;
+
+/* Static strings; never NULL. */
+const char *nmp_err_str(nmp_err e);
+const char *nmp_status_str(nmp_status s);
+const char *nmp_version(void);
+
+/* A one-line reason for a failure, filled by loaders and solvers when msg is not NULL,
+ * e.g. "fc1.weight: 3-D tensor, expected 2-D". Empty when nothing was said. */
+typedef struct nmp_msg {
+    char text[512];
+} nmp_msg;
+
+/* ------------------------------------------------------------ allocation */
+
+/* All heap use of the library goes through these (like CSparse's cs_malloc). nmp_free accepts
+ * NULL. Sizes of 0 allocate 1 byte so that NULL always means failure. */
+void *nmp_malloc(size_t size);
+void *nmp_calloc(size_t count, size_t size);
+void *nmp_realloc(void *p, size_t size);
+void nmp_free(void *p);
+
+/* Test hook: the k-th allocation from now (k = 0, 1, ...) and all later ones fail; k < 0 turns
+ * failure injection off. nmp_alloc_count returns the number of allocations made so far. */
+void nmp_alloc_fail_after(int64_t k);
+int64_t nmp_alloc_count(void);
+
+/* ---------------------------------------------------------------- matrix */
+
+/* A strided float32 view: never owns data. Element (row j, col i) is data[j * rs + i * cs];
+ * row-major has rs = cols, cs = 1. A transpose swaps rows/cols and rs/cs. */
+typedef struct nmp_matrix {
+    const float *data;
+    int64_t rows, cols, rs, cs;
+} nmp_matrix;
+
+nmp_matrix nmp_matrix_view(const float *data, int64_t rows, int64_t cols); /* row-major */
+nmp_matrix nmp_matrix_transpose(nmp_matrix a);
+
+static inline float nmp_matrix_at(const nmp_matrix *a, int64_t j, int64_t i)
+{
+    return a->data[j * a->rs + i * a->cs];
+}
+
+/* NMP_OK when data is not NULL, rows, cols >= 1 and every value is finite; otherwise NMP_ERR_ARG
+ * and msg names the first bad element, e.g. "NaN at row 3, col 7". */
+nmp_err nmp_matrix_check(const nmp_matrix *a, nmp_msg *msg);
+
+/* An owned row-major float32 matrix, as loaders return it. Release with nmp_array_free. */
+typedef struct nmp_array {
+    float *data;
+    int64_t rows, cols;
+} nmp_array;
+
+nmp_matrix nmp_array_view(const nmp_array *a);
+void nmp_array_free(nmp_array *a); /* frees data and zeroes *a; accepts NULL */
+
+/* ----------------------------------------------------------- permutation */
+
+/* perm[k] = source column placed at slot k. NULL stands for the identity wherever a const perm is
+ * taken. pinv is the inverse: pinv[perm[k]] = k. */
+int nmp_perm_is_valid(const int32_t *perm, int64_t n); /* 1 if a bijection on 0..n-1 */
+void nmp_perm_identity(int32_t *perm, int64_t n);
+void nmp_perm_invert(const int32_t *perm, int32_t *pinv, int64_t n);
+/* out[k] = p[q[k]]: permute by p, then by q (q indexes slots of the p-permuted matrix). out may
+ * not alias p or q. */
+void nmp_perm_compose(const int32_t *p, const int32_t *q, int32_t *out, int64_t n);
+/* Canonical form of a group partition: columns sorted within each group of m, groups ordered by
+ * their first column. Two perms with the same kept score for every matrix map to the same form. */
+void nmp_perm_canonical(int32_t *perm, int64_t n, int m);
+
+/* ------------------------------------------------------------------- rng */
+
+/* xoshiro256** seeded through splitmix64: one seed, one stream, on any machine. */
+typedef struct nmp_rng {
+    uint64_t s[4];
+} nmp_rng;
+
+void nmp_rng_seed(nmp_rng *r, uint64_t seed);
+uint64_t nmp_rng_next(nmp_rng *r);
+double nmp_rng_uniform(nmp_rng *r);               /* [0, 1), 53 random bits */
+uint64_t nmp_rng_below(nmp_rng *r, uint64_t n);   /* uniform on 0..n-1 (unbiased); n >= 1 */
+double nmp_rng_normal(nmp_rng *r);                /* N(0, 1), polar method, no cached state */
+void nmp_perm_random(int32_t *perm, int64_t n, nmp_rng *r); /* uniform random perm */
+
+/* NumPy's legacy RandomState stream (MT19937, np.random.seed(s); np.random.rand(...)): doubles
+ * built from two 32-bit draws, (a >> 5) * 2^26 + (b >> 6), divided by 2^53. */
+typedef struct nmp_mt19937 {
+    uint32_t mt[624];
+    int index;
+} nmp_mt19937;
+
+void nmp_mt19937_seed(nmp_mt19937 *g, uint32_t seed);
+uint32_t nmp_mt19937_next(nmp_mt19937 *g);
+double nmp_mt19937_uniform(nmp_mt19937 *g);
+
+/* --------------------------------------------------------------- problem */
+
+typedef struct nmp_pattern {
+    int n, m; /* keep n of every m consecutive weights; 1 <= n < m <= NMP_MAX_M */
+} nmp_pattern;
+
+/* Parses "2:4"; NMP_ERR_ARG with a reason in msg when malformed or out of range. */
+nmp_err nmp_pattern_parse(const char *s, nmp_pattern *out, nmp_msg *msg);
+
+typedef enum nmp_objective {
+    NMP_OBJ_ABS = 0,    /* s = |w| (the default) */
+    NMP_OBJ_SQ,         /* s = w^2 */
+    NMP_OBJ_IMPORTANCE, /* s = |w(j, i)| * x[i], x a per-column importance >= 0 (e.g. act. norms) */
+    NMP_OBJ_SALIENCY    /* s given as a full matrix >= 0 of the weights' shape */
+} nmp_objective;
+
+const char *nmp_objective_name(nmp_objective o); /* "abs", "sq", "importance", "saliency" */
+nmp_err nmp_objective_parse(const char *s, nmp_objective *out);
+
+typedef struct nmp_problem_desc {
+    nmp_matrix weights;       /* rows = output channels, cols = input channels */
+    nmp_pattern nm;
+    nmp_objective objective;
+    const float *importance;  /* cols values, for NMP_OBJ_IMPORTANCE; else ignored */
+    nmp_matrix saliency;      /* for NMP_OBJ_SALIENCY: same shape as weights; else ignored */
+} nmp_problem_desc;
+
+/* An immutable problem: the saliency matrix (float32, copied column-major so each column is
+ * contiguous), the pattern, and cached identity score, row bound and total. Thread-safe to share.
+ * Errors: NMP_ERR_ARG (cols not divisible by m, pattern out of range, non-finite or negative
+ * values, shape mismatch), NMP_ERR_NOMEM. Release with nmp_problem_free (accepts NULL). */
+typedef struct nmp_problem nmp_problem;
+
+nmp_err nmp_problem_create(const nmp_problem_desc *d, nmp_problem **out, nmp_msg *msg);
+void nmp_problem_free(nmp_problem *pb);
+
+int64_t nmp_problem_rows(const nmp_problem *pb);
+int64_t nmp_problem_cols(const nmp_problem *pb);
+int64_t nmp_problem_groups(const nmp_problem *pb); /* cols / m */
+nmp_pattern nmp_problem_pattern(const nmp_problem *pb);
+nmp_objective nmp_problem_objective(const nmp_problem *pb);
+/* Column-major saliency: s[i * rows + j] for row j, column i. Owned by pb. */
+const float *nmp_problem_saliency(const nmp_problem *pb);
+
+/* --------------------------------------------------------------- scoring */
+
+/* kept = sum_g sum_j topn(s(j, perm[g*m .. g*m+m-1])): the saliency that survives N:M pruning
+ * after permuting the columns. Accumulated in double. perm NULL = identity. */
+nmp_err nmp_score(const nmp_problem *pb, const int32_t *perm, double *kept);
+/* out[g] = kept saliency of group g (cols / m values). */
+nmp_err nmp_score_groups(const nmp_problem *pb, const int32_t *perm, double *out);
+/* D(q) = sum_j topn(s(j, q)) of one group of m source columns. */
+double nmp_score_group_value(const nmp_problem *pb, const int32_t *cols);
+
+double nmp_score_identity(const nmp_problem *pb);  /* kept score of the identity perm */
+double nmp_score_total(const nmp_problem *pb);     /* sum of all saliencies (unpruned) */
+/* Row bound: per row the sum of its top cols*n/m values (unstructured pruning, same density).
+ * Every permutation keeps at most this. */
+double nmp_score_row_bound(const nmp_problem *pb);
+/* (kept - identity) / (row bound - identity); 0 when the bound equals the identity score. */
+double nmp_score_efficacy(const nmp_problem *pb, double kept);
+
+/* ------------------------------------------------------- move evaluation */
+
+/* Cached per-(row, group) state of one permutation: for each group g and row j the sum of the n
+ * largest saliencies, the n-th and the (n+1)-th largest. With it the exact change of the score
+ * for a swap of two columns in different groups costs O(rows) (see nmp_eval.c), and regrouping
+ * a set of groups costs O(rows * m) per new group. Not thread-safe to mutate; const calls may be
+ * shared. Release with nmp_eval_free (accepts NULL). */
+typedef struct nmp_eval nmp_eval;
+
+nmp_err nmp_eval_create(const nmp_problem *pb, const int32_t *perm, nmp_eval **out);
+void nmp_eval_free(nmp_eval *ev);
+/* Re-point at another permutation (copied). */
+void nmp_eval_reset(nmp_eval *ev, const int32_t *perm);
+
+const nmp_problem *nmp_eval_problem(const nmp_eval *ev);
+const int32_t *nmp_eval_perm(const nmp_eval *ev); /* current permutation, owned by ev */
+double nmp_eval_score(const nmp_eval *ev);        /* current kept score (sum of group scores) */
+double nmp_eval_group_score(const nmp_eval *ev, int64_t g);
+
+/* Change of the kept score if slots a and b (in different groups) exchange their columns.
+ * Same group: 0. */
+double nmp_eval_swap_delta(const nmp_eval *ev, int64_t a, int64_t b);
+/* out[x * m + y] = delta of swapping slot g*m + x with slot h*m + y, for g != h: all m*m swaps
+ * between two groups in one pass over the rows. */
+void nmp_eval_pair_deltas(const nmp_eval *ev, int64_t g, int64_t h, double *out);
+/* Apply the swap: updates the perm and the two groups' cached state. */
+void nmp_eval_swap(nmp_eval *ev, int64_t a, int64_t b);
+
+/* Regrouping k distinct groups: groups[0..k-1] are group indices, cols[t*m .. t*m+m-1] the source
+ * columns that group groups[t] is to hold; together they must be the columns those groups hold now.
+ * Returns the change of the score (new - old). */
+double nmp_eval_regroup_delta(const nmp_eval *ev, const int64_t *groups, int k, const int32_t *cols);
+void nmp_eval_regroup(nmp_eval *ev, const int64_t *groups, int k, const int32_t *cols);
+
+/* ---------------------------------------------------------------- solvers */
+
+/* A solver parameter: its name, default, range and one line of help. Lists end with { 0 }. */
+typedef struct nmp_param_desc {
+    const char *name;
+    double def, lo, hi;
+    const char *help;
+} nmp_param_desc;
+
+typedef struct nmp_progress {
+    double elapsed;    /* seconds since the solve started */
+    int64_t iteration; /* solver-specific count (moves, sweeps, nodes) */
+    double best;       /* best kept score so far */
+    double bound;      /* best proven upper bound so far (row bound if nothing better) */
+    const char *phase; /* short static text, e.g. "descent", "escape", "lp" */
+} nmp_progress;
+
+/* Called now and then by long solves (at most a few times a second); a nonzero return stops the
+ * search with NMP_STATUS_INTERRUPTED. */
+typedef int (*nmp_progress_fn)(const nmp_progress *p, void *user);
+
+#define NMP_MAX_PARAMS 32
+
+typedef struct nmp_params {
+    uint64_t seed;       /* all randomness derives from it */
+    double time_limit;   /* seconds; <= 0 means none */
+    int threads;         /* 0: OpenMP's default; results are reproducible per (seed, threads) */
+    int verbose;         /* let an external solver (GLPK) print */
+    nmp_progress_fn progress;
+    void *progress_user;
+    int count;           /* solver-specific values set by name */
+    struct {
+        char name[32];
+        double value;
+    } values[NMP_MAX_PARAMS];
+} nmp_params;
+
+void nmp_params_init(nmp_params *p); /* seed 0, no time limit, no values */
+/* Sets (or replaces) a named value. NMP_ERR_ARG if the name is too long or the table is full. */
+nmp_err nmp_params_set(nmp_params *p, const char *name, double value);
+/* Parses "key=value" and sets it. */
+nmp_err nmp_params_parse(nmp_params *p, const char *key_value, nmp_msg *msg);
+
+typedef struct nmp_result {
+    nmp_status status;
+    double score;       /* kept score of the returned perm (recomputed) */
+    double start_score; /* kept score of the start perm */
+    double bound;       /* best proven upper bound on the optimum (>= score) */
+    double seconds;     /* wall time of the solve */
+    int64_t iterations; /* solver-specific count */
+    int64_t nodes;      /* branch-and-bound nodes, 0 for heuristics */
+} nmp_result;
+
+/* A solver plugs in through this table (solvers/nmp_<name>.c exports only its ops). create checks
+ * the problem and allocates all scratch; solve never allocates in its inner loops; it reads the
+ * start perm from perm and writes its best into it; it never returns a perm worse than the start.
+ * create may fill msg with a reason for a refusal (e.g. dp's column limit). */
+typedef struct nmp_solver_ops {
+    const char *name;
+    const char *summary;
+    const nmp_param_desc *params;
+    nmp_err (*create)(const nmp_problem *pb, const nmp_params *par, void **state, nmp_msg *msg);
+    nmp_err (*solve)(void *state, int32_t *perm, nmp_result *res);
+    void (*destroy)(void *state);
+} nmp_solver_ops;
+
+/* NULL-terminated list of the solvers in this build. */
+const nmp_solver_ops *const *nmp_solver_list(void);
+const nmp_solver_ops *nmp_solver_find(const char *name); /* NULL when unknown */
+
+/* Value of parameter `name` of a solver: the one set in par, else the default. */
+double nmp_param_get(const nmp_params *par, const nmp_param_desc *descs, const char *name);
+/* NMP_ERR_ARG when par sets a name the solver does not have or a value out of its range. */
+nmp_err nmp_params_check(const nmp_params *par, const nmp_solver_ops *ops, nmp_msg *msg);
+
+/* Runs a solver end to end: checks the parameters, creates, solves, destroys, validates the
+ * returned perm and recomputes its score. perm (cols entries) holds the start on entry (or is
+ * set to the identity when start_is_identity is nonzero) and the best perm on return. */
+nmp_err nmp_solve(const nmp_problem *pb, const char *solver, const nmp_params *par, int32_t *perm,
+                  int start_is_identity, nmp_result *res, nmp_msg *msg);
+
+/* ------------------------------------------------------------------ .npy */
+
+/* Reads a 2-D float32/float64/float16 .npy (C or Fortran order, little-endian or '|') into a
+ * row-major float32 array. NMP_ERR_IO / NMP_ERR_FORMAT with msg naming the file and reason. */
+nmp_err nmp_npy_read_matrix(const char *path, nmp_array *out, nmp_msg *msg);
+/* Reads a 1-D float .npy (e.g. per-column importance). *out is released with nmp_free. */
+nmp_err nmp_npy_read_vector(const char *path, float **out, int64_t *len, nmp_msg *msg);
+/* Reads a 1-D integer .npy (int32/int64/uint32/...) as a permutation; does not validate it.
+ * *out is released with nmp_free. */
+nmp_err nmp_npy_read_perm(const char *path, int32_t **out, int64_t *len, nmp_msg *msg);
+/* Writes atomically (temporary file in the same folder, then rename): a float32 C-order matrix;
+ * a 1-D int64 permutation. */
+nmp_err nmp_npy_write_matrix(const char *path, const nmp_matrix *a, nmp_msg *msg);
+nmp_err nmp_npy_write_perm(const char *path, const int32_t *perm, int64_t n, nmp_msg *msg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NMPERM_H */

@@ -1,0 +1,95 @@
+/* nmp_registry.c: the table of solvers and the driver that runs one end to end */
+#include "nmp_internal.h"
+
+#include <string.h>
+
+static const nmp_solver_ops *const solvers[] = {
+    &nmp_identity_ops,
+    &nmp_random_ops,
+    &nmp_swap_ops,
+    &nmp_dp_ops,
+#ifdef NMP_HAVE_GLPK
+    /* exact solvers through GLPK */
+#endif
+    NULL,
+};
+
+const nmp_solver_ops *const *nmp_solver_list(void)
+{
+    return solvers;
+}
+
+const nmp_solver_ops *nmp_solver_find(const char *name)
+{
+    for (const nmp_solver_ops *const *s = solvers; name && *s; s++)
+        if (strcmp((*s)->name, name) == 0)
+            return *s;
+    return NULL;
+}
+
+/* The driver owns the contract every solver promises: a valid perm, a recomputed score, never
+ * worse than the start, a bound no lower than the score. */
+nmp_err nmp_solve(const nmp_problem *pb, const char *solver, const nmp_params *par, int32_t *perm,
+                  int start_is_identity, nmp_result *res, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    void *state = NULL;
+    int32_t *start = NULL;
+    nmp_params defaults;
+    const nmp_solver_ops *ops = nmp_solver_find(solver);
+    memset(res, 0, sizeof *res);
+    if (!par) {
+        nmp_params_init(&defaults);
+        par = &defaults;
+    }
+    if (!ops) {
+        e = nmp_fail(msg, NMP_ERR_ARG, "unknown solver '%s' (see 'nmperm solvers')",
+                     solver ? solver : "(null)");
+        goto out;
+    }
+    NMP_TRY(e, nmp_params_check(par, ops, msg));
+    if (start_is_identity)
+        nmp_perm_identity(perm, pb->cols);
+    else if (!nmp_perm_is_valid(perm, pb->cols)) {
+        e = nmp_fail(msg, NMP_ERR_ARG, "start permutation is not a permutation of 0..%lld",
+                     (long long)pb->cols - 1);
+        goto out;
+    }
+    start = nmp_malloc((size_t)pb->cols * sizeof *start);
+    if (!start) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    memcpy(start, perm, (size_t)pb->cols * sizeof *start);
+    NMP_TRY(e, nmp_score(pb, start, &res->start_score));
+
+    const double t0 = nmp_now();
+    NMP_TRY(e, ops->create(pb, par, &state, msg));
+    res->bound = pb->row_bound;
+    e = ops->solve(state, perm, res);
+    res->seconds = nmp_now() - t0;
+    if (e != NMP_OK) {
+        memcpy(perm, start, (size_t)pb->cols * sizeof *start);
+        goto out;
+    }
+    if (!nmp_perm_is_valid(perm, pb->cols)) {
+        e = nmp_fail(msg, NMP_ERR_INTERNAL, "solver '%s' returned an invalid permutation",
+                     ops->name);
+        memcpy(perm, start, (size_t)pb->cols * sizeof *start);
+        goto out;
+    }
+    NMP_TRY(e, nmp_score(pb, perm, &res->score));
+    if (res->score < res->start_score) { /* a solver bug must not cost the caller */
+        memcpy(perm, start, (size_t)pb->cols * sizeof *start);
+        res->score = res->start_score;
+    }
+    if (res->status == NMP_STATUS_OPTIMAL)
+        res->bound = res->score;
+    if (!(res->bound >= res->score) || res->bound > pb->row_bound)
+        res->bound = NMP_MAX(res->score, NMP_MIN(res->bound, pb->row_bound));
+out:
+    if (ops && state)
+        ops->destroy(state);
+    nmp_free(start);
+    return e;
+}
