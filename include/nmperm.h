@@ -327,6 +327,56 @@ nmp_err nmp_npy_read_perm(const char *path, int32_t **out, int64_t *len, nmp_msg
 nmp_err nmp_npy_write_matrix(const char *path, const nmp_matrix *a, nmp_msg *msg);
 nmp_err nmp_npy_write_perm(const char *path, const int32_t *perm, int64_t n, nmp_msg *msg);
 
+/* ----------------------------------------------------------- safetensors */
+
+/* A safetensors file opened read-only with mmap: 8-byte little-endian header length, a JSON
+ * header, then the byte buffer. Validated as the reference reader does: header <= 100 MB, no
+ * duplicate keys, offsets contiguous from 0 without holes, overlaps or trailing bytes, byte size
+ * = shape product x dtype size (overflow-checked), __metadata__ a string-to-string map. The
+ * input is never modified. Release with nmp_st_close (accepts NULL). */
+typedef struct nmp_st nmp_st;
+
+#define NMP_ST_MAX_DIMS 8
+
+typedef struct nmp_st_tensor {
+    const char *name;        /* owned by the nmp_st */
+    char dtype[16];          /* "F32", "F16", "BF16", "F64", "I8", "U8", "F8_E4M3", "BOOL", ... */
+    int ndim;
+    int64_t shape[NMP_ST_MAX_DIMS];
+    int64_t numel;
+    uint64_t begin, end;     /* byte offsets into the data buffer */
+} nmp_st_tensor;
+
+nmp_err nmp_st_open(const char *path, nmp_st **out, nmp_msg *msg);
+void nmp_st_close(nmp_st *st);
+const char *nmp_st_path(const nmp_st *st);
+int64_t nmp_st_count(const nmp_st *st);
+/* Tensors in file (offset) order, k = 0 .. count-1. */
+const nmp_st_tensor *nmp_st_tensor_at(const nmp_st *st, int64_t k);
+const nmp_st_tensor *nmp_st_find(const nmp_st *st, const char *name); /* NULL if absent */
+const void *nmp_st_bytes(const nmp_st *st, const nmp_st_tensor *t);   /* t's raw bytes */
+int64_t nmp_st_metadata_count(const nmp_st *st);
+void nmp_st_metadata_at(const nmp_st *st, int64_t k, const char **key, const char **value);
+/* 1 if the dtype is F32, F16, BF16 or F64 (readable as float). */
+int nmp_st_dtype_is_float(const char *dtype);
+/* Size in bytes of one element of dtype; 0 if unknown. */
+size_t nmp_st_dtype_size(const char *dtype);
+/* Converts a float tensor to float32 (numel values, row-major); NMP_ERR_FORMAT for other dtypes. */
+nmp_err nmp_st_read_f32(const nmp_st *st, const nmp_st_tensor *t, float *out, nmp_msg *msg);
+/* Converts numel float32 values to t's dtype into dst (t->end - t->begin bytes). */
+nmp_err nmp_st_encode_f32(const nmp_st_tensor *t, const float *in, void *dst, nmp_msg *msg);
+
+/* Called once per tensor, in file order, while writing: fill dst (the tensor's bytes, already a
+ * copy of the input's) in place to change a tensor, or leave it as is. Nonzero nmp_err aborts. */
+typedef nmp_err (*nmp_st_fill_fn)(void *user, const nmp_st_tensor *t, void *dst, nmp_msg *msg);
+
+/* Writes a file with the same tensors, order, dtypes and shapes as `in`, the metadata of `in` plus
+ * "format": "pt", header padded with spaces to a multiple of 8; tensor bytes are streamed one at a
+ * time through fill (may be NULL: a plain copy). Atomic: temporary file + rename; nothing is left
+ * at path on failure. Peak extra memory: the largest tensor. */
+nmp_err nmp_st_write(const nmp_st *in, const char *path, nmp_st_fill_fn fill, void *user,
+                     nmp_msg *msg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,6 +25,29 @@ __attribute__((format(printf, 3, 4)))
 #endif
 nmp_err nmp_fail(nmp_msg *msg, nmp_err e, const char *fmt, ...);
 
+/* ---------------------------------------------------------- atomic files */
+
+#include <stdio.h>
+
+/* An output file written to a temporary beside path and renamed over it on commit; abort (or a
+ * failed commit) removes the temporary, so path never holds a partial file. */
+typedef struct nmp_atomic {
+    FILE *fp;
+    char *path, *tmp;
+} nmp_atomic;
+
+nmp_err nmp_atomic_open(nmp_atomic *f, const char *path, nmp_msg *msg);
+nmp_err nmp_atomic_write(nmp_atomic *f, const void *data, size_t size, nmp_msg *msg);
+nmp_err nmp_atomic_commit(nmp_atomic *f, nmp_msg *msg); /* fsync + rename; always closes */
+void nmp_atomic_abort(nmp_atomic *f);                   /* idempotent; accepts a zeroed f */
+
+/* ---------------------------------------------------------- half types */
+
+float nmp_f16_to_f32(uint16_t h);
+uint16_t nmp_f32_to_f16(float f);   /* round to nearest even */
+float nmp_bf16_to_f32(uint16_t b);
+uint16_t nmp_f32_to_bf16(float f);  /* round to nearest even */
+
 /* ------------------------------------------------------------- problem */
 
 struct nmp_problem {
