@@ -65,10 +65,8 @@ nmp_err nmp_eval_create(const nmp_problem *pb, const int32_t *perm, nmp_eval **o
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    if (perm && !nmp_perm_is_valid(perm, pb->cols)) {
-        e = NMP_ERR_ARG;
-        goto out;
-    }
+    if (perm)
+        NMP_TRY(e, nmp_perm_check(perm, pb->cols));
     nmp_eval_reset(ev, perm);
     *out = ev;
     ev = NULL;

@@ -48,6 +48,12 @@ uint16_t nmp_f32_to_f16(float f);   /* round to nearest even */
 float nmp_bf16_to_f32(uint16_t b);
 uint16_t nmp_f32_to_bf16(float f);  /* round to nearest even */
 
+/* ----------------------------------------------------------------- perm */
+
+/* nmp_perm_is_valid that tells the two failures apart: NMP_OK for a bijection on 0..n-1,
+ * NMP_ERR_ARG when perm is not one, NMP_ERR_NOMEM when its scratch could not be allocated. */
+nmp_err nmp_perm_check(const int32_t *perm, int64_t n);
+
 /* ------------------------------------------------------------- problem */
 
 struct nmp_problem {

@@ -4,12 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-int nmp_perm_is_valid(const int32_t *perm, int64_t n)
+/* NMP_OK if perm is a bijection on 0..n-1, NMP_ERR_ARG if not, NMP_ERR_NOMEM if the n bytes of
+ * scratch could not be had (kept apart so that running out of memory is not reported as a bad
+ * permutation). */
+nmp_err nmp_perm_check(const int32_t *perm, int64_t n)
 {
     if (!perm || n < 0)
-        return 0;
+        return NMP_ERR_ARG;
     uint8_t *seen = nmp_calloc((size_t)n, 1);
-    int ok = seen != NULL;
+    if (!seen)
+        return NMP_ERR_NOMEM;
+    int ok = 1;
     for (int64_t k = 0; ok && k < n; k++) {
         const int32_t c = perm[k];
         ok = c >= 0 && c < n && !seen[c];
@@ -17,7 +22,12 @@ int nmp_perm_is_valid(const int32_t *perm, int64_t n)
             seen[c] = 1;
     }
     nmp_free(seen);
-    return ok;
+    return ok ? NMP_OK : NMP_ERR_ARG;
+}
+
+int nmp_perm_is_valid(const int32_t *perm, int64_t n)
+{
+    return nmp_perm_check(perm, n) == NMP_OK;
 }
 
 void nmp_perm_identity(int32_t *perm, int64_t n)

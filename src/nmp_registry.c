@@ -50,8 +50,9 @@ nmp_err nmp_solve(const nmp_problem *pb, const char *solver, const nmp_params *p
     NMP_TRY(e, nmp_params_check(par, ops, msg));
     if (start_is_identity)
         nmp_perm_identity(perm, pb->cols);
-    else if (!nmp_perm_is_valid(perm, pb->cols)) {
-        e = nmp_fail(msg, NMP_ERR_ARG, "start permutation is not a permutation of 0..%lld",
+    else if ((e = nmp_perm_check(perm, pb->cols)) != NMP_OK) {
+        if (e == NMP_ERR_ARG)
+            nmp_fail(msg, e, "start permutation is not a permutation of 0..%lld",
                      (long long)pb->cols - 1);
         goto out;
     }
@@ -72,9 +73,10 @@ nmp_err nmp_solve(const nmp_problem *pb, const char *solver, const nmp_params *p
         memcpy(perm, start, (size_t)pb->cols * sizeof *start);
         goto out;
     }
-    if (!nmp_perm_is_valid(perm, pb->cols)) {
-        e = nmp_fail(msg, NMP_ERR_INTERNAL, "solver '%s' returned an invalid permutation",
-                     ops->name);
+    if ((e = nmp_perm_check(perm, pb->cols)) != NMP_OK) {
+        if (e == NMP_ERR_ARG)
+            e = nmp_fail(msg, NMP_ERR_INTERNAL, "solver '%s' returned an invalid permutation",
+                         ops->name);
         memcpy(perm, start, (size_t)pb->cols * sizeof *start);
         goto out;
     }

@@ -81,8 +81,9 @@ void nmp_score_groups_raw(const nmp_problem *pb, const int32_t *perm, double *ou
 
 nmp_err nmp_score_groups(const nmp_problem *pb, const int32_t *perm, double *out)
 {
-    if (perm && !nmp_perm_is_valid(perm, pb->cols))
-        return NMP_ERR_ARG;
+    const nmp_err e = perm ? nmp_perm_check(perm, pb->cols) : NMP_OK;
+    if (e != NMP_OK)
+        return e;
     nmp_score_groups_raw(pb, perm, out);
     return NMP_OK;
 }
