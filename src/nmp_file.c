@@ -26,9 +26,17 @@ nmp_err nmp_atomic_open(nmp_atomic *f, const char *path, nmp_msg *msg)
         nmp_atomic_abort(f);
         return nmp_fail(msg, NMP_ERR_IO, "%s: cannot create output: %s", path, strerror(err));
     }
-    const mode_t mask = umask(0); /* mkstemp makes 0600; give the file the usual 0666 & ~umask */
-    umask(mask);
-    fchmod(fd, 0666 & ~mask);
+    /* mkstemp makes 0600: keep the mode of the file being replaced, else the usual 0666 & ~umask */
+    struct stat old;
+    mode_t mode;
+    if (stat(path, &old) == 0) {
+        mode = old.st_mode & 07777;
+    } else {
+        const mode_t mask = umask(0);
+        umask(mask);
+        mode = 0666 & ~mask;
+    }
+    fchmod(fd, mode);
     f->fp = fdopen(fd, "wb");
     if (!f->fp) {
         const int err = errno;

@@ -763,76 +763,32 @@ static bool write_data(FILE *f, const npy_source *src, unsigned char *chunk)
     return fwrite(chunk, 1, fill, f) == fill;
 }
 
-/* Writes to "path.tmpXXXXXX" (mkstemp, same folder), flushes and fsyncs it, then renames it
- * over path, so that path holds either its old content or the whole new file. The new file
- * keeps the mode of the file it replaces, else gets 0644. On failure the temporary is removed. */
+/* Header, then data, through an atomic output file (nmp_file.c): path holds either its old
+ * content or the whole new file. */
 static nmp_err write_atomic(const char *path, const npy_source *src, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    const size_t plen = strlen(path);
-    char *tmp = nmp_malloc(plen + sizeof ".tmpXXXXXX");
-    unsigned char *chunk = nmp_malloc(NPY_CHUNK);
+    nmp_atomic f = { 0 };
     unsigned char header[256];
-    FILE *f = NULL;
-    int fd = -1;
-    bool created = false;
-    struct stat st;
-
-    if (!tmp || !chunk) {
+    unsigned char *chunk = nmp_malloc(NPY_CHUNK);
+    if (!chunk) {
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmpXXXXXX", sizeof ".tmpXXXXXX");
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot create temporary file: %s", path,
-                     strerror(errno));
-        goto out;
-    }
-    created = true;
-    const mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : 0644;
-    if (fchmod(fd, mode) != 0) {
-        e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot set mode: %s", path, strerror(errno));
-        goto out;
-    }
-    f = fdopen(fd, "wb");
-    if (!f) {
-        e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        goto out;
-    }
-    fd = -1; /* owned by f now */
     const size_t hsize = format_header(src, header, sizeof header);
     if (hsize == 0) {
         e = nmp_fail(msg, NMP_ERR_INTERNAL, "%s: header does not fit", path);
         goto out;
     }
-    if (fwrite(header, 1, hsize, f) != hsize || !write_data(f, src, chunk) || fflush(f) != 0 ||
-        fsync(fileno(f)) != 0) {
+    NMP_TRY(e, nmp_atomic_open(&f, path, msg));
+    if (fwrite(header, 1, hsize, f.fp) != hsize || !write_data(f.fp, src, chunk)) {
         e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
         goto out;
     }
-    const int rc = fclose(f);
-    f = NULL;
-    if (rc != 0) {
-        e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot rename temporary file: %s", path,
-                     strerror(errno));
-        goto out;
-    }
-    created = false;
+    e = nmp_atomic_commit(&f, msg);
 out:
-    if (f)
-        fclose(f);
-    if (fd >= 0)
-        close(fd);
-    if (created)
-        unlink(tmp);
+    nmp_atomic_abort(&f);
     nmp_free(chunk);
-    nmp_free(tmp);
     return e;
 }
 

@@ -726,14 +726,14 @@ static void test_write_errors(void **state)
     assert_int_equal(nmp_npy_write_matrix(path, &v, &msg), NMP_ERR_IO);
     assert_msg(&msg, path, "No such file");
     assert_int_equal(nmp_npy_write_perm(path, perm, 3, &msg), NMP_ERR_IO);
-    assert_msg(&msg, path, "cannot create temporary file");
+    assert_msg(&msg, path, "cannot create output");
 
     /* a file where a folder should be */
     join(sub, sizeof sub, dir, "plain");
     put_raw(sub, "x", 1);
     join(path, sizeof path, dir, "plain/w.npy");
     assert_int_equal(nmp_npy_write_matrix(path, &v, &msg), NMP_ERR_IO);
-    assert_msg(&msg, path, "cannot create temporary file");
+    assert_msg(&msg, path, "cannot create output");
     assert_int_equal(dir_count(dir), 1);
 
     /* the rename fails (a non-empty folder is in the way): the temporary is removed */
@@ -753,7 +753,7 @@ static void test_write_errors(void **state)
     join(path, sizeof path, dir, "ro/w.npy");
     if (access(sub, W_OK) != 0) {
         assert_int_equal(nmp_npy_write_matrix(path, &v, &msg), NMP_ERR_IO);
-        assert_msg(&msg, path, "cannot create temporary file");
+        assert_msg(&msg, path, "cannot create output");
         assert_int_equal(dir_count(sub), 0);
     }
     chmod(sub, 0755);
