@@ -63,10 +63,11 @@ nmp_err nmp_atomic_commit(nmp_atomic *f, nmp_msg *msg)
     if (fclose(f->fp) != 0 && !err)
         err = errno;
     f->fp = NULL;
-    if (!err && rename(f->tmp, f->path) != 0)
-        err = errno;
     if (err)
         e = nmp_fail(msg, NMP_ERR_IO, "%s: write failed: %s", f->path, strerror(err));
+    else if (rename(f->tmp, f->path) != 0)
+        e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot rename temporary file over it: %s", f->path,
+                     strerror(errno));
     else
         f->tmp[0] = '\0'; /* renamed: nothing to remove */
     nmp_atomic_abort(f);
