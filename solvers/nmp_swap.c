@@ -157,6 +157,7 @@ static nmp_err swap_solve(void *p, int32_t *perm, nmp_result *res)
     const nmp_problem *pb = st->pb;
     const int m = pb->m;
     nmp_eval_reset(st->ev, perm);
+    st->moves = 0;
     memset(st->dirty, 1, (size_t)st->groups);
     res->status = NMP_STATUS_FEASIBLE;
     bool running = refresh_dirty(st) && descend(st, NULL);
@@ -180,8 +181,8 @@ static nmp_err swap_solve(void *p, int32_t *perm, nmp_result *res)
             nmp_eval_reset(st->ev, st->keep);
             running = running && refresh_dirty(st);
         }
-        res->iterations = t + 1;
     }
+    res->iterations = st->moves;
     if (!running)
         res->status = nmp_clock_status(&st->clock);
     memcpy(perm, st->keep, (size_t)pb->cols * sizeof *perm);
