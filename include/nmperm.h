@@ -377,6 +377,139 @@ typedef nmp_err (*nmp_st_fill_fn)(void *user, const nmp_st_tensor *t, void *dst,
 nmp_err nmp_st_write(const nmp_st *in, const char *path, nmp_st_fill_fn fill, void *user,
                      nmp_msg *msg);
 
+/* ------------------------------------------------- backend (CPU reference, GPU overrides) */
+
+/* Batch scoring kernels behind one table, as BLIS's context: nmp_backend_init fills it with the
+ * CPU reference (src/nmp_backend.c), then, in a CUDA build with a device present, gpu/ replaces
+ * the entries it implements. The environment variable NMP_BACKEND=cpu forces the reference.
+ * Every entry reads the problem it was opened on; perm NULL = identity. Window and pricing
+ * values are float partial sums over 64 rows added in double on the CPU; the GPU sums in another
+ * order, so results agree within rounding (about 1e-5 relative), and ties may pick another
+ * member. */
+typedef struct nmp_backend nmp_backend;
+struct nmp_backend {
+    const char *name;          /* "cpu" or "cuda" */
+    const nmp_problem *pb;
+    void *dev;                 /* device state of gpu/ (problem uploaded once); NULL on the CPU */
+    /* out[g] = kept saliency of group g (nmp_score_groups). */
+    nmp_err (*score_groups)(const nmp_backend *be, const int32_t *perm, double *out);
+    /* out[t] = change of the kept score if slots a and b[t] exchange columns (0 for the same
+     * group), for t < count: one slot against many. */
+    nmp_err (*swap_deltas)(const nmp_backend *be, const int32_t *perm, int64_t a, const int64_t *b,
+                           int64_t count, double *out);
+    /* For every pair of groups g < h (pair index p = g*G - g*(g+1)/2 + h-g-1, G groups): the best
+     * split of their 2m columns into two groups of m. mask[p] bit t (t < 2m) puts window column t
+     * (perm[g*m + t] for t < m, else perm[h*m + t-m]) into the first group; bit 0 is always set;
+     * the first maximum in increasing mask order wins. gain[p] = best - current >= 0. Needs
+     * 2m <= 16 (NMP_ERR_UNSUPPORTED otherwise). This is the work of apex's stripe-pair kernels. */
+    nmp_err (*window_repartitions)(const nmp_backend *be, const int32_t *perm, double *gain,
+                                   uint32_t *mask);
+    /* Column-generation pricing by enumeration: for each column i, the m-subset S with smallest
+     * member i that maximises rc(S) = D(S) - sum_{s in S} y[s]; rc[i] (-inf when i > cols - m)
+     * and its members ascending in cols[i*m .. i*m+m-1] (lexicographically first among ties).
+     * NMP_ERR_UNSUPPORTED when C(cols, m) exceeds 2^40 or m > 8. */
+    nmp_err (*pricing)(const nmp_backend *be, const double *y, double *rc, int32_t *cols);
+};
+
+/* device: NULL or "auto" (the GPU when this build has CUDA and a device is present, unless
+ * NMP_BACKEND=cpu), "cpu" (the reference), "gpu" (NMP_ERR_GPU when no device; NMP_ERR_UNSUPPORTED
+ * when built without CUDA). pb must outlive be. Release with nmp_backend_release. */
+nmp_err nmp_backend_init(nmp_backend *be, const nmp_problem *pb, const char *device,
+                         nmp_msg *msg);
+void nmp_backend_init_cpu(nmp_backend *be, const nmp_problem *pb); /* the reference only */
+void nmp_backend_release(nmp_backend *be); /* frees device state; accepts a zeroed be */
+
+/* Number of masks the window entry tries for group size m: C(2m-1, m-1) (35 for m = 4). */
+int64_t nmp_window_masks(int m);
+/* Value of one window split: sum_j topn(first group) + topn(second group) (in double). */
+double nmp_window_split_value(const nmp_problem *pb, const int32_t *perm, int64_t g, int64_t h,
+                              uint32_t mask);
+
+/* ------------------------------------------- 2:4 layers: CPU references of the GPU evaluator */
+
+/* out (rows x cols, row-major) = columns of a in slot order: out(j, k) = a(j, perm[k]); perm
+ * NULL = identity. NMP_ERR_ARG for an invalid perm. */
+nmp_err nmp_gather_cols(const nmp_matrix *a, const int32_t *perm, float *out);
+/* In place: in each row keep the n largest |w| of every m consecutive entries and zero the rest;
+ * ties keep the lower index (element t survives when fewer than n others beat it). cols % m == 0
+ * or NMP_ERR_ARG. The device prune computes the same rule. */
+nmp_err nmp_prune_nm(float *w, int64_t rows, int64_t cols, nmp_pattern nm);
+/* Number of groups of m that hold more than n nonzeros (0: a valid N:M matrix). */
+int64_t nmp_prune_violations(const float *w, int64_t rows, int64_t cols, nmp_pattern nm);
+
+/* Differences of y against a reference (count values, read in double). */
+typedef struct nmp_diff {
+    double max_abs;     /* max |y - ref| */
+    double max_ref;     /* max |ref| */
+    double rel_fro;     /* ||y - ref||_F / ||ref||_F (0 when ref is all zero and y == ref) */
+    int64_t nonfinite;  /* entries of y that are NaN or infinite */
+} nmp_diff;
+nmp_err nmp_diff_compute(const float *y, const float *ref, int64_t count, nmp_diff *out);
+
+/* Y = X W^T for row-major X (t x k) and W (n x k) into Y (t x n), in double: the reference of
+ * the device GEMMs on small shapes. */
+nmp_err nmp_gemm_xwt(const float *x, const float *w, int64_t t, int64_t n, int64_t k, float *y);
+
+/* ------------------------------------------------------------- GPU evaluator (gpu/) */
+
+typedef enum nmp_dtype {
+    NMP_DTYPE_F16 = 0, NMP_DTYPE_BF16, NMP_DTYPE_I8, NMP_DTYPE_E4M3, NMP_DTYPE_F32
+} nmp_dtype;
+const char *nmp_dtype_name(nmp_dtype d); /* "fp16", "bf16", "int8", "e4m3", "fp32" */
+/* Parses those names (and "f16", "half", "i8", "fp8"); NMP_ERR_ARG when unknown. fp32/tf32 are
+ * parsed but refused by the sparse GEMM: in cuSPARSELt they are 1:2, not 2:4. */
+nmp_err nmp_dtype_parse(const char *s, nmp_dtype *out);
+/* Largest |sparse - dense| / max |dense| accepted for a dtype's outputs (fp16 out, bf16 out,
+ * int32 out, bf16 out): differences come from summation order and output rounding only. */
+double nmp_dtype_tolerance(nmp_dtype d);
+
+/* What this build and machine offer. nmp_gpu_count is 0 in a build without CUDA. */
+int nmp_gpu_built(void);          /* 1 when compiled with CUDA */
+int nmp_gpu_has_cusparselt(void); /* 1 when compiled with cuSPARSELt */
+int nmp_gpu_count(void);          /* CUDA devices present (0 on any error) */
+/* One line naming device 0, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)".
+ * NMP_ERR_GPU when none. */
+nmp_err nmp_gpu_describe(char *buf, size_t len);
+
+/* One layer Y = X W^T (X: tokens x k activations, W: n x k weights) on the device: gather
+ * the columns of W and X by perm, prune W 2:4 by magnitude, check the pattern
+ * (cusparseLtSpMMAPruneCheck), compress, pick cuSPARSELt's algorithm (cusparseLtMatmulSearch),
+ * then time the sparse GEMM and the dense cuBLAS GEMM on the pruned W (CUDA events, warm-up,
+ * median of reps). */
+typedef struct nmp_spmm_desc {
+    const float *w;      /* n x k row-major; NULL: random N(0, 1) from seed */
+    const float *x;      /* tokens x k row-major; NULL: random N(0, 1) from seed */
+    const int32_t *perm; /* k entries, NULL = identity */
+    int64_t n, k, tokens;
+    nmp_dtype dtype;
+    int warmup, reps;    /* 0: 10 and 50 */
+    uint64_t seed;
+    int errors;          /* also compute fp32 output errors of the pruned layer (3 fp32 GEMMs) */
+} nmp_spmm_desc;
+
+typedef struct nmp_spmm_report {
+    char device[160];
+    double sparse_ms, dense_ms;       /* medians */
+    double sparse_tflops, dense_tflops; /* 2 n k tokens / time (dense-equivalent flops) */
+    double speedup;                   /* dense_ms / sparse_ms */
+    nmp_diff sparse_vs_dense;         /* sparse result against dense cuBLAS on the pruned W */
+    double tolerance;                 /* nmp_dtype_tolerance(dtype) */
+    int within_tolerance;             /* max_abs <= tolerance * max_ref and no NaN */
+    int prune_valid;                  /* cusparseLtSpMMAPruneCheck accepted the pruned W */
+    int64_t violations;               /* groups of 4 with > 2 nonzeros after the device prune */
+    int alg_id;                       /* algorithm cusparseLtMatmulSearch picked */
+    size_t compressed_bytes;
+    /* with errors: rel. Frobenius error of the pruned layer's fp32 output against the unpruned
+     * X W^T, without (identity) and with the permutation; -1 when not computed */
+    double err_identity, err_perm;
+    double kept_identity, kept_perm;  /* sum |W| kept by the prune, identity and permuted */
+} nmp_spmm_report;
+
+/* NMP_ERR_GPU (reason in msg) without a device or on a CUDA failure; NMP_ERR_UNSUPPORTED without
+ * cuSPARSELt in this build ("cuSPARSELt unavailable in this build") or for fp32 (1:2 in
+ * cuSPARSELt); NMP_ERR_ARG for shapes cuSPARSELt refuses (n, k, tokens multiples of 16 here). */
+nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *d, nmp_spmm_report *r, nmp_msg *msg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,8 @@ static const char help_main[] =
     "  solve     search for a good permutation with a solver\n"
     "  solvers   list the solvers and their parameters\n"
     "  gen       write a deterministic random test matrix\n"
+    "  gpu-eval  time a permuted 2:4 layer on the GPU: cuSPARSELt vs dense cuBLAS, errors\n"
+    "  gpu-bench sparse vs dense GEMM timings over LLM shapes on the GPU\n"
     "\n"
     "  -h, --help      this text ('nmperm <command> --help' for a command)\n"
     "      --version   print the version\n"
@@ -399,6 +401,8 @@ int main(int argc, char **argv)
         { "solve", cli_cmd_solve },
         { "solvers", cli_cmd_solvers },
         { "gen", cli_cmd_gen },
+        { "gpu-eval", cli_cmd_gpu_eval },
+        { "gpu-bench", cli_cmd_gpu_bench },
     };
     const size_t ncmds = sizeof cmds / sizeof cmds[0];
     if (argc < 2) {

@@ -106,5 +106,7 @@ int cli_cmd_score(cli_args *c);   /* nmp_cli_cmds.c */
 int cli_cmd_solvers(cli_args *c); /* nmp_cli_cmds.c */
 int cli_cmd_gen(cli_args *c);     /* nmp_cli_cmds.c */
 int cli_cmd_solve(cli_args *c);   /* nmp_cli_solve.c */
+int cli_cmd_gpu_eval(cli_args *c);  /* nmp_cli_gpu.c */
+int cli_cmd_gpu_bench(cli_args *c); /* nmp_cli_gpu.c */
 
 #endif /* NMP_CLI_H */

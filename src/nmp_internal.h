@@ -123,4 +123,14 @@ extern const nmp_solver_ops nmp_dp_ops;
 #ifdef NMP_HAVE_GLPK
 #endif
 
+/* ------------------------------------------------ GPU backend (gpu/, built with CUDA) */
+
+#ifdef NMP_HAVE_CUDA
+/* Uploads be->pb to device 0 and replaces the entries gpu/ implements; be->dev holds the device
+ * state. NMP_ERR_GPU (reason in msg) when the device cannot take it. */
+nmp_err nmp_gpu_backend_open(nmp_backend *be, nmp_msg *msg);
+void nmp_gpu_backend_close(nmp_backend *be); /* frees be->dev and restores the reference */
+#endif
+
 #endif /* NMP_INTERNAL_H */
+
