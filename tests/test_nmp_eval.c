@@ -329,7 +329,9 @@ static void tall_matrix_delta_accuracy(void **state)
         for (int64_t b = 4; b < 8; b++) {
             const double d = nmp_eval_swap_delta(ev, a, b);
             const double e = naive_swap_delta(pb, nmp_eval_perm(ev), a, b);
-            nmp_assert_close(d, e, 1e-6 * nmp_eval_score(ev));
+            /* measured: |error| <= 3.2e-5 with 64-row float blocks; a single float sum over
+             * all rows is off by up to 4.5e-4 on this instance (fails at 8e-5) */
+            nmp_assert_close(d, e, 8e-5);
         }
     nmp_eval_free(ev);
     nmp_problem_free(pb);
