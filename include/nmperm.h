@@ -510,6 +510,114 @@ typedef struct nmp_spmm_report {
  * cuSPARSELt); NMP_ERR_ARG for shapes cuSPARSELt refuses (n, k, tokens multiples of 16 here). */
 nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *d, nmp_spmm_report *r, nmp_msg *msg);
 
+
+/* ------------------------------------------------- checkpoint channel spaces */
+
+/* A channel space is one permutation of a channel dimension shared by several tensors of a
+ * checkpoint. Consumers have that dimension as an input axis: their columns are permuted and they
+ * are scored together (every consumer's slice stacked by rows, the channel axis as columns, all
+ * other axes flattened into rows). Producers have it as an output axis and are permuted to match
+ * (weight rows, biases, norm scales and shifts, BatchNorm statistics). A reference selects
+ * channels offset .. offset + size - 1 of one axis of one tensor. */
+typedef enum nmp_role { NMP_ROLE_CONSUMER = 0, NMP_ROLE_PRODUCER } nmp_role;
+
+/* What a reference is in the block computed by --verify (see nmp_space_verify):
+ * u = W x + b; u = (u - mean) / sqrt(var + 1e-5); u = u * scale + shift; h = act(G x + gb) * u
+ * when there is a gate, else h = act(u); y_c = C_c h for every consumer c. */
+typedef enum nmp_use {
+    NMP_USE_WEIGHT = 0, NMP_USE_BIAS, NMP_USE_GATE, NMP_USE_GATE_BIAS, NMP_USE_SCALE,
+    NMP_USE_SHIFT, NMP_USE_MEAN, NMP_USE_VAR
+} nmp_use;
+
+typedef enum nmp_act { NMP_ACT_IDENTITY = 0, NMP_ACT_RELU, NMP_ACT_GELU, NMP_ACT_SILU } nmp_act;
+
+typedef struct nmp_ref {
+    char *tensor;   /* owned by the plan */
+    nmp_role role;
+    nmp_use use;
+    int axis;
+    int64_t offset;
+} nmp_ref;
+
+/* What a solve found for one space (filled by the CLI's permute; all 0 when not solved). */
+typedef struct nmp_space_stats {
+    int64_t rows, cols;
+    char solver[32];
+    nmp_status status;
+    double identity, kept, bound, row_bound, efficacy, seconds;
+    double verify_rel;  /* max relative difference found by verification; < 0: not verified */
+} nmp_space_stats;
+
+typedef struct nmp_space {
+    char *name;      /* owned */
+    int64_t size;    /* channels in the space */
+    nmp_act act;
+    int64_t nrefs;
+    nmp_ref *refs;   /* owned */
+    char *skip;      /* owned; non-NULL: the space is left alone, for this reason */
+    int32_t *perm;   /* owned; size entries, NULL = identity */
+    int solved;      /* nonzero: stats are meaningful */
+    nmp_space_stats stats;
+} nmp_space;
+
+/* A plan: the channel spaces of one checkpoint. Release with nmp_plan_free (accepts NULL). */
+typedef struct nmp_plan {
+    char *arch;      /* owned; "bert", "gpt2", "llama", "resnet", or what a plan file says */
+    nmp_pattern nm;  /* the pattern the perms were found for; 0:0 when none yet */
+    int64_t count;
+    nmp_space *spaces;
+} nmp_plan;
+
+void nmp_plan_free(nmp_plan *plan);
+const char *nmp_act_name(nmp_act a);   /* "identity", "relu", "gelu", "silu" */
+const char *nmp_use_name(nmp_use u);   /* "weight", "bias", "gate", "gate_bias", "scale", ... */
+
+typedef struct nmp_plan_opts {
+    const char *arch;   /* "auto" (or NULL), "bert", "gpt2", "llama", "resnet" */
+    int heads;          /* attention heads, 0 when unknown (then no attention spaces) */
+    int kv_heads;       /* key/value heads (GQA), 0 = heads */
+} nmp_plan_opts;
+
+/* Infers the channel spaces of a checkpoint from its tensor names. Spaces whose tensors are not
+ * float get a skip reason. NMP_ERR_FORMAT (reason in msg) when the arch is not recognised or a
+ * coupled tensor is missing or misshaped; NMP_ERR_ARG for an unknown arch name; NMP_ERR_NOMEM. */
+nmp_err nmp_plan_infer(const nmp_st *st, const nmp_plan_opts *o, nmp_plan **out, nmp_msg *msg);
+
+/* Reads a plan (or a report, which is a plan with perms and stats) from a JSON file; perms given
+ * in the file are read and validated as bijections. NMP_ERR_IO, NMP_ERR_FORMAT ("<file>: <what>"),
+ * NMP_ERR_NOMEM. */
+nmp_err nmp_plan_read(const char *path, nmp_plan **out, nmp_msg *msg);
+/* The plan as JSON text (with perms and stats where present); *text released with nmp_free. */
+nmp_err nmp_plan_dumps(const nmp_plan *plan, char **text);
+/* Writes nmp_plan_dumps's text atomically. */
+nmp_err nmp_plan_write(const nmp_plan *plan, const char *path, nmp_msg *msg);
+
+/* Checks every space that is not skipped against the checkpoint: tensors exist and are float,
+ * axes in range, offset + size within the axis, at least one consumer; then marks spaces whose
+ * size is not a multiple of nm.m or is below 2 * nm.m as skipped. Errors: NMP_ERR_FORMAT with
+ * "<file>: <tensor>: <reason>" in msg. */
+nmp_err nmp_plan_check(nmp_plan *plan, const nmp_st *st, nmp_pattern nm, nmp_msg *msg);
+
+/* The scoring problem of a space (objective abs): every consumer's slice, stacked by rows.
+ * Release with nmp_problem_free. */
+nmp_err nmp_space_problem(const nmp_st *st, const nmp_space *sp, nmp_pattern nm,
+                          nmp_problem **out, nmp_msg *msg);
+
+/* Writes `in` to path with the perm of every space that has one applied to all its references,
+ * and with prune, the consumers' slices pruned to N:M (the smallest |w| of every group of m
+ * consecutive channels zeroed; each group is then checked to hold at most n nonzeros).
+ * Untouched tensors are byte-identical. Atomic (nmp_st_write). */
+nmp_err nmp_plan_apply(const nmp_st *in, const nmp_plan *plan, int prune, nmp_pattern nm,
+                       const char *path, nmp_msg *msg);
+
+/* Checks on `samples` random inputs (float64, seeded) that the block of space sp computes the same
+ * on checkpoint a as on checkpoint b, with perm_b (sp->size entries, may be NULL) applied to b's
+ * references on the fly (so b may be the unpermuted input itself). *max_rel gets
+ * max |y_a - y_b| / max |y_a|. NMP_ERR_FORMAT when a tensor is missing in b or misshaped. */
+nmp_err nmp_space_verify(const nmp_space *sp, const nmp_st *a, const nmp_st *b,
+                         const int32_t *perm_b, uint64_t seed, int samples, double *max_rel,
+                         nmp_msg *msg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 /* nmp_cli.c: the nmperm command line: main(), errors, argument parsing, loading problems; the
  * commands are in nmp_cli_cmds.c (score, solvers, gen) and nmp_cli_solve.c (solve) */
 #include "nmp_cli.h"
+#include "nmp_cli_ckpt.h"
 
 #include <errno.h>
 #include <math.h>
@@ -25,6 +26,9 @@ static const char help_main[] =
     "  gen       write a deterministic random test matrix\n"
     "  gpu-eval  time a permuted 2:4 layer on the GPU: cuSPARSELt vs dense cuBLAS, errors\n"
     "  gpu-bench sparse vs dense GEMM timings over LLM shapes on the GPU\n"
+    "  plan      print the channel spaces of a safetensors checkpoint (JSON)\n"
+    "  permute   permute (and prune) a safetensors checkpoint, verified and reported\n"
+    "  apply     re-apply the permutations of a permute report\n"
     "\n"
     "  -h, --help      this text ('nmperm <command> --help' for a command)\n"
     "      --version   print the version\n"
@@ -403,6 +407,9 @@ int main(int argc, char **argv)
         { "gen", cli_cmd_gen },
         { "gpu-eval", cli_cmd_gpu_eval },
         { "gpu-bench", cli_cmd_gpu_bench },
+        { "plan", nmp_cli_plan },
+        { "permute", nmp_cli_permute },
+        { "apply", nmp_cli_apply },
     };
     const size_t ncmds = sizeof cmds / sizeof cmds[0];
     if (argc < 2) {

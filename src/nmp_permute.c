@@ -1,0 +1,432 @@
+/* nmp_permute.c: channel spaces applied to a checkpoint: scoring problems, permuted and pruned
+ * output, verification that a permuted block computes what the original did */
+#include "nmp_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ------------------------------------------------------- tensor views */
+
+enum { DT_F32, DT_F64, DT_F16, DT_BF16, DT_OTHER };
+
+static int dtype_code(const char *d)
+{
+    return strcmp(d, "F32") == 0    ? DT_F32
+           : strcmp(d, "F64") == 0  ? DT_F64
+           : strcmp(d, "F16") == 0  ? DT_F16
+           : strcmp(d, "BF16") == 0 ? DT_BF16
+                                    : DT_OTHER;
+}
+
+/* A tensor seen as [outer, C, inner] around one channel axis, channels off .. off + size - 1
+ * of C exposed as 0 .. size - 1, optionally through perm (local channel c reads perm[c]). */
+typedef struct tview {
+    const uint8_t *data;
+    int code;
+    size_t esize;
+    int64_t outer, C, inner, off;
+    const int32_t *perm;
+} tview;
+
+static tview tview_make(const nmp_st_tensor *t, const void *data, const nmp_ref *r,
+                        const int32_t *perm)
+{
+    tview v = { data, dtype_code(t->dtype), nmp_st_dtype_size(t->dtype), 1, t->shape[r->axis], 1,
+                r->offset, perm };
+    for (int d = 0; d < r->axis; d++)
+        v.outer *= t->shape[d];
+    for (int d = r->axis + 1; d < t->ndim; d++)
+        v.inner *= t->shape[d];
+    return v;
+}
+
+static inline int64_t tv_index(const tview *v, int64_t o, int64_t c, int64_t i)
+{
+    const int64_t ch = v->off + (v->perm ? v->perm[c] : c);
+    return (o * v->C + ch) * v->inner + i;
+}
+
+static inline double decode(const uint8_t *p, int code)
+{
+    float f;
+    double d;
+    uint16_t h;
+    switch (code) {
+    case DT_F32: memcpy(&f, p, 4); return f;
+    case DT_F64: memcpy(&d, p, 8); return d;
+    case DT_F16: memcpy(&h, p, 2); return nmp_f16_to_f32(h);
+    case DT_BF16: memcpy(&h, p, 2); return nmp_bf16_to_f32(h);
+    default: return 0;
+    }
+}
+
+static inline double tv_get(const tview *v, int64_t o, int64_t c, int64_t i)
+{
+    return decode(v->data + (size_t)tv_index(v, o, c, i) * v->esize, v->code);
+}
+
+/* A reference of a space resolved on a checkpoint (NMP_ERR_FORMAT when absent or misshaped). */
+static nmp_err resolve(const nmp_st *st, const nmp_space *sp, const nmp_ref *r,
+                       const int32_t *perm, tview *v, nmp_msg *msg)
+{
+    const nmp_st_tensor *t = nmp_st_find(st, r->tensor);
+    if (!t)
+        return nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: missing (space %s)", nmp_st_path(st),
+                        r->tensor, sp->name);
+    if (dtype_code(t->dtype) == DT_OTHER || r->axis < 0 || r->axis >= t->ndim ||
+        r->offset < 0 || r->offset + sp->size > t->shape[r->axis])
+        return nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: dtype %s, axis %d, channels %lld..%lld do "
+                        "not fit the tensor (space %s)", nmp_st_path(st), r->tensor, t->dtype,
+                        r->axis, (long long)r->offset, (long long)(r->offset + sp->size - 1),
+                        sp->name);
+    *v = tview_make(t, nmp_st_bytes(st, t), r, perm);
+    return NMP_OK;
+}
+
+/* ------------------------------------------------------------ problems */
+
+/* S = |[C_1; C_2; ...]|: each consumer's slice with the channel axis as columns and (outer,
+ * inner) flattened into rows, stacked; built in float32 then handed to nmp_problem_create. */
+nmp_err nmp_space_problem(const nmp_st *st, const nmp_space *sp, nmp_pattern nm,
+                          nmp_problem **out, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    float *w = NULL;
+    int64_t rows = 0;
+    *out = NULL;
+    for (int64_t r = 0; r < sp->nrefs; r++) {
+        tview v;
+        if (sp->refs[r].role != NMP_ROLE_CONSUMER)
+            continue;
+        NMP_TRY(e, resolve(st, sp, &sp->refs[r], NULL, &v, msg));
+        rows += v.outer * v.inner;
+    }
+    if (rows < 1 || (uint64_t)rows > SIZE_MAX / sizeof *w / (uint64_t)sp->size) {
+        e = nmp_fail(msg, NMP_ERR_ARG, "space %s: %lld rows", sp->name, (long long)rows);
+        goto out;
+    }
+    if (!(w = nmp_malloc((size_t)rows * (size_t)sp->size * sizeof *w))) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    int64_t j = 0;
+    for (int64_t r = 0; r < sp->nrefs; r++) {
+        tview v;
+        if (sp->refs[r].role != NMP_ROLE_CONSUMER)
+            continue;
+        NMP_TRY(e, resolve(st, sp, &sp->refs[r], NULL, &v, msg));
+        for (int64_t o = 0; o < v.outer; o++)
+            for (int64_t i = 0; i < v.inner; i++, j++)
+                for (int64_t c = 0; c < sp->size; c++)
+                    w[j * sp->size + c] = (float)tv_get(&v, o, c, i);
+    }
+    const nmp_problem_desc d = { nmp_matrix_view(w, rows, sp->size), nm, NMP_OBJ_ABS, NULL,
+                                 { 0 } };
+    nmp_msg pmsg = { { 0 } };
+    if ((e = nmp_problem_create(&d, out, &pmsg)) != NMP_OK)
+        nmp_fail(msg, e, "%s: space %s: %s", nmp_st_path(st), sp->name, pmsg.text);
+out:
+    nmp_free(w);
+    return e;
+}
+
+/* --------------------------------------------------------------- writing */
+
+/* Slot k of every [outer] block gets the old slot perm[k]: cycles followed in place with one
+ * slot (inner elements) of scratch, so a tensor is permuted without a second copy. */
+static void permute_slots(uint8_t *data, const tview *v, const int32_t *perm, int64_t n,
+                          uint8_t *tmp, uint8_t *seen)
+{
+    const size_t slot = (size_t)v->inner * v->esize;
+    for (int64_t o = 0; o < v->outer; o++) {
+        uint8_t *base = data + (size_t)((o * v->C + v->off) * v->inner) * v->esize;
+        memset(seen, 0, (size_t)n);
+        for (int64_t start = 0; start < n; start++) {
+            if (seen[start] || perm[start] == start)
+                continue;
+            memcpy(tmp, base + (size_t)start * slot, slot);
+            int64_t k = start;
+            for (;;) {
+                seen[k] = 1;
+                const int64_t src = perm[k];
+                if (src == start) {
+                    memcpy(base + (size_t)k * slot, tmp, slot);
+                    break;
+                }
+                memcpy(base + (size_t)k * slot, base + (size_t)src * slot, slot);
+                k = src;
+            }
+        }
+    }
+}
+
+/* Keeps the n largest |w| of every group of m consecutive channels (ties: the first ones), zeroes
+ * the rest, then checks each group holds at most n nonzeros. */
+static nmp_err prune_slice(uint8_t *data, const tview *v, int64_t size, nmp_pattern nm,
+                           const char *name, nmp_msg *msg)
+{
+    for (int64_t o = 0; o < v->outer; o++)
+        for (int64_t i = 0; i < v->inner; i++)
+            for (int64_t g = 0; g < size / nm.m; g++) {
+                double a[NMP_MAX_M];
+                uint8_t *p[NMP_MAX_M];
+                bool keep[NMP_MAX_M] = { false };
+                for (int t = 0; t < nm.m; t++) {
+                    p[t] = data + (size_t)tv_index(v, o, g * nm.m + t, i) * v->esize;
+                    a[t] = fabs(decode(p[t], v->code));
+                }
+                for (int kept = 0; kept < nm.n; kept++) {
+                    int best = -1;
+                    for (int t = 0; t < nm.m; t++)
+                        if (!keep[t] && (best < 0 || a[t] > a[best]))
+                            best = t;
+                    keep[best] = true;
+                }
+                int nonzero = 0;
+                for (int t = 0; t < nm.m; t++) {
+                    if (!keep[t])
+                        memset(p[t], 0, v->esize);
+                    nonzero += decode(p[t], v->code) != 0;
+                }
+                if (nonzero > nm.n)
+                    return nmp_fail(msg, NMP_ERR_INTERNAL, "%s: group %lld of row %lld holds %d "
+                                    "nonzeros after %d:%d pruning", name, (long long)g,
+                                    (long long)(o * v->inner + i), nonzero, nm.n, nm.m);
+            }
+    return NMP_OK;
+}
+
+typedef struct fill_ctx {
+    const nmp_plan *plan;
+    bool prune;
+    nmp_pattern nm;
+} fill_ctx;
+
+/* Per tensor: every permutation that touches it, then (with prune) the consumers' pruning. */
+static nmp_err fill(void *user, const nmp_st_tensor *t, void *dst, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    const fill_ctx *fc = user;
+    uint8_t *tmp = NULL, *seen = NULL;
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t s = 0; s < fc->plan->count; s++) {
+            const nmp_space *sp = &fc->plan->spaces[s];
+            if (sp->skip || (pass == 0 && !sp->perm) || (pass == 1 && !fc->prune))
+                continue;
+            for (int64_t r = 0; r < sp->nrefs; r++) {
+                const nmp_ref *ref = &sp->refs[r];
+                if (strcmp(ref->tensor, t->name) != 0 ||
+                    (pass == 1 && ref->role != NMP_ROLE_CONSUMER))
+                    continue;
+                if (dtype_code(t->dtype) == DT_OTHER || ref->axis < 0 || ref->axis >= t->ndim ||
+                    ref->offset < 0 || ref->offset + sp->size > t->shape[ref->axis]) {
+                    e = nmp_fail(msg, NMP_ERR_ARG, "%s: does not fit space %s (dtype %s, axis "
+                                 "%d, offset %lld)", t->name, sp->name, t->dtype, ref->axis,
+                                 (long long)ref->offset);
+                    goto out;
+                }
+                const tview v = tview_make(t, dst, ref, NULL);
+                if (pass == 1) {
+                    NMP_TRY(e, prune_slice(dst, &v, sp->size, fc->nm, t->name, msg));
+                    continue;
+                }
+                nmp_free(tmp);
+                nmp_free(seen);
+                tmp = nmp_malloc((size_t)v.inner * v.esize);
+                seen = nmp_malloc((size_t)sp->size);
+                if (!tmp || !seen) {
+                    e = NMP_ERR_NOMEM;
+                    goto out;
+                }
+                permute_slots(dst, &v, sp->perm, sp->size, tmp, seen);
+            }
+        }
+out:
+    nmp_free(tmp);
+    nmp_free(seen);
+    return e;
+}
+
+nmp_err nmp_plan_apply(const nmp_st *in, const nmp_plan *plan, int prune, nmp_pattern nm,
+                       const char *path, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    fill_ctx fc = { plan, prune != 0, nm };
+    if (prune && (nm.m < 2 || nm.m > NMP_MAX_M || nm.n < 1 || nm.n >= nm.m)) {
+        e = nmp_fail(msg, NMP_ERR_ARG, "bad N:M pattern %d:%d", nm.n, nm.m);
+        goto out;
+    }
+    for (int64_t s = 0; s < plan->count; s++) {
+        const nmp_space *sp = &plan->spaces[s];
+        if (!sp->skip && ((sp->perm && !nmp_perm_is_valid(sp->perm, sp->size)) ||
+                          (prune && sp->size % nm.m != 0))) {
+            e = nmp_fail(msg, NMP_ERR_ARG, "space %s: bad perm or size %lld", sp->name,
+                         (long long)sp->size);
+            goto out;
+        }
+    }
+    e = nmp_st_write(in, path, fill, &fc, msg);
+out:
+    return e;
+}
+
+/* ------------------------------------------------------------ verifying */
+
+static double activate(nmp_act a, double x)
+{
+    switch (a) {
+    case NMP_ACT_RELU: return x > 0 ? x : 0;
+    case NMP_ACT_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    case NMP_ACT_SILU: return x / (1.0 + exp(-x));
+    case NMP_ACT_IDENTITY: break;
+    }
+    return x;
+}
+
+/* u = sum_q V(c, q) x[q] over the (outer, inner) index q of a producer weight. */
+static double dot_in(const tview *v, int64_t c, const double *x)
+{
+    double s = 0;
+    for (int64_t o = 0; o < v->outer; o++)
+        for (int64_t i = 0; i < v->inner; i++)
+            s += tv_get(v, o, c, i) * x[o * v->inner + i];
+    return s;
+}
+
+/* The block of sp on st (through perm): y = [C_1 h; C_2 h; ...], h as in nmperm.h's nmp_use.
+ * views holds sp->nrefs resolved views; u, g have size entries; y gets every consumer row. */
+static void block(const nmp_space *sp, const tview *views, const double *x, double *u, double *g,
+                  double *y)
+{
+    bool gated = false;
+    for (int64_t c = 0; c < sp->size; c++)
+        u[c] = g[c] = 0;
+    for (int64_t r = 0; r < sp->nrefs; r++) {
+        const nmp_ref *ref = &sp->refs[r];
+        if (ref->role != NMP_ROLE_PRODUCER)
+            continue;
+        if (ref->use == NMP_USE_WEIGHT || ref->use == NMP_USE_GATE) {
+            double *dst = ref->use == NMP_USE_GATE ? g : u;
+            gated |= ref->use == NMP_USE_GATE;
+            for (int64_t c = 0; c < sp->size; c++)
+                dst[c] += dot_in(&views[r], c, x);
+        }
+    }
+    static const nmp_use order[] = { NMP_USE_BIAS, NMP_USE_GATE_BIAS, NMP_USE_MEAN, NMP_USE_VAR,
+                                     NMP_USE_SCALE, NMP_USE_SHIFT };
+    for (int k = 0; k < 6; k++)
+        for (int64_t r = 0; r < sp->nrefs; r++) {
+            if (sp->refs[r].role != NMP_ROLE_PRODUCER || sp->refs[r].use != order[k])
+                continue;
+            for (int64_t c = 0; c < sp->size; c++) {
+                const double p = tv_get(&views[r], 0, c, 0);
+                switch (order[k]) {
+                case NMP_USE_BIAS: u[c] += p; break;
+                case NMP_USE_GATE_BIAS: g[c] += p; break;
+                case NMP_USE_MEAN: u[c] -= p; break;
+                case NMP_USE_VAR: u[c] /= sqrt(p + 1e-5); break;
+                case NMP_USE_SCALE: u[c] *= p; break;
+                default: u[c] += p; break;
+                }
+            }
+        }
+    for (int64_t c = 0; c < sp->size; c++)
+        u[c] = gated ? activate(sp->act, g[c]) * u[c] : activate(sp->act, u[c]);
+    int64_t j = 0;
+    for (int64_t r = 0; r < sp->nrefs; r++) {
+        const tview *v = &views[r];
+        if (sp->refs[r].role != NMP_ROLE_CONSUMER)
+            continue;
+        for (int64_t o = 0; o < v->outer; o++)
+            for (int64_t i = 0; i < v->inner; i++, j++) {
+                double s = 0;
+                for (int64_t c = 0; c < sp->size; c++)
+                    s += tv_get(v, o, c, i) * u[c];
+                y[j] = s;
+            }
+    }
+}
+
+/* Random x (N(0, 1), seeded) through the block of a and of b; the largest output difference
+ * relative to the largest output of a. */
+nmp_err nmp_space_verify(const nmp_space *sp, const nmp_st *a, const nmp_st *b,
+                         const int32_t *perm_b, uint64_t seed, int samples, double *max_rel,
+                         nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    tview *va = nmp_calloc((size_t)sp->nrefs, sizeof *va);
+    tview *vb = nmp_calloc((size_t)sp->nrefs, sizeof *vb);
+    double *x = NULL, *u = NULL, *g = NULL, *ya = NULL, *yb = NULL;
+    int64_t xdim = -1, ydim = 0;
+    int weights = 0;
+    *max_rel = 0;
+    if (!va || !vb) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    for (int64_t r = 0; r < sp->nrefs; r++) {
+        const nmp_ref *ref = &sp->refs[r];
+        NMP_TRY(e, resolve(a, sp, ref, NULL, &va[r], msg));
+        NMP_TRY(e, resolve(b, sp, ref, perm_b, &vb[r], msg));
+        if (va[r].outer != vb[r].outer || va[r].C != vb[r].C || va[r].inner != vb[r].inner) {
+            e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: shape differs from %s", nmp_st_path(b),
+                         ref->tensor, nmp_st_path(a));
+            goto out;
+        }
+        const int64_t in = va[r].outer * va[r].inner;
+        if (ref->role == NMP_ROLE_CONSUMER) {
+            ydim += in;
+        } else if (ref->use == NMP_USE_WEIGHT || ref->use == NMP_USE_GATE) {
+            weights += ref->use == NMP_USE_WEIGHT;
+            if (xdim >= 0 && xdim != in) {
+                e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: %lld inputs, other producers of "
+                             "space %s have %lld", nmp_st_path(a), ref->tensor, (long long)in,
+                             sp->name, (long long)xdim);
+                goto out;
+            }
+            xdim = in;
+        } else if (va[r].outer * va[r].inner != 1) {
+            e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: a %s must be 1-D (space %s)",
+                         nmp_st_path(a), ref->tensor, nmp_use_name(ref->use), sp->name);
+            goto out;
+        }
+    }
+    if (weights != 1) {
+        e = nmp_fail(msg, NMP_ERR_UNSUPPORTED, "space %s: verification needs exactly one "
+                     "producer weight, has %d", sp->name, weights);
+        goto out;
+    }
+    x = nmp_malloc((size_t)xdim * sizeof *x);
+    u = nmp_malloc((size_t)sp->size * sizeof *u);
+    g = nmp_malloc((size_t)sp->size * sizeof *g);
+    ya = nmp_malloc((size_t)ydim * sizeof *ya);
+    yb = nmp_malloc((size_t)ydim * sizeof *yb);
+    if (!x || !u || !g || !ya || !yb) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    nmp_rng rng;
+    nmp_rng_seed(&rng, seed);
+    double diff = 0, scale = 0;
+    for (int k = 0; k < samples; k++) {
+        for (int64_t q = 0; q < xdim; q++)
+            x[q] = nmp_rng_normal(&rng);
+        block(sp, va, x, u, g, ya);
+        block(sp, vb, x, u, g, yb);
+        for (int64_t j = 0; j < ydim; j++) {
+            const double d = fabs(ya[j] - yb[j]);
+            diff = d > diff || d != d ? d : diff;
+            scale = NMP_MAX(scale, fabs(ya[j]));
+        }
+    }
+    *max_rel = diff != diff ? INFINITY : diff / (scale > 0 ? scale : 1.0);
+out:
+    nmp_free(va);
+    nmp_free(vb);
+    nmp_free(x);
+    nmp_free(u);
+    nmp_free(g);
+    nmp_free(ya);
+    nmp_free(yb);
+    return e;
+}

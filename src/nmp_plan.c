@@ -1,0 +1,731 @@
+/* nmp_plan.c: channel spaces of a checkpoint: presets inferred from tensor names, JSON plans,
+ * validation against the checkpoint */
+#include "nmp_internal.h"
+
+#include <jansson.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------- names */
+
+static const char *const act_names[] = { "identity", "relu", "gelu", "silu" };
+static const char *const use_names[] = { "weight", "bias", "gate", "gate_bias", "scale",
+                                         "shift", "mean", "var" };
+
+const char *nmp_act_name(nmp_act a)
+{
+    return (unsigned)a < 4 ? act_names[a] : "?";
+}
+
+const char *nmp_use_name(nmp_use u)
+{
+    return (unsigned)u < 8 ? use_names[u] : "?";
+}
+
+static int find_name(const char *s, const char *(*name)(int), int count)
+{
+    for (int k = 0; k < count; k++)
+        if (strcmp(s, name(k)) == 0)
+            return k;
+    return -1;
+}
+
+static const char *act_at(int k) { return nmp_act_name((nmp_act)k); }
+static const char *use_at(int k) { return nmp_use_name((nmp_use)k); }
+
+/* ----------------------------------------------------------- building */
+
+static char *dup_str(const char *s)
+{
+    const size_t len = strlen(s);
+    char *d = nmp_malloc(len + 1);
+    if (d)
+        memcpy(d, s, len + 1);
+    return d;
+}
+
+static void space_clear(nmp_space *sp)
+{
+    for (int64_t r = 0; r < sp->nrefs; r++)
+        nmp_free(sp->refs[r].tensor);
+    nmp_free(sp->refs);
+    nmp_free(sp->name);
+    nmp_free(sp->skip);
+    nmp_free(sp->perm);
+    memset(sp, 0, sizeof *sp);
+}
+
+void nmp_plan_free(nmp_plan *plan)
+{
+    if (!plan)
+        return;
+    for (int64_t s = 0; s < plan->count; s++)
+        space_clear(&plan->spaces[s]);
+    nmp_free(plan->spaces);
+    nmp_free(plan->arch);
+    nmp_free(plan);
+}
+
+static nmp_plan *plan_new(const char *arch)
+{
+    nmp_plan *plan = nmp_calloc(1, sizeof *plan);
+    if (plan && !(plan->arch = dup_str(arch))) {
+        nmp_free(plan);
+        plan = NULL;
+    }
+    return plan;
+}
+
+/* Appends a zeroed space named name (NULL on out of memory). */
+static nmp_space *plan_add(nmp_plan *plan, const char *name, int64_t size, nmp_act act)
+{
+    nmp_space *spaces = nmp_realloc(plan->spaces, (size_t)(plan->count + 1) * sizeof *spaces);
+    if (!spaces)
+        return NULL;
+    plan->spaces = spaces;
+    nmp_space *sp = &spaces[plan->count];
+    memset(sp, 0, sizeof *sp);
+    if (!(sp->name = dup_str(name)))
+        return NULL;
+    plan->count++;
+    sp->size = size;
+    sp->act = act;
+    sp->stats.verify_rel = -1;
+    return sp;
+}
+
+static nmp_err space_ref(nmp_space *sp, const char *tensor, nmp_role role, nmp_use use, int axis,
+                         int64_t offset)
+{
+    nmp_ref *refs = nmp_realloc(sp->refs, (size_t)(sp->nrefs + 1) * sizeof *refs);
+    if (!refs)
+        return NMP_ERR_NOMEM;
+    sp->refs = refs;
+    nmp_ref *r = &refs[sp->nrefs];
+    if (!(r->tensor = dup_str(tensor)))
+        return NMP_ERR_NOMEM;
+    sp->nrefs++;
+    r->role = role;
+    r->use = use;
+    r->axis = axis;
+    r->offset = offset;
+    return NMP_OK;
+}
+
+static nmp_err space_skip(nmp_space *sp, const char *reason)
+{
+    nmp_free(sp->skip);
+    sp->skip = dup_str(reason);
+    return sp->skip ? NMP_OK : NMP_ERR_NOMEM;
+}
+
+/* ---------------------------------------------------------- inference */
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    const size_t ls = strlen(s), lx = strlen(suffix);
+    return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
+}
+
+/* Tensor prefix + name, or NULL. */
+static const nmp_st_tensor *find2(const nmp_st *st, const char *prefix, const char *name)
+{
+    char full[1024];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    return nmp_st_find(st, full);
+}
+
+/* A tensor the preset needs: NMP_ERR_FORMAT naming it when absent or not of ndim dimensions. */
+static nmp_err need(const nmp_st *st, const char *prefix, const char *name, int ndim,
+                    const nmp_st_tensor **t, nmp_msg *msg)
+{
+    *t = find2(st, prefix, name);
+    if (!*t)
+        return nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s%s: missing (the preset couples it)",
+                        nmp_st_path(st), prefix, name);
+    if ((*t)->ndim != ndim)
+        return nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s%s: %d dimensions, expected %d",
+                        nmp_st_path(st), prefix, name, (*t)->ndim, ndim);
+    return NMP_OK;
+}
+
+/* Adds a reference to prefix+name when that tensor exists (optional biases and the like). */
+static nmp_err ref_opt(const nmp_st *st, nmp_space *sp, const char *prefix, const char *name,
+                       nmp_role role, nmp_use use, int axis, int64_t offset)
+{
+    char full[1024];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    return nmp_st_find(st, full) ? space_ref(sp, full, role, use, axis, offset) : NMP_OK;
+}
+
+static nmp_err ref_req(nmp_space *sp, const char *prefix, const char *name, nmp_role role,
+                       nmp_use use, int axis, int64_t offset)
+{
+    char full[1024];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    return space_ref(sp, full, role, use, axis, offset);
+}
+
+/* Marks sp skipped when one of its tensors is not a float dtype. */
+static nmp_err skip_non_float(const nmp_st *st, nmp_space *sp)
+{
+    nmp_err e = NMP_OK;
+    for (int64_t r = 0; r < sp->nrefs && !sp->skip; r++) {
+        const nmp_st_tensor *t = nmp_st_find(st, sp->refs[r].tensor);
+        if (t && !nmp_st_dtype_is_float(t->dtype)) {
+            char why[600];
+            snprintf(why, sizeof why, "%s has dtype %s, not a float type", t->name, t->dtype);
+            e = space_skip(sp, why);
+        }
+    }
+    return e;
+}
+
+/* Per-head attention value spaces: producer rows of head h of `v` (and its bias) at prod_axis,
+ * consumed by the column slices of the query heads of that KV group in `o` at cons_axis. */
+typedef struct attn_desc {
+    const char *v, *vb, *o;  /* names under the layer prefix */
+    int prod_axis, cons_axis;
+    int64_t v_base;          /* offset of the value block in v (fused qkv) */
+} attn_desc;
+
+static nmp_err infer_attn(const nmp_st *st, nmp_plan *plan, const char *prefix,
+                          const attn_desc *a, const nmp_plan_opts *o, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    const nmp_st_tensor *v = NULL, *out = NULL;
+    NMP_TRY(e, need(st, prefix, a->v, 2, &v, msg));
+    NMP_TRY(e, need(st, prefix, a->o, 2, &out, msg));
+    const int heads = o->heads, kv = o->kv_heads > 0 ? o->kv_heads : o->heads;
+    const int64_t width = out->shape[a->cons_axis];
+    if (heads <= 0 || kv <= 0 || heads % kv != 0 || width % heads != 0) {
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s%s: %lld channels do not split into %d heads "
+                     "(%d key/value heads)", nmp_st_path(st), prefix, a->o, (long long)width,
+                     heads, kv);
+        goto out;
+    }
+    const int64_t hd = width / heads;
+    if (v->shape[a->prod_axis] < a->v_base + kv * hd) {
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s%s: %lld rows, expected %d heads of %lld",
+                     nmp_st_path(st), prefix, a->v, (long long)v->shape[a->prod_axis], kv,
+                     (long long)hd);
+        goto out;
+    }
+    const int group = heads / kv;
+    for (int g = 0; g < kv; g++) {
+        char name[1100];
+        snprintf(name, sizeof name, "%sattn_v.head%d", prefix, g);
+        nmp_space *sp = plan_add(plan, name, hd, NMP_ACT_IDENTITY);
+        if (!sp) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+        const int64_t off = a->v_base + g * hd;
+        NMP_TRY(e, ref_req(sp, prefix, a->v, NMP_ROLE_PRODUCER, NMP_USE_WEIGHT, a->prod_axis,
+                           off));
+        if (a->vb)
+            NMP_TRY(e, ref_opt(st, sp, prefix, a->vb, NMP_ROLE_PRODUCER, NMP_USE_BIAS, 0, off));
+        for (int q = g * group; q < (g + 1) * group; q++)
+            NMP_TRY(e, ref_req(sp, prefix, a->o, NMP_ROLE_CONSUMER, NMP_USE_WEIGHT, a->cons_axis,
+                               q * hd));
+        NMP_TRY(e, skip_non_float(st, sp));
+    }
+out:
+    return e;
+}
+
+/* An MLP space: producer weight rows (and bias, and gate rows) -> consumer columns. */
+typedef struct mlp_desc {
+    const char *w, *b, *gate, *c;  /* names under the layer prefix; b, gate may be NULL */
+    int prod_axis, cons_axis;
+    nmp_act act;
+} mlp_desc;
+
+static nmp_err infer_mlp(const nmp_st *st, nmp_plan *plan, const char *prefix, const char *name,
+                         const mlp_desc *d, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    const nmp_st_tensor *w = NULL, *c = NULL, *g = NULL;
+    NMP_TRY(e, need(st, prefix, d->w, 2, &w, msg));
+    NMP_TRY(e, need(st, prefix, d->c, 2, &c, msg));
+    if (d->gate)
+        NMP_TRY(e, need(st, prefix, d->gate, 2, &g, msg));
+    nmp_space *sp = plan_add(plan, name, w->shape[d->prod_axis], d->act);
+    if (!sp) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    if (d->gate)
+        NMP_TRY(e, ref_req(sp, prefix, d->gate, NMP_ROLE_PRODUCER, NMP_USE_GATE, d->prod_axis, 0));
+    NMP_TRY(e, ref_req(sp, prefix, d->w, NMP_ROLE_PRODUCER, NMP_USE_WEIGHT, d->prod_axis, 0));
+    if (d->b)
+        NMP_TRY(e, ref_opt(st, sp, prefix, d->b, NMP_ROLE_PRODUCER, NMP_USE_BIAS, 0, 0));
+    NMP_TRY(e, ref_req(sp, prefix, d->c, NMP_ROLE_CONSUMER, NMP_USE_WEIGHT, d->cons_axis, 0));
+    NMP_TRY(e, skip_non_float(st, sp));
+out:
+    return e;
+}
+
+/* torchvision block: conv_a -> bn_a -> ReLU -> conv_b. */
+static nmp_err infer_conv(const nmp_st *st, nmp_plan *plan, const char *prefix, int a, int b,
+                          nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    char conv_a[32], conv_b[32], bn[32], name[1100];
+    const nmp_st_tensor *wa = NULL, *wb = NULL;
+    snprintf(conv_a, sizeof conv_a, "conv%d.weight", a);
+    snprintf(conv_b, sizeof conv_b, "conv%d.weight", b);
+    NMP_TRY(e, need(st, prefix, conv_a, 4, &wa, msg));
+    NMP_TRY(e, need(st, prefix, conv_b, 4, &wb, msg));
+    snprintf(name, sizeof name, "%sconv%d", prefix, a);
+    nmp_space *sp = plan_add(plan, name, wa->shape[0], NMP_ACT_RELU);
+    if (!sp) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    NMP_TRY(e, ref_req(sp, prefix, conv_a, NMP_ROLE_PRODUCER, NMP_USE_WEIGHT, 0, 0));
+    snprintf(conv_a, sizeof conv_a, "conv%d.bias", a);
+    NMP_TRY(e, ref_opt(st, sp, prefix, conv_a, NMP_ROLE_PRODUCER, NMP_USE_BIAS, 0, 0));
+    static const struct { const char *suffix; nmp_use use; } bn_parts[] = {
+        { "running_mean", NMP_USE_MEAN }, { "running_var", NMP_USE_VAR },
+        { "weight", NMP_USE_SCALE }, { "bias", NMP_USE_SHIFT } };
+    for (int k = 0; k < 4; k++) {
+        snprintf(bn, sizeof bn, "bn%d.%s", a, bn_parts[k].suffix);
+        NMP_TRY(e, ref_opt(st, sp, prefix, bn, NMP_ROLE_PRODUCER, bn_parts[k].use, 0, 0));
+    }
+    NMP_TRY(e, ref_req(sp, prefix, conv_b, NMP_ROLE_CONSUMER, NMP_USE_WEIGHT, 1, 0));
+    NMP_TRY(e, skip_non_float(st, sp));
+out:
+    return e;
+}
+
+static const char *detect(const nmp_st *st)
+{
+    static const struct { const char *suffix, *arch; } marks[] = {
+        { "intermediate.dense.weight", "bert" }, { "mlp.c_fc.weight", "gpt2" },
+        { "mlp.gate_proj.weight", "llama" }, { "layer1.0.conv1.weight", "resnet" } };
+    for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++)
+        for (int64_t k = 0; k < nmp_st_count(st); k++)
+            if (ends_with(nmp_st_tensor_at(st, k)->name, marks[m].suffix))
+                return marks[m].arch;
+    return NULL;
+}
+
+/* Every tensor named <prefix><marker>; calls one preset step per prefix. */
+static nmp_err infer_arch(const nmp_st *st, nmp_plan *plan, const nmp_plan_opts *o,
+                          nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    const char *arch = plan->arch;
+    const char *marker = strcmp(arch, "bert") == 0    ? "intermediate.dense.weight"
+                         : strcmp(arch, "gpt2") == 0  ? "mlp.c_fc.weight"
+                         : strcmp(arch, "llama") == 0 ? "mlp.gate_proj.weight"
+                                                      : "conv1.weight";
+    const size_t mlen = strlen(marker);
+    for (int64_t k = 0; k < nmp_st_count(st); k++) {
+        const char *tn = nmp_st_tensor_at(st, k)->name;
+        if (!ends_with(tn, marker) || strlen(tn) - mlen >= 1000)
+            continue;
+        char prefix[1000], name[1100];
+        snprintf(prefix, sizeof prefix, "%.*s", (int)(strlen(tn) - mlen), tn);
+        if (strcmp(arch, "bert") == 0) {
+            static const mlp_desc d = { "intermediate.dense.weight", "intermediate.dense.bias",
+                                        NULL, "output.dense.weight", 0, 1, NMP_ACT_GELU };
+            static const attn_desc a = { "attention.self.value.weight",
+                                         "attention.self.value.bias",
+                                         "attention.output.dense.weight", 0, 1, 0 };
+            snprintf(name, sizeof name, "%smlp", prefix);
+            NMP_TRY(e, infer_mlp(st, plan, prefix, name, &d, msg));
+            if (o->heads > 0)
+                NMP_TRY(e, infer_attn(st, plan, prefix, &a, o, msg));
+        } else if (strcmp(arch, "gpt2") == 0) {
+            static const mlp_desc d = { "mlp.c_fc.weight", "mlp.c_fc.bias", NULL,
+                                        "mlp.c_proj.weight", 1, 0, NMP_ACT_GELU };
+            snprintf(name, sizeof name, "%smlp", prefix);
+            NMP_TRY(e, infer_mlp(st, plan, prefix, name, &d, msg));
+            const nmp_st_tensor *qkv = find2(st, prefix, "attn.c_attn.weight");
+            if (o->heads > 0 && qkv && qkv->ndim == 2) {
+                /* Conv1D [hidden, 3 hidden]: the value block is the last third of the columns */
+                const attn_desc a = { "attn.c_attn.weight", "attn.c_attn.bias",
+                                      "attn.c_proj.weight", 1, 0, 2 * (qkv->shape[1] / 3) };
+                nmp_plan_opts mha = *o;
+                mha.kv_heads = 0;
+                NMP_TRY(e, infer_attn(st, plan, prefix, &a, &mha, msg));
+            }
+        } else if (strcmp(arch, "llama") == 0) {
+            static const mlp_desc d = { "mlp.up_proj.weight", NULL, "mlp.gate_proj.weight",
+                                        "mlp.down_proj.weight", 0, 1, NMP_ACT_SILU };
+            static const attn_desc a = { "self_attn.v_proj.weight", "self_attn.v_proj.bias",
+                                         "self_attn.o_proj.weight", 0, 1, 0 };
+            snprintf(name, sizeof name, "%smlp", prefix);
+            NMP_TRY(e, infer_mlp(st, plan, prefix, name, &d, msg));
+            if (o->heads > 0)
+                NMP_TRY(e, infer_attn(st, plan, prefix, &a, o, msg));
+        } else if (strstr(prefix, "layer") && find2(st, prefix, "conv2.weight")) {
+            NMP_TRY(e, infer_conv(st, plan, prefix, 1, 2, msg));
+            if (find2(st, prefix, "conv3.weight"))
+                NMP_TRY(e, infer_conv(st, plan, prefix, 2, 3, msg));
+        }
+    }
+    if (plan->count == 0)
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: no %s layers found (no tensor named *%s)",
+                     nmp_st_path(st), arch, marker);
+out:
+    return e;
+}
+
+nmp_err nmp_plan_infer(const nmp_st *st, const nmp_plan_opts *o, nmp_plan **out, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    nmp_plan *plan = NULL;
+    const char *arch = o && o->arch ? o->arch : "auto";
+    *out = NULL;
+    if (strcmp(arch, "mistral") == 0)
+        arch = "llama";
+    if (strcmp(arch, "auto") == 0 && !(arch = detect(st))) {
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: architecture not recognised from the tensor "
+                     "names (use --arch or --plan)", nmp_st_path(st));
+        goto out;
+    }
+    if (strcmp(arch, "bert") && strcmp(arch, "gpt2") && strcmp(arch, "llama") &&
+        strcmp(arch, "resnet")) {
+        e = nmp_fail(msg, NMP_ERR_ARG, "unknown arch '%s' (expected auto, bert, gpt2, llama, "
+                     "mistral or resnet)", arch);
+        goto out;
+    }
+    if (!(plan = plan_new(arch))) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    NMP_TRY(e, infer_arch(st, plan, o, msg));
+    *out = plan;
+    plan = NULL;
+out:
+    nmp_plan_free(plan);
+    return e;
+}
+
+/* ---------------------------------------------------------- validation */
+
+static bool overlap(const nmp_ref *a, int64_t na, const nmp_ref *b, int64_t nb)
+{
+    return strcmp(a->tensor, b->tensor) == 0 && a->axis == b->axis && a->offset < b->offset + nb &&
+           b->offset < a->offset + na;
+}
+
+nmp_err nmp_plan_check(nmp_plan *plan, const nmp_st *st, nmp_pattern nm, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    const char *path = nmp_st_path(st);
+    for (int64_t s = 0; s < plan->count; s++) {
+        nmp_space *sp = &plan->spaces[s];
+        if (sp->skip)
+            continue;
+        int consumers = 0;
+        for (int64_t r = 0; r < sp->nrefs; r++) {
+            const nmp_ref *ref = &sp->refs[r];
+            const nmp_st_tensor *t = nmp_st_find(st, ref->tensor);
+            consumers += ref->role == NMP_ROLE_CONSUMER;
+            if (!t) {
+                e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: missing (named by space %s)", path,
+                             ref->tensor, sp->name);
+                goto out;
+            }
+            if (!nmp_st_dtype_is_float(t->dtype)) {
+                e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: dtype %s, expected a float type "
+                             "(space %s)", path, t->name, t->dtype, sp->name);
+                goto out;
+            }
+            if (ref->axis < 0 || ref->axis >= t->ndim) {
+                e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: axis %d out of range for %d "
+                             "dimensions (space %s)", path, t->name, ref->axis, t->ndim,
+                             sp->name);
+                goto out;
+            }
+            if (ref->offset < 0 || sp->size < 1 || ref->offset > t->shape[ref->axis] ||
+                sp->size > t->shape[ref->axis] - ref->offset) {
+                e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: channels %lld..%lld of axis %d are "
+                             "out of its %lld (space %s)", path, t->name, (long long)ref->offset,
+                             (long long)(ref->offset + sp->size - 1), ref->axis,
+                             (long long)t->shape[ref->axis], sp->name);
+                goto out;
+            }
+            if (ref->role == NMP_ROLE_PRODUCER && ref->use != NMP_USE_WEIGHT &&
+                ref->use != NMP_USE_GATE && t->ndim != 1) {
+                e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: %s must be 1-D, has %d dimensions "
+                             "(space %s)", path, t->name, nmp_use_name(ref->use), t->ndim,
+                             sp->name);
+                goto out;
+            }
+        }
+        if (consumers == 0) {
+            e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: no consumer tensor", path,
+                         sp->name);
+            goto out;
+        }
+    }
+    /* no channel may be permuted by two spaces (or twice by one) */
+    for (int64_t s = 0; s < plan->count; s++)
+        for (int64_t r = 0; r < plan->spaces[s].nrefs; r++)
+            for (int64_t s2 = s; s2 < plan->count; s2++)
+                for (int64_t r2 = s2 == s ? r + 1 : 0; r2 < plan->spaces[s2].nrefs; r2++) {
+                    const nmp_space *a = &plan->spaces[s], *b = &plan->spaces[s2];
+                    if (a->skip || b->skip ||
+                        !overlap(&a->refs[r], a->size, &b->refs[r2], b->size))
+                        continue;
+                    e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: axis %d is permuted twice "
+                                 "(spaces %s and %s overlap)", path, a->refs[r].tensor,
+                                 a->refs[r].axis, a->name, b->name);
+                    goto out;
+                }
+    for (int64_t s = 0; s < plan->count; s++) {
+        nmp_space *sp = &plan->spaces[s];
+        char why[200];
+        if (sp->skip)
+            continue;
+        if (sp->size % nm.m != 0)
+            snprintf(why, sizeof why, "size %lld is not a multiple of M = %d",
+                     (long long)sp->size, nm.m);
+        else if (sp->size < 2 * nm.m)
+            snprintf(why, sizeof why, "size %lld is below 2 M = %d", (long long)sp->size,
+                     2 * nm.m);
+        else
+            continue;
+        NMP_TRY(e, space_skip(sp, why));
+        nmp_free(sp->perm);
+        sp->perm = NULL;
+    }
+out:
+    return e;
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+static json_t *ref_json(const nmp_ref *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "tensor", json_string(r->tensor));
+    json_object_set_new(o, "role", json_string(r->role == NMP_ROLE_CONSUMER ? "consumer"
+                                                                            : "producer"));
+    json_object_set_new(o, "use", json_string(nmp_use_name(r->use)));
+    json_object_set_new(o, "axis", json_integer(r->axis));
+    json_object_set_new(o, "offset", json_integer(r->offset));
+    return o;
+}
+
+static json_t *num(double x)
+{
+    return x == x && x - x == 0 ? json_real(x) : json_null();
+}
+
+static json_t *stats_json(const nmp_space_stats *st)
+{
+    json_t *o = json_object();
+    const double gain = st->identity > 0 ? 100.0 * (st->kept - st->identity) / st->identity : 0;
+    json_object_set_new(o, "rows", json_integer(st->rows));
+    json_object_set_new(o, "cols", json_integer(st->cols));
+    json_object_set_new(o, "solver", json_string(st->solver));
+    json_object_set_new(o, "status", json_string(nmp_status_str(st->status)));
+    json_object_set_new(o, "kept_before", num(st->identity));
+    json_object_set_new(o, "kept_after", num(st->kept));
+    json_object_set_new(o, "gain_pct", num(gain));
+    json_object_set_new(o, "efficacy", num(st->efficacy));
+    json_object_set_new(o, "row_bound", num(st->row_bound));
+    json_object_set_new(o, "bound", num(st->bound));
+    json_object_set_new(o, "gap_pct", st->bound > 0 ? num(100.0 * (st->bound - st->kept) /
+                                                           st->bound)
+                                                    : json_null());
+    json_object_set_new(o, "seconds", num(st->seconds));
+    json_object_set_new(o, "verify_max_rel", st->verify_rel >= 0 ? num(st->verify_rel)
+                                                                  : json_null());
+    return o;
+}
+
+static json_t *plan_json(const nmp_plan *plan)
+{
+    json_t *root = json_object(), *spaces = json_array();
+    json_object_set_new(root, "arch", json_string(plan->arch));
+    if (plan->nm.m > 0) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "%d:%d", plan->nm.n, plan->nm.m);
+        json_object_set_new(root, "nm", json_string(nm));
+    }
+    for (int64_t s = 0; s < plan->count; s++) {
+        const nmp_space *sp = &plan->spaces[s];
+        json_t *o = json_object(), *refs = json_array();
+        json_object_set_new(o, "name", json_string(sp->name));
+        json_object_set_new(o, "size", json_integer(sp->size));
+        json_object_set_new(o, "act", json_string(nmp_act_name(sp->act)));
+        if (sp->skip)
+            json_object_set_new(o, "skip", json_string(sp->skip));
+        for (int64_t r = 0; r < sp->nrefs; r++)
+            json_array_append_new(refs, ref_json(&sp->refs[r]));
+        json_object_set_new(o, "tensors", refs);
+        if (sp->solved)
+            json_object_set_new(o, "stats", stats_json(&sp->stats));
+        if (sp->perm) {
+            json_t *p = json_array();
+            for (int64_t k = 0; k < sp->size; k++)
+                json_array_append_new(p, json_integer(sp->perm[k]));
+            json_object_set_new(o, "perm", p);
+        }
+        json_array_append_new(spaces, o);
+    }
+    json_object_set_new(root, "spaces", spaces);
+    return root;
+}
+
+nmp_err nmp_plan_dumps(const nmp_plan *plan, char **text)
+{
+    nmp_err e = NMP_OK;
+    json_t *root = plan_json(plan);
+    char *s = root ? json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER |
+                                          JSON_REAL_PRECISION(12))
+                   : NULL;
+    *text = NULL;
+    if (!s) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    if (!(*text = dup_str(s)))
+        e = NMP_ERR_NOMEM;
+out:
+    free(s);
+    json_decref(root);
+    return e;
+}
+
+nmp_err nmp_plan_write(const nmp_plan *plan, const char *path, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    char *text = NULL;
+    nmp_atomic f = { 0 };
+    NMP_TRY(e, nmp_plan_dumps(plan, &text));
+    NMP_TRY(e, nmp_atomic_open(&f, path, msg));
+    NMP_TRY(e, nmp_atomic_write(&f, text, strlen(text), msg));
+    NMP_TRY(e, nmp_atomic_write(&f, "\n", 1, msg));
+    e = nmp_atomic_commit(&f, msg);
+out:
+    nmp_atomic_abort(&f);
+    nmp_free(text);
+    return e;
+}
+
+/* Reads one space; `where` names it in messages. */
+static nmp_err space_from_json(nmp_plan *plan, json_t *o, const char *path, int64_t s,
+                               nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    json_t *name = json_object_get(o, "name"), *size = json_object_get(o, "size");
+    json_t *act = json_object_get(o, "act"), *skip = json_object_get(o, "skip");
+    json_t *refs = json_object_get(o, "tensors"), *perm = json_object_get(o, "perm");
+    int a = 0;
+    if (!json_is_string(name) || !json_is_integer(size) || !json_is_array(refs) ||
+        (act && (!json_is_string(act) ||
+                 (a = find_name(json_string_value(act), act_at, 4)) < 0)) ||
+        (skip && !json_is_string(skip))) {
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %lld: needs name (string), size (integer), "
+                     "tensors (array) and act (identity, relu, gelu or silu)", path,
+                     (long long)s);
+        goto out;
+    }
+    const int64_t n = json_integer_value(size);
+    if (n < 1 || n > INT32_MAX) {
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: size %lld out of range", path,
+                     json_string_value(name), (long long)n);
+        goto out;
+    }
+    nmp_space *sp = plan_add(plan, json_string_value(name), n, (nmp_act)a);
+    if (!sp) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    if (skip)
+        NMP_TRY(e, space_skip(sp, json_string_value(skip)));
+    for (size_t r = 0; r < json_array_size(refs); r++) {
+        json_t *ro = json_array_get(refs, r);
+        json_t *t = json_object_get(ro, "tensor"), *role = json_object_get(ro, "role");
+        json_t *use = json_object_get(ro, "use"), *axis = json_object_get(ro, "axis");
+        json_t *off = json_object_get(ro, "offset");
+        const char *rs = json_is_string(role) ? json_string_value(role) : "";
+        const int u = use ? (json_is_string(use) ? find_name(json_string_value(use), use_at, 8)
+                                                 : -1)
+                          : 0;
+        if (!json_is_string(t) || (strcmp(rs, "consumer") && strcmp(rs, "producer")) ||
+            !json_is_integer(axis) || (off && !json_is_integer(off)) || u < 0) {
+            e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: tensor %zu: needs tensor (string), "
+                         "role (consumer or producer), axis (integer), optional offset "
+                         "(integer) and use (weight, bias, gate, gate_bias, scale, shift, mean, "
+                         "var)", path, sp->name, r);
+            goto out;
+        }
+        const json_int_t ax = json_integer_value(axis);
+        NMP_TRY(e, space_ref(sp, json_string_value(t),
+                             strcmp(rs, "consumer") == 0 ? NMP_ROLE_CONSUMER : NMP_ROLE_PRODUCER,
+                             (nmp_use)u, ax < -1 || ax > NMP_ST_MAX_DIMS ? -1 : (int)ax,
+                             off ? json_integer_value(off) : 0));
+    }
+    if (perm && !json_is_null(perm)) {
+        if (!json_is_array(perm) || (int64_t)json_array_size(perm) != n) {
+            e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: perm must hold %lld integers",
+                         path, sp->name, (long long)n);
+            goto out;
+        }
+        if (!(sp->perm = nmp_malloc((size_t)n * sizeof *sp->perm))) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+        for (int64_t k = 0; k < n; k++) {
+            json_t *v = json_array_get(perm, (size_t)k);
+            const json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+            sp->perm[k] = x < 0 || x >= n ? -1 : (int32_t)x;
+        }
+        if (!nmp_perm_is_valid(sp->perm, n)) {
+            e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: perm is not a permutation of "
+                         "0..%lld", path, sp->name, (long long)n - 1);
+            goto out;
+        }
+    }
+out:
+    return e;
+}
+
+nmp_err nmp_plan_read(const char *path, nmp_plan **out, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    nmp_plan *plan = NULL;
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    *out = NULL;
+    if (!root) {
+        e = nmp_fail(msg, jerr.line < 0 ? NMP_ERR_IO : NMP_ERR_FORMAT, "%s: %s", path,
+                     jerr.text);
+        goto out;
+    }
+    json_t *arch = json_object_get(root, "arch"), *spaces = json_object_get(root, "spaces");
+    json_t *nm = json_object_get(root, "nm");
+    if (!json_is_array(spaces) || (arch && !json_is_string(arch)) ||
+        (nm && !json_is_string(nm))) {
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: expected an object with \"spaces\" (array), "
+                     "optional \"arch\" and \"nm\" (strings)", path);
+        goto out;
+    }
+    if (!(plan = plan_new(arch ? json_string_value(arch) : "custom"))) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    if (nm && nmp_pattern_parse(json_string_value(nm), &plan->nm, NULL) != NMP_OK) {
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: bad nm '%s'", path, json_string_value(nm));
+        goto out;
+    }
+    for (size_t s = 0; s < json_array_size(spaces); s++)
+        NMP_TRY(e, space_from_json(plan, json_array_get(spaces, s), path, (int64_t)s, msg));
+    *out = plan;
+    plan = NULL;
+out:
+    json_decref(root);
+    nmp_plan_free(plan);
+    return e;
+}
