@@ -121,6 +121,8 @@ extern const nmp_solver_ops nmp_random_ops;
 extern const nmp_solver_ops nmp_swap_ops;
 extern const nmp_solver_ops nmp_dp_ops;
 #ifdef NMP_HAVE_GLPK
+extern const nmp_solver_ops nmp_colgen_ops;
+extern const nmp_solver_ops nmp_bnp_ops;
 #endif
 
 /* ------------------------------------------------ GPU backend (gpu/, built with CUDA) */
@@ -132,5 +134,96 @@ nmp_err nmp_gpu_backend_open(nmp_backend *be, nmp_msg *msg);
 void nmp_gpu_backend_close(nmp_backend *be); /* frees be->dev and restores the reference */
 #endif
 
-#endif /* NMP_INTERNAL_H */
+/* ----------------- column generation (solvers/nmp_price.c, solvers/nmp_cg.c; built with GLPK) */
 
+/* What long pricing rounds report through the clock: the caller's best and bound. */
+typedef struct nmp_price_report {
+    double best, bound;
+    int64_t iteration;
+} nmp_price_report;
+
+/* Pricing output: caller-owned arrays for k columns (cols: k * m members, ascending per column). */
+typedef struct nmp_price_out {
+    int32_t *cols;
+    double *value, *rc;  /* D(S) and D(S) - y(S) */
+    int64_t found;       /* columns written, best first */
+    int64_t nodes;       /* branch-and-bound nodes */
+    bool complete;       /* false when the clock stopped the search: then nothing is certified */
+} nmp_price_out;
+
+/* Exact pricing of the set-partitioning master: the best k (<= kmax) m-subsets S by
+ * rc(S) = D(S) - sum_{i in S} y_i among those with rc > thr, ordered by rc descending then
+ * members lexicographically; independent of the thread count. threads 0: OpenMP's default.
+ * Release with nmp_price_free (accepts NULL). Errors: NMP_ERR_ARG, NMP_ERR_NOMEM. */
+typedef struct nmp_price nmp_price;
+nmp_err nmp_price_create(const nmp_problem *pb, int threads, int64_t kmax, nmp_price **out);
+void nmp_price_free(nmp_price *pr);
+/* Ryan-Foster rules for later solves: columns a[r], b[r] together (together[r] != 0: a subset
+ * holds both or neither) or apart (not both). count 0 clears them. */
+nmp_err nmp_price_set_rules(nmp_price *pr, int count, const int32_t *a, const int32_t *b,
+                            const uint8_t *together);
+/* y: cols duals. clk (may be NULL) is ticked by the calling thread with rep's values. */
+nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
+                        const nmp_price_report *rep, nmp_price_out *out);
+
+/* Column generation on a restricted set-partitioning master in GLPK (see nmp_cg.c). The caller
+ * silences GLPK's terminal (glp_term_out) around calls. Release with nmp_cg_free (accepts NULL). */
+typedef struct nmp_cg nmp_cg;
+typedef struct nmp_cg_opts {
+    int threads;         /* pricing threads, 0: OpenMP's default */
+    int64_t kmax;        /* columns per pricing round, 0: 2 * cols */
+    double smoothing;    /* Wentges dual smoothing factor in [0, 1) */
+    int verbose;         /* GLPK messages */
+} nmp_cg_opts;
+typedef enum nmp_cg_end {
+    NMP_CG_CONVERGED,    /* no column prices out (or the bound met the LP value) */
+    NMP_CG_CUTOFF,       /* the bound fell to the cutoff */
+    NMP_CG_STOPPED       /* the clock stopped it */
+} nmp_cg_end;
+typedef struct nmp_cg_out {
+    nmp_cg_end end;
+    double lp;           /* value of the last restricted master (-inf when none was solved) */
+    double bound;        /* best Lagrangian bound of the node's optimum (+inf when none) */
+    int64_t rounds, columns_added, pricing_nodes;
+    bool artificial;     /* the last master uses an artificial column */
+} nmp_cg_out;
+nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out, nmp_msg *msg);
+void nmp_cg_free(nmp_cg *cg);
+/* Adds the groups of perm to the pool (duplicates skipped). */
+nmp_err nmp_cg_add_groups(nmp_cg *cg, const int32_t *perm);
+/* Sets the first stability center to the saliency each column keeps in its group of perm. */
+void nmp_cg_guess_duals(nmp_cg *cg, const int32_t *perm);
+/* Branching rules (as nmp_price_set_rules): pool columns that break them are fixed at 0. */
+nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t *b,
+                         const uint8_t *together);
+/* Generates columns until converged, the bound is <= cutoff, or clk stops it. rep (may be NULL)
+ * supplies best/bound for progress reports. NMP_ERR_LP (reason in msg) when GLPK fails. */
+nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_report *rep,
+                     nmp_cg_out *out, nmp_msg *msg);
+int64_t nmp_cg_pool(const nmp_cg *cg);
+const int32_t *nmp_cg_column(const nmp_cg *cg, int64_t q);
+double nmp_cg_value(const nmp_cg *cg, int64_t q);
+double nmp_cg_x(const nmp_cg *cg, int64_t q);
+/* After nmp_cg_solve: true when the master's solution is integral (perm gets its groups). */
+bool nmp_cg_integral(nmp_cg *cg, int32_t *perm);
+/* The pair of columns whose "together" value is most fractional; false when there is none. */
+bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *a, int32_t *b);
+/* The restricted master as a binary program for at most `seconds` (start: an incumbent perm
+ * whose groups are in the pool, or NULL); *found and perm when it found a solution. */
+nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *clk,
+                   const nmp_price_report *rep, int32_t *perm, bool *found, nmp_msg *msg);
+/* Improves perm in place with the registered heuristic ("auto", else "swap" with escapes) for
+ * at most `seconds` of clk's time. */
+nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, double seconds,
+                         nmp_clock *clk, int32_t *perm);
+
+/* ------------------------------------------------ GPU backend (gpu/, built with CUDA) */
+
+#ifdef NMP_HAVE_CUDA
+/* Uploads be->pb to device 0 and replaces the entries gpu/ implements; be->dev holds the device
+ * state. NMP_ERR_GPU (reason in msg) when the device cannot take it. */
+nmp_err nmp_gpu_backend_open(nmp_backend *be, nmp_msg *msg);
+void nmp_gpu_backend_close(nmp_backend *be); /* frees be->dev and restores the reference */
+#endif
+
+#endif /* NMP_INTERNAL_H */

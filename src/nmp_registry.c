@@ -10,6 +10,8 @@ static const nmp_solver_ops *const solvers[] = {
     &nmp_dp_ops,
 #ifdef NMP_HAVE_GLPK
     /* exact solvers through GLPK */
+    &nmp_colgen_ops,
+    &nmp_bnp_ops,
 #endif
     NULL,
 };

@@ -1,0 +1,322 @@
+/* nmp_bnp.c: branch-and-price for N:M channel permutations ("bnp"), exact
+ *
+ * max sum_q D(q) x_q  s.t.  sum_{q ∋ i} x_q = 1 (every column i),  x_q in {0, 1}.
+ *
+ * Each node solves the LP of set partitioning by column generation (nmp_cg.c: GLPK master,
+ * exact pricing branch-and-bound in nmp_price.c) under its branching rules; its bound is the best
+ * Lagrangian bound sum_i y_i + (cols/m) * max rc seen during the generation, valid at every
+ * round, so a node stops as soon as that bound falls to the incumbent.
+ * Branching (Ryan-Foster): for the pair of columns (i, j) whose "together" value
+ * sum_{q ∋ i, j} x_q is most fractional, one child keeps i and j in the same group (columns with
+ * exactly one of them are forbidden) and the other puts them apart (columns with both are
+ * forbidden); the pricing enforces the rules, the master fixes breaking columns at 0. Every
+ * fractional solution has such a pair, and the rules leave each partition in exactly one child.
+ * Search: best bound first (ties: deeper, then older). Incumbent: the start perm improved by the
+ * registered heuristic, integral node solutions, and the root's restricted master solved as a
+ * binary program. OPTIMAL when no open node's bound exceeds the incumbent by more than
+ * 1e-9 relative. */
+#include "nmp_internal.h"
+
+#include <glpk.h>
+#include <math.h>
+#include <string.h>
+
+static const nmp_param_desc bnp_params[] = {
+    { "columns", 0, 0, 1e6, "columns added per pricing round (0: 2 * cols)" },
+    { "smoothing", 0.5, 0, 0.99, "Wentges dual smoothing factor (0: off)" },
+    { "heur_time", 2, 0, 1e6, "seconds of heuristic for the incumbent" },
+    { "mip_time", 10, 0, 1e6, "seconds for the root's restricted master as a binary program" },
+    { "node_limit", 1e7, 1, 1e12, "most nodes to process" },
+    { 0 },
+};
+
+typedef struct bnp_node {
+    double bound;
+    int32_t parent, depth;
+    int32_t a, b;
+    uint8_t together;
+} bnp_node;
+
+typedef struct bnp_state {
+    const nmp_problem *pb;
+    nmp_params par;
+    nmp_cg *cg;
+    double heur_time, mip_time;
+    int64_t node_limit;
+    int32_t *inc, *work;
+    bnp_node *node;
+    int32_t *heap;
+    int64_t nnode, ncap, nheap;
+    int32_t *ra, *rb;
+    uint8_t *rt;
+    int rcap;
+    nmp_msg *msg;
+} bnp_state;
+
+static void bnp_destroy(void *p)
+{
+    bnp_state *st = p;
+    if (!st)
+        return;
+    nmp_cg_free(st->cg);
+    nmp_free(st->inc);
+    nmp_free(st->work);
+    nmp_free(st->node);
+    nmp_free(st->heap);
+    nmp_free(st->ra);
+    nmp_free(st->rb);
+    nmp_free(st->rt);
+    nmp_free(st);
+}
+
+static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **state, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    bnp_state *st = nmp_calloc(1, sizeof *st);
+    if (!st)
+        return NMP_ERR_NOMEM;
+    st->pb = pb;
+    st->par = *par;
+    st->msg = msg;
+    st->heur_time = nmp_param_get(par, bnp_params, "heur_time");
+    st->mip_time = nmp_param_get(par, bnp_params, "mip_time");
+    st->node_limit = (int64_t)nmp_param_get(par, bnp_params, "node_limit");
+    st->inc = nmp_malloc((size_t)pb->cols * sizeof *st->inc);
+    st->work = nmp_malloc((size_t)pb->cols * sizeof *st->work);
+    st->ncap = 1024;
+    st->node = nmp_malloc((size_t)st->ncap * sizeof *st->node);
+    st->heap = nmp_malloc((size_t)st->ncap * sizeof *st->heap);
+    st->rcap = 64;
+    st->ra = nmp_malloc((size_t)st->rcap * sizeof *st->ra);
+    st->rb = nmp_malloc((size_t)st->rcap * sizeof *st->rb);
+    st->rt = nmp_malloc((size_t)st->rcap * sizeof *st->rt);
+    if (!st->inc || !st->work || !st->node || !st->heap || !st->ra || !st->rb || !st->rt) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    const nmp_cg_opts o = { par->threads, (int64_t)nmp_param_get(par, bnp_params, "columns"),
+                            nmp_param_get(par, bnp_params, "smoothing"), par->verbose };
+    NMP_TRY(e, nmp_cg_create(pb, &o, &st->cg, msg));
+    *state = st;
+    st = NULL;
+out:
+    bnp_destroy(st);
+    return e;
+}
+
+/* ------------------------------------------------------------------ tree */
+
+/* u before v: larger bound, then deeper, then older */
+static bool node_before(const bnp_state *st, int32_t u, int32_t v)
+{
+    const bnp_node *a = &st->node[u], *b = &st->node[v];
+    if (a->bound != b->bound)
+        return a->bound > b->bound;
+    if (a->depth != b->depth)
+        return a->depth > b->depth;
+    return u < v;
+}
+
+static void heap_push(bnp_state *st, int32_t id)
+{
+    int64_t k = st->nheap++;
+    while (k > 0) {
+        const int64_t par = (k - 1) / 2;
+        if (!node_before(st, id, st->heap[par]))
+            break;
+        st->heap[k] = st->heap[par];
+        k = par;
+    }
+    st->heap[k] = id;
+}
+
+static int32_t heap_pop(bnp_state *st)
+{
+    const int32_t top = st->heap[0];
+    const int32_t last = st->heap[--st->nheap];
+    int64_t k = 0;
+    for (;;) {
+        int64_t c = 2 * k + 1;
+        if (c >= st->nheap)
+            break;
+        if (c + 1 < st->nheap && node_before(st, st->heap[c + 1], st->heap[c]))
+            c++;
+        if (!node_before(st, st->heap[c], last))
+            break;
+        st->heap[k] = st->heap[c];
+        k = c;
+    }
+    if (st->nheap > 0)
+        st->heap[k] = last;
+    return top;
+}
+
+static nmp_err new_node(bnp_state *st, int32_t parent, int32_t a, int32_t b, uint8_t together,
+                        double bound)
+{
+    if (st->nnode == st->ncap) {
+        if (st->ncap > INT32_MAX / 2)
+            return NMP_ERR_NOMEM;
+        const int64_t cap = 2 * st->ncap;
+        bnp_node *node = nmp_realloc(st->node, (size_t)cap * sizeof *node);
+        if (!node)
+            return NMP_ERR_NOMEM;
+        st->node = node;
+        int32_t *heap = nmp_realloc(st->heap, (size_t)cap * sizeof *heap);
+        if (!heap)
+            return NMP_ERR_NOMEM;
+        st->heap = heap;
+        st->ncap = cap;
+    }
+    const int32_t id = (int32_t)st->nnode++;
+    bnp_node *nd = &st->node[id];
+    nd->bound = bound;
+    nd->parent = parent;
+    nd->depth = parent < 0 ? 0 : st->node[parent].depth + 1;
+    nd->a = a;
+    nd->b = b;
+    nd->together = together;
+    heap_push(st, id);
+    return NMP_OK;
+}
+
+/* The rules of node id, from its path to the root. */
+static nmp_err apply_rules(bnp_state *st, int32_t id)
+{
+    const int depth = st->node[id].depth;
+    if (depth > st->rcap) {
+        const int cap = NMP_MAX(depth, 2 * st->rcap);
+        int32_t *ra = nmp_realloc(st->ra, (size_t)cap * sizeof *ra);
+        if (!ra)
+            return NMP_ERR_NOMEM;
+        st->ra = ra;
+        int32_t *rb = nmp_realloc(st->rb, (size_t)cap * sizeof *rb);
+        if (!rb)
+            return NMP_ERR_NOMEM;
+        st->rb = rb;
+        uint8_t *rt = nmp_realloc(st->rt, (size_t)cap * sizeof *rt);
+        if (!rt)
+            return NMP_ERR_NOMEM;
+        st->rt = rt;
+        st->rcap = cap;
+    }
+    int k = 0;
+    for (int32_t v = id; st->node[v].parent >= 0; v = st->node[v].parent) {
+        st->ra[k] = st->node[v].a;
+        st->rb[k] = st->node[v].b;
+        st->rt[k] = st->node[v].together;
+        k++;
+    }
+    return nmp_cg_set_rules(st->cg, k, st->ra, st->rb, st->rt);
+}
+
+/* perm (a partition) replaces the incumbent if better */
+static nmp_err offer(bnp_state *st, const int32_t *perm, double *best)
+{
+    nmp_err e = NMP_OK;
+    double v;
+    NMP_TRY(e, nmp_score(st->pb, perm, &v));
+    if (v > *best) {
+        *best = v;
+        memcpy(st->inc, perm, (size_t)st->pb->cols * sizeof *perm);
+        NMP_TRY(e, nmp_cg_add_groups(st->cg, perm));
+    }
+out:
+    return e;
+}
+
+static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
+{
+    nmp_err e = NMP_OK;
+    bnp_state *st = p;
+    const nmp_problem *pb = st->pb;
+    const size_t bytes = (size_t)pb->cols * sizeof *perm;
+    const int term = glp_term_out(st->par.verbose ? GLP_ON : GLP_OFF);
+    nmp_clock clk;
+    nmp_clock_start(&clk, &st->par);
+    double best;
+    bool stopped = false, limited = false;
+    memcpy(st->inc, perm, bytes);
+    NMP_TRY(e, nmp_cg_add_groups(st->cg, perm));
+    NMP_TRY(e, nmp_cg_heuristic(pb, &st->par, st->heur_time, &clk, st->inc));
+    NMP_TRY(e, nmp_cg_add_groups(st->cg, st->inc));
+    NMP_TRY(e, nmp_score(pb, st->inc, &best));
+    nmp_cg_guess_duals(st->cg, st->inc);
+    st->nnode = st->nheap = 0;
+    NMP_TRY(e, new_node(st, -1, -1, -1, 0, pb->row_bound));
+    while (st->nheap > 0) {
+        const double tol = 1e-9 * fabs(best);
+        const int32_t top = st->heap[0];
+        if (st->node[top].bound <= best + tol) {
+            st->nheap = 0; /* every open node is pruned */
+            break;
+        }
+        if (nmp_clock_tick(&clk, res->nodes, best, st->node[top].bound, "bnp", false)) {
+            stopped = true;
+            break;
+        }
+        if (res->nodes >= st->node_limit) {
+            limited = true;
+            break;
+        }
+        const int32_t id = heap_pop(st);
+        NMP_TRY(e, apply_rules(st, id));
+        const double global = st->nheap > 0 ? NMP_MAX(st->node[id].bound,
+                                                      st->node[st->heap[0]].bound)
+                                            : st->node[id].bound;
+        nmp_price_report rep = { best, global, res->nodes };
+        nmp_cg_out out;
+        NMP_TRY(e, nmp_cg_solve(st->cg, best + tol, &clk, &rep, &out, st->msg));
+        res->iterations += out.rounds;
+        if (out.end == NMP_CG_STOPPED) {
+            if (isfinite(out.bound))
+                st->node[id].bound = NMP_MIN(st->node[id].bound, out.bound);
+            heap_push(st, id);
+            stopped = true;
+            break;
+        }
+        res->nodes++;
+        const double nb = NMP_MIN(st->node[id].bound, out.bound);
+        if (out.end == NMP_CG_CUTOFF || nb <= best + tol)
+            continue;
+        if (!out.artificial && nmp_cg_integral(st->cg, st->work)) {
+            NMP_TRY(e, offer(st, st->work, &best));
+            continue;
+        }
+        int32_t a, b;
+        const bool pair = nmp_cg_branch_pair(st->cg, &a, &b);
+        if (st->node[id].parent < 0 && st->mip_time > 0) {
+            bool found;
+            rep.best = best;
+            rep.bound = nb;
+            NMP_TRY(e, nmp_cg_mip(st->cg, st->mip_time, st->inc, &clk, &rep, st->work, &found,
+                                  st->msg));
+            if (found)
+                NMP_TRY(e, offer(st, st->work, &best));
+            if (nb <= best + 1e-9 * fabs(best))
+                continue;
+        }
+        if (!pair)
+            continue; /* only artificial columns are fractional: no partition here */
+        NMP_TRY(e, new_node(st, id, a, b, 1, nb));
+        NMP_TRY(e, new_node(st, id, a, b, 0, nb));
+    }
+    memcpy(perm, st->inc, bytes);
+    if (st->nheap == 0) {
+        res->status = NMP_STATUS_OPTIMAL;
+        res->bound = best;
+    } else {
+        res->bound = NMP_MAX(best, NMP_MIN(st->node[st->heap[0]].bound, pb->row_bound));
+        res->status = stopped ? nmp_clock_status(&clk)
+                              : limited ? NMP_STATUS_ITER_LIMIT : NMP_STATUS_FEASIBLE;
+    }
+    nmp_clock_tick(&clk, res->nodes, best, res->bound, "done", true);
+out:
+    glp_term_out(term);
+    return e;
+}
+
+const nmp_solver_ops nmp_bnp_ops = {
+    "bnp", "branch-and-price: Ryan-Foster branching on column generation, exact (GLPK)",
+    bnp_params, bnp_create, bnp_solve, bnp_destroy,
+};

@@ -1,0 +1,812 @@
+/* nmp_cg.c: column generation for the set-partitioning LP: restricted master (GLPK) + exact pricing
+ *
+ * Master: max sum_q D(q) x_q  s.t.  sum_{q ∋ i} x_q = 1 for every column i,  x >= 0, over a pool
+ * of m-subsets q, plus one artificial column per row (value -bigM) so that the master stays
+ * feasible under any branching rules. Adding columns only relaxes a problem, so the master's value
+ * with artificials is still an upper bound for its node. Dual y_i (free); rc(q) = D(q) - y(q).
+ *
+ * Bound. Every partition has cols/m = G groups, so for any y (Lagrangian relaxation of the
+ * partition rows, keeping sum_q x_q = G)
+ *     L(y) = sum_i y_i + G * max_q rc_y(q)
+ * bounds the node's optimum from above. The pricing (nmp_price.c) returns the exact max, so every
+ * complete round certifies a bound, also when the time limit stops the generation early.
+ *
+ * Stabilisation (Wentges): the pricing runs at y~ = a * c + (1 - a) * y, c the duals with the best
+ * bound so far. Columns priced out at y~ enter the master when their rc at y is positive too; when
+ * none does (a "mis-price"), a steps towards 0 (a <- a - (1 - a0)) and the round is repeated. The
+ * generation ends when the best bound meets the master's value, or when pricing at y itself
+ * finds nothing: then no column prices out and L(y) <= LP value + G * eps.
+ *
+ * GLPK: one problem for the whole run; branching rules fix disallowed pool columns at 0, so a
+ * node re-optimises from the previous basis (dual simplex after bound changes, primal after new
+ * columns). Simplex and MIP run in slices of at most 0.5 s so that the clock and the progress
+ * callback are served in between. */
+#include "nmp_internal.h"
+
+#include <glpk.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#ifdef NMP_PRICE_STATS
+#include <stdio.h>
+#endif
+
+#define CG_SLICE_MS 400
+
+struct nmp_cg {
+    const nmp_problem *pb;
+    int cols, m;
+    int64_t groups;
+    glp_prob *lp;
+    glp_smcp smcp;
+    int verbose;
+    double scale, eps, bigm, alpha;
+    nmp_price *pr;
+    int64_t kmax;
+    bool need_dual;          /* bounds changed since the last simplex */
+    bool have_center;        /* center holds a stability center (kept across nodes) */
+    /* pool */
+    int64_t npool, cap;
+    int32_t *mem;            /* cap * m members, ascending */
+    double *val;             /* D(q) */
+    double *x;               /* last LP primal */
+    uint8_t *allowed;        /* under the current rules */
+    int64_t *hash;           /* open addressing: pool index + 1, 0 = empty */
+    int64_t hcap;
+    /* rules */
+    int nrules, rcap;
+    int32_t *ra, *rb;
+    uint8_t *rt;
+    /* scratch */
+    double *y, *ysm, *center;
+    int32_t *fcols;
+    double *fval, *frc;
+    int ind[NMP_MAX_M + 1];
+    double one[NMP_MAX_M + 1];
+    int32_t *frac;           /* fractional pool columns */
+    uint8_t *inq;            /* cols: membership */
+};
+
+/* ------------------------------------------------------------------ pool */
+
+static uint64_t col_hash(const int32_t *c, int m)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int t = 0; t < m; t++) {
+        h ^= (uint64_t)(uint32_t)c[t];
+        h *= 1099511628211ull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+static int64_t pool_find(const nmp_cg *cg, const int32_t *c)
+{
+    const uint64_t mask = (uint64_t)cg->hcap - 1;
+    for (uint64_t s = col_hash(c, cg->m) & mask;; s = (s + 1) & mask) {
+        const int64_t q = cg->hash[s] - 1;
+        if (q < 0)
+            return -1;
+        if (memcmp(cg->mem + q * cg->m, c, (size_t)cg->m * sizeof *c) == 0)
+            return q;
+    }
+}
+
+static void hash_insert(nmp_cg *cg, int64_t q)
+{
+    const uint64_t mask = (uint64_t)cg->hcap - 1;
+    uint64_t s = col_hash(cg->mem + q * cg->m, cg->m) & mask;
+    while (cg->hash[s])
+        s = (s + 1) & mask;
+    cg->hash[s] = q + 1;
+}
+
+static nmp_err pool_reserve(nmp_cg *cg, int64_t need)
+{
+    if (need > cg->cap) {
+        const int64_t cap = NMP_MAX(need, 2 * cg->cap);
+        int32_t *mem = nmp_realloc(cg->mem, (size_t)cap * (size_t)cg->m * sizeof *mem);
+        if (!mem)
+            return NMP_ERR_NOMEM;
+        cg->mem = mem;
+        double *val = nmp_realloc(cg->val, (size_t)cap * sizeof *val);
+        if (!val)
+            return NMP_ERR_NOMEM;
+        cg->val = val;
+        double *x = nmp_realloc(cg->x, (size_t)cap * sizeof *x);
+        if (!x)
+            return NMP_ERR_NOMEM;
+        cg->x = x;
+        uint8_t *al = nmp_realloc(cg->allowed, (size_t)cap * sizeof *al);
+        if (!al)
+            return NMP_ERR_NOMEM;
+        cg->allowed = al;
+        cg->cap = cap;
+    }
+    if (2 * need > cg->hcap) {
+        int64_t hcap = NMP_MAX(cg->hcap, 1024);
+        while (hcap < 2 * need)
+            hcap *= 2;
+        int64_t *hash = nmp_calloc((size_t)hcap, sizeof *hash);
+        if (!hash)
+            return NMP_ERR_NOMEM;
+        nmp_free(cg->hash);
+        cg->hash = hash;
+        cg->hcap = hcap;
+        for (int64_t q = 0; q < cg->npool; q++)
+            hash_insert(cg, q);
+    }
+    return NMP_OK;
+}
+
+/* Does column c (ascending members) obey the current rules? */
+static bool obeys(const nmp_cg *cg, const int32_t *c)
+{
+    for (int r = 0; r < cg->nrules; r++) {
+        bool ha = false, hb = false;
+        for (int t = 0; t < cg->m; t++) {
+            ha = ha || c[t] == cg->ra[r];
+            hb = hb || c[t] == cg->rb[r];
+        }
+        if (cg->rt[r] ? ha != hb : ha && hb)
+            return false;
+    }
+    return true;
+}
+
+/* Adds column c (ascending, value v) unless present; *added tells which. */
+static nmp_err pool_add(nmp_cg *cg, const int32_t *c, double v, bool *added)
+{
+    nmp_err e = NMP_OK;
+    *added = false;
+    if (pool_find(cg, c) >= 0)
+        return NMP_OK;
+    NMP_TRY(e, pool_reserve(cg, cg->npool + 1));
+    const int64_t q = cg->npool++;
+    memcpy(cg->mem + q * cg->m, c, (size_t)cg->m * sizeof *c);
+    cg->val[q] = v;
+    cg->x[q] = 0;
+    cg->allowed[q] = obeys(cg, c);
+    hash_insert(cg, q);
+    const int j = glp_add_cols(cg->lp, 1);
+    for (int t = 0; t < cg->m; t++)
+        cg->ind[t + 1] = c[t] + 1;
+    glp_set_mat_col(cg->lp, j, cg->m, cg->ind, cg->one);
+    glp_set_obj_coef(cg->lp, j, v);
+    if (cg->allowed[q])
+        glp_set_col_bnds(cg->lp, j, GLP_LO, 0, 0);
+    else
+        glp_set_col_bnds(cg->lp, j, GLP_FX, 0, 0);
+    *added = true;
+out:
+    return e;
+}
+
+static int lp_col(const nmp_cg *cg, int64_t q)
+{
+    return (int)(cg->cols + q + 1);
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+void nmp_cg_free(nmp_cg *cg)
+{
+    if (!cg)
+        return;
+    if (cg->lp)
+        glp_delete_prob(cg->lp);
+    nmp_price_free(cg->pr);
+    nmp_free(cg->mem);
+    nmp_free(cg->val);
+    nmp_free(cg->x);
+    nmp_free(cg->allowed);
+    nmp_free(cg->hash);
+    nmp_free(cg->ra);
+    nmp_free(cg->rb);
+    nmp_free(cg->rt);
+    nmp_free(cg->y);
+    nmp_free(cg->ysm);
+    nmp_free(cg->center);
+    nmp_free(cg->fcols);
+    nmp_free(cg->fval);
+    nmp_free(cg->frc);
+    nmp_free(cg->frac);
+    nmp_free(cg->inq);
+    nmp_free(cg);
+}
+
+nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    *out = NULL;
+    if (pb->cols > INT_MAX / 4)
+        return nmp_fail(msg, NMP_ERR_UNSUPPORTED, "colgen: %lld columns is beyond GLPK's indices",
+                        (long long)pb->cols);
+    nmp_cg *cg = nmp_calloc(1, sizeof *cg);
+    if (!cg)
+        return NMP_ERR_NOMEM;
+    cg->pb = pb;
+    cg->cols = (int)pb->cols;
+    cg->m = pb->m;
+    cg->groups = pb->groups;
+    cg->verbose = o->verbose;
+    cg->alpha = o->smoothing;
+    cg->kmax = o->kmax > 0 ? o->kmax : 2 * (int64_t)pb->cols;
+    cg->scale = NMP_MAX(pb->row_bound / (double)pb->groups, 1e-300);
+    cg->eps = 1e-9 * cg->scale;
+    cg->bigm = pb->row_bound + 1.0;
+    const size_t C = (size_t)cg->cols;
+    cg->y = nmp_malloc(C * sizeof *cg->y);
+    cg->ysm = nmp_malloc(C * sizeof *cg->ysm);
+    cg->center = nmp_malloc(C * sizeof *cg->center);
+    cg->fcols = nmp_malloc((size_t)cg->kmax * (size_t)cg->m * sizeof *cg->fcols);
+    cg->fval = nmp_malloc((size_t)cg->kmax * sizeof *cg->fval);
+    cg->frc = nmp_malloc((size_t)cg->kmax * sizeof *cg->frc);
+    cg->frac = nmp_malloc(C * sizeof *cg->frac);
+    cg->inq = nmp_calloc(C, sizeof *cg->inq);
+    if (!cg->y || !cg->ysm || !cg->center || !cg->fcols || !cg->fval || !cg->frc || !cg->frac ||
+        !cg->inq) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    NMP_TRY(e, nmp_price_create(pb, o->threads, cg->kmax, &cg->pr));
+    NMP_TRY(e, pool_reserve(cg, 4 * (int64_t)C));
+    for (int t = 0; t <= NMP_MAX_M; t++)
+        cg->one[t] = 1.0;
+    cg->lp = glp_create_prob();
+    glp_set_obj_dir(cg->lp, GLP_MAX);
+    glp_add_rows(cg->lp, cg->cols);
+    glp_add_cols(cg->lp, cg->cols);
+    for (int i = 1; i <= cg->cols; i++) {
+        glp_set_row_bnds(cg->lp, i, GLP_FX, 1.0, 1.0);
+        int ind[2] = { 0, i };
+        double v[2] = { 0, 1.0 };
+        glp_set_mat_col(cg->lp, i, 1, ind, v);
+        glp_set_obj_coef(cg->lp, i, -cg->bigm);
+        glp_set_col_bnds(cg->lp, i, GLP_LO, 0, 0);
+    }
+    glp_init_smcp(&cg->smcp);
+    cg->smcp.msg_lev = cg->verbose ? GLP_MSG_ON : GLP_MSG_OFF;
+    cg->smcp.presolve = GLP_OFF;
+    cg->need_dual = true;
+    *out = cg;
+    cg = NULL;
+out:
+    nmp_cg_free(cg);
+    return e;
+}
+
+nmp_err nmp_cg_add_groups(nmp_cg *cg, const int32_t *perm)
+{
+    nmp_err e = NMP_OK;
+    const int m = cg->m;
+    for (int64_t g = 0; g < cg->groups; g++) {
+        int32_t c[NMP_MAX_M];
+        memcpy(c, perm + g * m, (size_t)m * sizeof *c);
+        for (int t = 1; t < m; t++) {
+            const int32_t v = c[t];
+            int q = t;
+            while (q > 0 && c[q - 1] > v) {
+                c[q] = c[q - 1];
+                q--;
+            }
+            c[q] = v;
+        }
+        bool added;
+        NMP_TRY(e, pool_add(cg, c, nmp_score_group_value(cg->pb, c), &added));
+    }
+out:
+    return e;
+}
+
+nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t *b,
+                         const uint8_t *together)
+{
+    nmp_err e = NMP_OK;
+    if (count > cg->rcap) {
+        const int cap = NMP_MAX(count, 2 * cg->rcap);
+        int32_t *ra = nmp_realloc(cg->ra, (size_t)cap * sizeof *ra);
+        if (!ra)
+            return NMP_ERR_NOMEM;
+        cg->ra = ra;
+        int32_t *rb = nmp_realloc(cg->rb, (size_t)cap * sizeof *rb);
+        if (!rb)
+            return NMP_ERR_NOMEM;
+        cg->rb = rb;
+        uint8_t *rt = nmp_realloc(cg->rt, (size_t)cap * sizeof *rt);
+        if (!rt)
+            return NMP_ERR_NOMEM;
+        cg->rt = rt;
+        cg->rcap = cap;
+    }
+    NMP_TRY(e, nmp_price_set_rules(cg->pr, count, a, b, together));
+    cg->nrules = count;
+    if (count) {
+        memcpy(cg->ra, a, (size_t)count * sizeof *a);
+        memcpy(cg->rb, b, (size_t)count * sizeof *b);
+        memcpy(cg->rt, together, (size_t)count * sizeof *together);
+    }
+    for (int64_t q = 0; q < cg->npool; q++) {
+        const uint8_t ok = obeys(cg, cg->mem + q * cg->m);
+        if (ok == cg->allowed[q])
+            continue;
+        cg->allowed[q] = ok;
+        if (ok)
+            glp_set_col_bnds(cg->lp, lp_col(cg, q), GLP_LO, 0, 0);
+        else
+            glp_set_col_bnds(cg->lp, lp_col(cg, q), GLP_FX, 0, 0);
+        cg->need_dual = true;
+    }
+out:
+    return e;
+}
+
+/* y_i = the saliency column i keeps in its group of perm: sum_i y_i = score(perm), and every
+ * group of perm prices at 0. A dual guess that makes a good first stability center. */
+void nmp_cg_guess_duals(nmp_cg *cg, const int32_t *perm)
+{
+    const nmp_problem *pb = cg->pb;
+    const int m = cg->m, n = pb->n;
+    for (int i = 0; i < cg->cols; i++)
+        cg->center[i] = 0;
+    for (int64_t g = 0; g < cg->groups; g++) {
+        const int32_t *q = perm + g * m;
+        for (int64_t j = 0; j < pb->rows; j++) {
+            float v[NMP_MAX_M];
+            int idx[NMP_MAX_M];
+            for (int t = 0; t < m; t++) {
+                v[t] = nmp_col(pb, q[t])[j];
+                idx[t] = t;
+            }
+            for (int k = 0; k < n; k++) { /* selection of the n largest, first index on ties */
+                int b = k;
+                for (int t = k + 1; t < m; t++)
+                    if (v[idx[t]] > v[idx[b]])
+                        b = t;
+                const int x = idx[k];
+                idx[k] = idx[b];
+                idx[b] = x;
+                cg->center[q[idx[k]]] += (double)v[idx[k]];
+            }
+        }
+    }
+    cg->have_center = true;
+}
+
+int64_t nmp_cg_pool(const nmp_cg *cg)
+{
+    return cg->npool;
+}
+
+const int32_t *nmp_cg_column(const nmp_cg *cg, int64_t q)
+{
+    return cg->mem + q * cg->m;
+}
+
+double nmp_cg_value(const nmp_cg *cg, int64_t q)
+{
+    return cg->val[q];
+}
+
+double nmp_cg_x(const nmp_cg *cg, int64_t q)
+{
+    return cg->x[q];
+}
+
+/* -------------------------------------------------------------------- LP */
+
+static const char *glp_ret_str(int ret)
+{
+    switch (ret) {
+    case GLP_EBADB: return "invalid initial basis";
+    case GLP_ESING: return "singular basis matrix";
+    case GLP_ECOND: return "ill-conditioned basis matrix";
+    case GLP_EBOUND: return "incorrect bounds";
+    case GLP_EFAIL: return "solver failure";
+    case GLP_EOBJLL: return "objective lower limit reached";
+    case GLP_EOBJUL: return "objective upper limit reached";
+    case GLP_EITLIM: return "iteration limit exceeded";
+    case GLP_ETMLIM: return "time limit exceeded";
+    case GLP_ENOPFS: return "no primal feasible solution";
+    case GLP_ENODFS: return "no dual feasible solution";
+    case GLP_EROOT: return "root LP optimum not provided";
+    case GLP_ESTOP: return "search terminated";
+    case GLP_EMIPGAP: return "relative MIP gap tolerance reached";
+    case GLP_ENOFEAS: return "no primal/dual feasible solution";
+    case GLP_ENOCVG: return "no convergence";
+    case GLP_EINSTAB: return "numerical instability";
+    case GLP_EDATA: return "invalid data";
+    case GLP_ERANGE: return "result out of range";
+    default: return "unknown error";
+    }
+}
+
+/* Milliseconds GLPK may run before the clock wants to be served. */
+static int slice_ms(const nmp_clock *clk, double cap_s)
+{
+    double s = CG_SLICE_MS * 1e-3;
+    if (cap_s > 0)
+        s = NMP_MIN(s, cap_s);
+    if (clk && clk->limit > 0)
+        s = NMP_MIN(s, clk->limit - nmp_clock_elapsed(clk));
+    return (int)NMP_MAX(1.0, s * 1e3);
+}
+
+/* Re-optimises the master; *stopped when the clock ended it first. */
+static nmp_err lp_solve(nmp_cg *cg, nmp_clock *clk, const nmp_price_report *rep, bool *stopped,
+                        nmp_msg *msg)
+{
+    *stopped = false;
+    cg->smcp.meth = cg->need_dual ? GLP_DUALP : GLP_PRIMAL;
+    bool retried = false;
+    for (;;) {
+        cg->smcp.tm_lim = slice_ms(clk, 0);
+        const int ret = glp_simplex(cg->lp, &cg->smcp);
+        if (ret == 0)
+            break;
+        if (ret == GLP_ETMLIM) {
+            if (clk && nmp_clock_tick(clk, rep ? rep->iteration : 0, rep ? rep->best : 0,
+                                      rep ? rep->bound : 0, "lp", false)) {
+                *stopped = true;
+                return NMP_OK;
+            }
+            continue;
+        }
+        if (!retried && (ret == GLP_EBADB || ret == GLP_ESING || ret == GLP_ECOND)) {
+            glp_adv_basis(cg->lp, 0);
+            cg->smcp.meth = GLP_PRIMAL;
+            retried = true;
+            continue;
+        }
+        return nmp_fail(msg, NMP_ERR_LP, "glp_simplex: %s (code %d)", glp_ret_str(ret), ret);
+    }
+    if (glp_get_status(cg->lp) != GLP_OPT)
+        return nmp_fail(msg, NMP_ERR_LP, "restricted master not solved to optimality (status %d)",
+                        glp_get_status(cg->lp));
+    cg->need_dual = false;
+    return NMP_OK;
+}
+
+/* ------------------------------------------------------ column generation */
+
+nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_report *rep,
+                     nmp_cg_out *out, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    const int C = cg->cols, m = cg->m;
+    const double G = (double)cg->groups;
+    nmp_price_report pr_rep = { 0, 0, 0 };
+    if (rep)
+        pr_rep = *rep;
+    memset(out, 0, sizeof *out);
+    out->bound = INFINITY;
+    out->lp = -INFINITY;
+    out->end = NMP_CG_CONVERGED;
+    double a = cg->alpha;
+    for (;;) {
+        if (!rep)
+            pr_rep.bound = isfinite(out->bound) ? out->bound : cg->pb->row_bound;
+        pr_rep.iteration = out->rounds;
+        bool stopped;
+        if (clk && nmp_clock_tick(clk, out->rounds, pr_rep.best, pr_rep.bound, "colgen", false)) {
+            out->end = NMP_CG_STOPPED;
+            break;
+        }
+        NMP_TRY(e, lp_solve(cg, clk, &pr_rep, &stopped, msg));
+        if (stopped) {
+            out->end = NMP_CG_STOPPED;
+            break;
+        }
+        out->lp = glp_get_obj_val(cg->lp);
+        for (int i = 0; i < C; i++)
+            cg->y[i] = glp_get_row_dual(cg->lp, i + 1);
+        const bool smooth = cg->have_center && a > 0;
+        double ysum = 0;
+        for (int i = 0; i < C; i++) {
+            cg->ysm[i] = smooth ? a * cg->center[i] + (1 - a) * cg->y[i] : cg->y[i];
+            ysum += cg->ysm[i];
+        }
+        nmp_price_out po = { cg->fcols, cg->fval, cg->frc, 0, 0, false };
+        NMP_TRY(e, nmp_price_solve(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
+        out->rounds++;
+        out->pricing_nodes += po.nodes;
+        if (!po.complete) {
+            out->end = NMP_CG_STOPPED;
+            break;
+        }
+        const double L = ysum + G * (po.found > 0 ? po.rc[0] : cg->eps);
+        if (L < out->bound) {
+            out->bound = L;
+            memcpy(cg->center, cg->ysm, (size_t)C * sizeof *cg->center);
+            cg->have_center = true;
+        }
+        if (out->bound <= cutoff) {
+            out->end = NMP_CG_CUTOFF;
+            break;
+        }
+        int64_t added = 0;
+        for (int64_t k = 0; k < po.found; k++) {
+            const int32_t *c = po.cols + k * m;
+            double rc = po.value[k];
+            for (int t = 0; t < m; t++)
+                rc -= cg->y[c[t]];
+            if (!(rc > cg->eps))
+                continue;
+            bool add;
+            NMP_TRY(e, pool_add(cg, c, po.value[k], &add));
+            added += add;
+        }
+        out->columns_added += added;
+#ifdef NMP_PRICE_STATS
+        fprintf(stderr, "cg %3lld: lp %.6f L %.6f best %.6f a %.2f smooth %d found %lld added %lld pool %lld\n",
+                (long long)out->rounds, out->lp, L, out->bound, a, (int)smooth, (long long)po.found,
+                (long long)added, (long long)cg->npool);
+#endif
+        const double gap_tol = 1e-9 * NMP_MAX(fabs(out->lp), cg->pb->row_bound);
+        if (out->bound - out->lp <= gap_tol)
+            break;
+        if (out->bound - out->lp <= 1e-4 * NMP_MAX(fabs(out->lp), 1e-300)) {
+            a = 0; /* close: finish at the master's own duals */
+        } else if (added == 0) {
+            if (!smooth)
+                break; /* nothing prices out at y */
+            a = NMP_MAX(0.0, a - (1 - cg->alpha)); /* mis-price: move towards y */
+            if (a < 1e-3)
+                a = 0;
+        } else {
+            a = cg->alpha;
+        }
+        if (added == 0 && !smooth)
+            break;
+    }
+    /* primal values of the last master */
+    out->artificial = false;
+    if (out->lp > -INFINITY) {
+        for (int64_t q = 0; q < cg->npool; q++)
+            cg->x[q] = glp_get_col_prim(cg->lp, lp_col(cg, q));
+        for (int i = 1; i <= C; i++)
+            if (glp_get_col_prim(cg->lp, i) > 1e-9)
+                out->artificial = true;
+    }
+out:
+    return e;
+}
+
+/* --------------------------------------------------------- LP solution use */
+
+/* perm from the pool columns with x > 0.5; false unless they partition the columns */
+static bool perm_from_x(nmp_cg *cg, const double *xv, int32_t *perm)
+{
+    const int m = cg->m;
+    int64_t g = 0;
+    memset(cg->inq, 0, (size_t)cg->cols);
+    for (int64_t q = 0; q < cg->npool; q++) {
+        if (!(xv[q] > 0.5))
+            continue;
+        if (g == cg->groups)
+            return false;
+        const int32_t *c = cg->mem + q * m;
+        for (int t = 0; t < m; t++) {
+            if (cg->inq[c[t]])
+                return false;
+            cg->inq[c[t]] = 1;
+            perm[g * m + t] = c[t];
+        }
+        g++;
+    }
+    return g == cg->groups;
+}
+
+bool nmp_cg_integral(nmp_cg *cg, int32_t *perm)
+{
+    for (int64_t q = 0; q < cg->npool; q++)
+        if (cg->x[q] > 1e-6 && cg->x[q] < 1 - 1e-6)
+            return false;
+    return perm_from_x(cg, cg->x, perm);
+}
+
+bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *pa, int32_t *pb)
+{
+    const int m = cg->m;
+    int64_t nf = 0;
+    for (int64_t q = 0; q < cg->npool && nf < cg->cols; q++)
+        if (cg->x[q] > 1e-6 && cg->x[q] < 1 - 1e-6)
+            cg->frac[nf++] = (int32_t)q;
+    double best = 2;
+    int32_t ba = -1, bb = -1;
+    for (int64_t f = 0; f < nf; f++) {
+        const int32_t *c = cg->mem + (int64_t)cg->frac[f] * m;
+        for (int s = 0; s < m; s++)
+            for (int t = s + 1; t < m; t++) {
+                const int32_t i = c[s], j = c[t];
+                double tog = 0;
+                for (int64_t h = 0; h < nf; h++) {
+                    const int32_t *d = cg->mem + (int64_t)cg->frac[h] * m;
+                    bool hi = false, hj = false;
+                    for (int u = 0; u < m; u++) {
+                        hi = hi || d[u] == i;
+                        hj = hj || d[u] == j;
+                    }
+                    if (hi && hj)
+                        tog += cg->x[cg->frac[h]];
+                }
+                if (tog < 1e-6 || tog > 1 - 1e-6)
+                    continue;
+                const double d = fabs(tog - 0.5);
+                if (d < best - 1e-12 || (d < best + 1e-12 && (i < ba || (i == ba && j < bb)))) {
+                    best = d;
+                    ba = i;
+                    bb = j;
+                }
+            }
+    }
+    *pa = ba;
+    *pb = bb;
+    return ba >= 0;
+}
+
+/* ------------------------------------------------------------------- MIP */
+
+typedef struct mip_ctx {
+    nmp_clock *clk;
+    const nmp_price_report *rep;
+    double deadline;
+    double *inc;            /* 1-based column values of a start solution, or NULL */
+    bool stop;
+} mip_ctx;
+
+static void mip_cb(glp_tree *T, void *info)
+{
+    mip_ctx *ctx = info;
+    if (glp_ios_reason(T) == GLP_IHEUR && ctx->inc) {
+        glp_ios_heur_sol(T, ctx->inc);
+        ctx->inc = NULL;
+    }
+    if ((ctx->clk && nmp_clock_tick(ctx->clk, ctx->rep ? ctx->rep->iteration : 0,
+                                    ctx->rep ? ctx->rep->best : 0, ctx->rep ? ctx->rep->bound : 0,
+                                    "mip", false)) ||
+        nmp_now() >= ctx->deadline) {
+        ctx->stop = true;
+        glp_ios_terminate(T);
+    }
+}
+
+nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *clk,
+                   const nmp_price_report *rep, int32_t *perm, bool *found, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    const int C = cg->cols, m = cg->m;
+    const int ncol = glp_get_num_cols(cg->lp);
+    double *inc = NULL, *xv = NULL;
+    *found = false;
+    if (seconds <= 0)
+        return NMP_OK;
+    inc = nmp_calloc((size_t)ncol + 1, sizeof *inc);
+    xv = nmp_malloc((size_t)NMP_MAX(cg->npool, 1) * sizeof *xv);
+    if (!inc || !xv) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    bool have_inc = start != NULL;
+    for (int64_t g = 0; start && g < cg->groups; g++) {
+        int32_t c[NMP_MAX_M];
+        memcpy(c, start + g * m, (size_t)m * sizeof *c);
+        for (int t = 1; t < m; t++) {
+            const int32_t v = c[t];
+            int q = t;
+            while (q > 0 && c[q - 1] > v) {
+                c[q] = c[q - 1];
+                q--;
+            }
+            c[q] = v;
+        }
+        const int64_t q = pool_find(cg, c);
+        if (q < 0 || !cg->allowed[q])
+            have_inc = false;
+        else
+            inc[lp_col(cg, q)] = 1;
+    }
+    for (int i = 1; i <= C; i++)
+        glp_set_col_bnds(cg->lp, i, GLP_FX, 0, 0);
+    for (int64_t q = 0; q < cg->npool; q++)
+        if (cg->allowed[q])
+            glp_set_col_kind(cg->lp, lp_col(cg, q), GLP_BV);
+    cg->need_dual = true;
+    bool stopped = false;
+    nmp_err le = lp_solve(cg, clk, rep, &stopped, msg);
+    if (le == NMP_OK && !stopped && glp_get_status(cg->lp) == GLP_OPT) {
+        mip_ctx ctx = { clk, rep, nmp_now() + seconds, have_inc ? inc : NULL, false };
+        glp_iocp iocp;
+        glp_init_iocp(&iocp);
+        iocp.msg_lev = cg->verbose ? GLP_MSG_ON : GLP_MSG_OFF;
+        iocp.presolve = GLP_OFF;
+        iocp.br_tech = GLP_BR_DTH;
+        iocp.bt_tech = GLP_BT_BLB;
+        iocp.cb_func = mip_cb;
+        iocp.cb_info = &ctx;
+        iocp.tm_lim = (int)NMP_MIN(1e9, 1e3 * seconds + 1);
+        const int ret = glp_intopt(cg->lp, &iocp);
+        if (ret == 0 || ret == GLP_ETMLIM || ret == GLP_ESTOP || ret == GLP_EMIPGAP) {
+            const int st = glp_mip_status(cg->lp);
+            if (st == GLP_OPT || st == GLP_FEAS) {
+                for (int64_t q = 0; q < cg->npool; q++)
+                    xv[q] = glp_mip_col_val(cg->lp, lp_col(cg, q));
+                *found = perm_from_x(cg, xv, perm);
+            }
+        } else {
+            e = nmp_fail(msg, NMP_ERR_LP, "glp_intopt: %s (code %d)", glp_ret_str(ret), ret);
+        }
+    } else if (le != NMP_OK) {
+        e = le;
+    }
+    /* back to the LP */
+    for (int64_t q = 0; q < cg->npool; q++) {
+        glp_set_col_kind(cg->lp, lp_col(cg, q), GLP_CV);
+        if (cg->allowed[q])
+            glp_set_col_bnds(cg->lp, lp_col(cg, q), GLP_LO, 0, 0);
+        else
+            glp_set_col_bnds(cg->lp, lp_col(cg, q), GLP_FX, 0, 0);
+    }
+    for (int i = 1; i <= C; i++)
+        glp_set_col_bnds(cg->lp, i, GLP_LO, 0, 0);
+    cg->need_dual = true;
+out:
+    nmp_free(inc);
+    nmp_free(xv);
+    return e;
+}
+
+/* ------------------------------------------------------------- heuristic */
+
+static int heur_progress(const nmp_progress *p, void *user)
+{
+    return nmp_clock_tick(user, p->iteration, p->best, p->bound, "heuristic", false) ? 1 : 0;
+}
+
+nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, double seconds,
+                         nmp_clock *clk, int32_t *perm)
+{
+    nmp_err e = NMP_OK;
+    void *state = NULL;
+    int32_t *work = NULL;
+    const nmp_solver_ops *ops = nmp_solver_find("auto");
+    if (!ops)
+        ops = &nmp_swap_ops;
+    if (seconds <= 0)
+        return NMP_OK;
+    if (clk && clk->limit > 0)
+        seconds = NMP_MIN(seconds, clk->limit - nmp_clock_elapsed(clk));
+    if (seconds <= 0)
+        return NMP_OK;
+    nmp_params hp;
+    nmp_params_init(&hp);
+    hp.seed = par->seed;
+    hp.threads = par->threads;
+    hp.time_limit = seconds;
+    hp.progress = clk ? heur_progress : NULL;
+    hp.progress_user = clk;
+    if (ops == &nmp_swap_ops)
+        NMP_TRY(e, nmp_params_set(&hp, "escapes", 100));
+    work = nmp_malloc((size_t)pb->cols * sizeof *work);
+    if (!work) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    memcpy(work, perm, (size_t)pb->cols * sizeof *work);
+    nmp_result r;
+    memset(&r, 0, sizeof r);
+    NMP_TRY(e, ops->create(pb, &hp, &state, NULL));
+    NMP_TRY(e, ops->solve(state, work, &r));
+    if (nmp_perm_is_valid(work, pb->cols)) {
+        double a, b;
+        NMP_TRY(e, nmp_score(pb, work, &a));
+        NMP_TRY(e, nmp_score(pb, perm, &b));
+        if (a > b)
+            memcpy(perm, work, (size_t)pb->cols * sizeof *work);
+    }
+out:
+    if (state)
+        ops->destroy(state);
+    nmp_free(work);
+    return e;
+}

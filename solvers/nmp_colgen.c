@@ -1,0 +1,137 @@
+/* nmp_colgen.c: the LP bound of set partitioning by column generation ("colgen")
+ *
+ * bound = min over pricing rounds of L(y) = sum_i y_i + (cols/m) * max_q (D(q) - y(q)),
+ * which at convergence is the LP value of  max sum_q D(q) x_q, sum_{q ∋ i} x_q = 1, x >= 0,
+ * over all C(cols, m) groups q, computed without enumerating them (nmp_cg.c, nmp_price.c).
+ *
+ * The master starts from the groups of the start perm and of a heuristic solution (the registered
+ * "auto", else "swap" with escapes), which also give the returned perm; at the end the restricted
+ * master is solved as a binary program for a few seconds for a better one. Status OPTIMAL only
+ * when the bound meets the score (the LP happened to be integral at the optimum). */
+#include "nmp_internal.h"
+
+#include <glpk.h>
+#include <math.h>
+#include <string.h>
+
+static const nmp_param_desc colgen_params[] = {
+    { "columns", 0, 0, 1e6, "columns added per pricing round (0: 2 * cols)" },
+    { "smoothing", 0.5, 0, 0.99, "Wentges dual smoothing factor (0: off)" },
+    { "heur_time", 1, 0, 1e6, "seconds of heuristic for the start columns and incumbent" },
+    { "mip_time", 5, 0, 1e6, "seconds for the restricted master as a binary program (0: skip)" },
+    { 0 },
+};
+
+typedef struct colgen_state {
+    const nmp_problem *pb;
+    nmp_params par;
+    nmp_cg *cg;
+    double heur_time, mip_time;
+    int32_t *inc, *work;
+    nmp_msg *msg;
+} colgen_state;
+
+static void colgen_destroy(void *p)
+{
+    colgen_state *st = p;
+    if (!st)
+        return;
+    nmp_cg_free(st->cg);
+    nmp_free(st->inc);
+    nmp_free(st->work);
+    nmp_free(st);
+}
+
+static nmp_err colgen_create(const nmp_problem *pb, const nmp_params *par, void **state,
+                             nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    colgen_state *st = nmp_calloc(1, sizeof *st);
+    if (!st)
+        return NMP_ERR_NOMEM;
+    st->pb = pb;
+    st->par = *par;
+    st->msg = msg;
+    st->heur_time = nmp_param_get(par, colgen_params, "heur_time");
+    st->mip_time = nmp_param_get(par, colgen_params, "mip_time");
+    st->inc = nmp_malloc((size_t)pb->cols * sizeof *st->inc);
+    st->work = nmp_malloc((size_t)pb->cols * sizeof *st->work);
+    if (!st->inc || !st->work) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    const nmp_cg_opts o = { par->threads, (int64_t)nmp_param_get(par, colgen_params, "columns"),
+                            nmp_param_get(par, colgen_params, "smoothing"), par->verbose };
+    NMP_TRY(e, nmp_cg_create(pb, &o, &st->cg, msg));
+    *state = st;
+    st = NULL;
+out:
+    colgen_destroy(st);
+    return e;
+}
+
+static nmp_err colgen_solve(void *p, int32_t *perm, nmp_result *res)
+{
+    nmp_err e = NMP_OK;
+    colgen_state *st = p;
+    const nmp_problem *pb = st->pb;
+    const size_t bytes = (size_t)pb->cols * sizeof *perm;
+    const int term = glp_term_out(st->par.verbose ? GLP_ON : GLP_OFF);
+    nmp_clock clk;
+    nmp_clock_start(&clk, &st->par);
+    double best;
+    memcpy(st->inc, perm, bytes);
+    NMP_TRY(e, nmp_cg_add_groups(st->cg, perm));
+    NMP_TRY(e, nmp_cg_heuristic(pb, &st->par, st->heur_time, &clk, st->inc));
+    NMP_TRY(e, nmp_cg_add_groups(st->cg, st->inc));
+    NMP_TRY(e, nmp_score(pb, st->inc, &best));
+    nmp_cg_guess_duals(st->cg, st->inc);
+    nmp_price_report rep = { best, pb->row_bound, 0 };
+    nmp_cg_out out;
+    NMP_TRY(e, nmp_cg_solve(st->cg, -INFINITY, &clk, NULL, &out, st->msg));
+    res->iterations = out.rounds;
+    res->nodes = 1;
+    if (isfinite(out.bound))
+        res->bound = NMP_MIN(out.bound, pb->row_bound);
+    rep.bound = res->bound;
+    if (out.end != NMP_CG_STOPPED) {
+        double v;
+        if (!out.artificial && nmp_cg_integral(st->cg, st->work)) {
+            NMP_TRY(e, nmp_score(pb, st->work, &v));
+            if (v > best) {
+                best = v;
+                memcpy(st->inc, st->work, bytes);
+            }
+        }
+        const double gap = res->bound - best;
+        if (gap > 1e-9 * fabs(res->bound) && st->mip_time > 0) {
+            bool found;
+            rep.best = best;
+            NMP_TRY(e, nmp_cg_mip(st->cg, st->mip_time, st->inc, &clk, &rep, st->work, &found,
+                                  st->msg));
+            if (found) {
+                NMP_TRY(e, nmp_score(pb, st->work, &v));
+                if (v > best) {
+                    best = v;
+                    memcpy(st->inc, st->work, bytes);
+                }
+            }
+        }
+    }
+    memcpy(perm, st->inc, bytes);
+    if (out.end == NMP_CG_STOPPED || clk.stopped)
+        res->status = nmp_clock_status(&clk);
+    else if (res->bound - best <= 1e-9 * fabs(res->bound))
+        res->status = NMP_STATUS_OPTIMAL;
+    else
+        res->status = NMP_STATUS_FEASIBLE;
+    nmp_clock_tick(&clk, res->iterations, best, res->bound, "done", true);
+out:
+    glp_term_out(term);
+    return e;
+}
+
+const nmp_solver_ops nmp_colgen_ops = {
+    "colgen", "LP bound of set partitioning by column generation (exact pricing B&B), GLPK",
+    colgen_params, colgen_create, colgen_solve, colgen_destroy,
+};
