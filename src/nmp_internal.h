@@ -120,6 +120,8 @@ extern const nmp_solver_ops nmp_identity_ops;
 extern const nmp_solver_ops nmp_random_ops;
 extern const nmp_solver_ops nmp_swap_ops;
 extern const nmp_solver_ops nmp_dp_ops;
+extern const nmp_solver_ops nmp_osg_ops;
+extern const nmp_solver_ops nmp_lns_ops;
 #ifdef NMP_HAVE_GLPK
 extern const nmp_solver_ops nmp_colgen_ops;
 extern const nmp_solver_ops nmp_bnp_ops;
@@ -225,5 +227,22 @@ nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, double se
 nmp_err nmp_gpu_backend_open(nmp_backend *be, nmp_msg *msg);
 void nmp_gpu_backend_close(nmp_backend *be); /* frees be->dev and restores the reference */
 #endif
+
+/* ------------------------------ exact window re-partitioner (solvers/nmp_window.c) */
+
+/* Scratch for re-partitioning windows of up to max_k groups (max_k * m <= 32 columns), allocated
+ * once. NMP_ERR_UNSUPPORTED (reason in msg) when the window needs more than 2^22 group values or
+ * 2^23 DP states (2:4: up to 28 columns), NMP_ERR_ARG, NMP_ERR_NOMEM. Release with
+ * nmp_window_free (accepts NULL). One per thread: nmp_window_solve writes its scratch. */
+typedef struct nmp_window nmp_window;
+nmp_err nmp_window_create(const nmp_problem *pb, int max_k, nmp_window **out, nmp_msg *msg);
+void nmp_window_free(nmp_window *w);
+int nmp_window_max_k(const nmp_window *w);
+/* Best partition of the k*m source columns cols[] (1 <= k <= max_k) into k groups of m: returns
+ * max sum_t D(group t) and writes the groups to out[t*m .. t*m+m-1] (out may be NULL; it must not
+ * alias cols). *cur (may be NULL) gets the value of cols taken as k consecutive groups, summed
+ * the same way, so the result is >= *cur exactly and their difference is the gain. Values use
+ * float partial sums over 64 rows added in double (like nmp_eval's deltas). Allocates nothing. */
+double nmp_window_solve(nmp_window *w, const int32_t *cols, int k, int32_t *out, double *cur);
 
 #endif /* NMP_INTERNAL_H */

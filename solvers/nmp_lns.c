@@ -1,0 +1,335 @@
+/* nmp_lns.c: large-neighbourhood search: exact re-partition of k chosen groups at a time */
+#include "nmp_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/*
+ * Move: choose k groups (k*m columns, param `window`), re-partition their columns optimally with
+ * the window solver (nmp_window.c) and apply the result when it gains. This generalises OSG's 2-
+ * and 3-stripe windows to 4..8 groups, but instead of sweeping all C(G, k) windows it samples
+ * them, by three strategies:
+ *   random    k distinct groups, uniformly;
+ *   pruned    k groups drawn with probability proportional to their pruned mass
+ *             (sum of their saliencies minus what they keep): where the loss is;
+ *   conflict  a random seed group g, then the k-1 groups h with the largest
+ *                 c(g, h) = sum_j max(0, vn1_g(j) - vn_h(j)) + max(0, vn1_h(j) - vn_g(j))
+ *             (times a random factor in [0.5, 1.5)), vn the smallest kept and vn1 the largest
+ *             pruned value of a row: rows where one group prunes a value the other would keep.
+ *             Above 256 other groups, 256 random candidates are scored.
+ * Strategies are chosen at random with probability proportional to 1 + 20 * (their recent
+ * success rate, an exponential average over ~50 uses), so the one that pays gets the time.
+ * Stop: after max_fail consecutive windows without gain (auto: 20 + 4 G, about 4 draws of every
+ * group per fail-streak), `iters` windows, the time limit or an interrupt. When the window holds
+ * every group the problem is solved exactly in one move (status OPTIMAL).
+ * Gains are judged in the window solver's arithmetic and must exceed 1e-9 of the window's value,
+ * so every move raises the score (see nmp_osg.c). Single-threaded: one seed, one result; the
+ * portfolio runs solvers side by side.
+ */
+
+static const nmp_param_desc lns_params[] = {
+    { "window", 16, 4, 32, "columns per window (k = window/m groups, at least 2)" },
+    { "max_fail", 0, 0, 1e12, "stop after this many windows in a row without gain (0: 20 + 4G)" },
+    { "iters", 0, 0, 1e15, "most windows to try (0: no limit)" },
+    { "strategy", -1, -1, 2, "-1 adaptive, 0 random, 1 pruned mass, 2 conflict" },
+    { 0 },
+};
+
+#define LNS_TOL 1e-9
+#define LNS_CANDIDATES 256
+#define LNS_STRATEGIES 3
+
+typedef struct lns {
+    const nmp_problem *pb;
+    int m, k, strategy;
+    int64_t groups, max_fail, iters;
+    nmp_eval *ev;
+    nmp_window *win;
+    nmp_rng rng;
+    nmp_clock clock;
+    double rate[LNS_STRATEGIES]; /* recent success rate of each strategy */
+    double *coltot;              /* saliency total of each source column */
+    double *gtot;                /* of each group */
+    double *weight;              /* G scratch: roulette weights / conflict scores */
+    int64_t *order;              /* G scratch: group indices */
+    int64_t *pick;               /* the k chosen groups */
+    int32_t *in, *out;           /* k*m columns */
+    uint8_t *taken;              /* G flags */
+} lns;
+
+static void lns_destroy(void *p)
+{
+    lns *l = p;
+    if (!l)
+        return;
+    nmp_eval_free(l->ev);
+    nmp_window_free(l->win);
+    nmp_free(l->coltot);
+    nmp_free(l->gtot);
+    nmp_free(l->weight);
+    nmp_free(l->order);
+    nmp_free(l->pick);
+    nmp_free(l->in);
+    nmp_free(l->out);
+    nmp_free(l->taken);
+    nmp_free(l);
+}
+
+static nmp_err lns_create(const nmp_problem *pb, const nmp_params *par, void **state, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    lns *l = nmp_calloc(1, sizeof *l);
+    *state = NULL;
+    if (!l)
+        return NMP_ERR_NOMEM;
+    l->pb = pb;
+    l->m = pb->m;
+    l->groups = pb->groups;
+    const int window = (int)nmp_param_get(par, lns_params, "window");
+    l->k = (int)NMP_MIN((int64_t)NMP_MAX(2, window / pb->m), pb->groups);
+    const double max_fail = nmp_param_get(par, lns_params, "max_fail");
+    l->max_fail = max_fail > 0 ? (int64_t)max_fail : 20 + 4 * pb->groups;
+    l->iters = (int64_t)nmp_param_get(par, lns_params, "iters");
+    l->strategy = (int)nmp_param_get(par, lns_params, "strategy");
+    nmp_rng_seed(&l->rng, par->seed);
+    nmp_clock_start(&l->clock, par);
+    const size_t groups = (size_t)pb->groups, kc = (size_t)l->k * (size_t)pb->m;
+    l->coltot = nmp_malloc((size_t)pb->cols * sizeof *l->coltot);
+    l->gtot = nmp_malloc(groups * sizeof *l->gtot);
+    l->weight = nmp_malloc(groups * sizeof *l->weight);
+    l->order = nmp_malloc(groups * sizeof *l->order);
+    l->pick = nmp_malloc((size_t)l->k * sizeof *l->pick);
+    l->in = nmp_malloc(kc * sizeof *l->in);
+    l->out = nmp_malloc(kc * sizeof *l->out);
+    l->taken = nmp_calloc(groups, 1);
+    if (!l->coltot || !l->gtot || !l->weight || !l->order || !l->pick || !l->in || !l->out ||
+        !l->taken) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    if (l->k >= 1) {
+        e = nmp_window_create(pb, l->k, &l->win, msg);
+        if (e == NMP_ERR_UNSUPPORTED)
+            e = nmp_fail(msg, e, "lns: window=%d: %s", l->k * l->m, msg ? msg->text : "too big");
+        if (e != NMP_OK)
+            goto out;
+    }
+    NMP_TRY(e, nmp_eval_create(pb, NULL, &l->ev));
+    for (int64_t i = 0; i < pb->cols; i++) {
+        const float *c = nmp_col(pb, i);
+        double t = 0;
+        for (int64_t j = 0; j < pb->rows; j++)
+            t += (double)c[j];
+        l->coltot[i] = t;
+    }
+    *state = l;
+    l = NULL;
+out:
+    lns_destroy(l);
+    return e;
+}
+
+static void group_total(lns *l, int64_t g)
+{
+    const int32_t *perm = nmp_eval_perm(l->ev);
+    double t = 0;
+    for (int u = 0; u < l->m; u++)
+        t += l->coltot[perm[g * l->m + u]];
+    l->gtot[g] = t;
+}
+
+/* k distinct groups, uniformly (partial Fisher-Yates over order[]). */
+static void pick_random(lns *l)
+{
+    for (int t = 0; t < l->k; t++) {
+        const int64_t r = t + (int64_t)nmp_rng_below(&l->rng, (uint64_t)(l->groups - t));
+        const int64_t x = l->order[t];
+        l->order[t] = l->order[r];
+        l->order[r] = x;
+        l->pick[t] = l->order[t];
+    }
+}
+
+/* k distinct groups with probability proportional to pruned mass (uniform if none prunes). */
+static void pick_pruned(lns *l)
+{
+    const int64_t G = l->groups;
+    for (int64_t g = 0; g < G; g++)
+        l->weight[g] = NMP_MAX(0.0, l->gtot[g] - nmp_eval_group_score(l->ev, g));
+    for (int t = 0; t < l->k; t++) {
+        double total = 0;
+        int64_t last = -1;
+        for (int64_t g = 0; g < G; g++)
+            if (l->weight[g] > 0) {
+                total += l->weight[g];
+                last = g;
+            }
+        int64_t g = last;
+        if (last >= 0) {
+            double x = nmp_rng_uniform(&l->rng) * total;
+            for (int64_t h = 0; h < last; h++)
+                if (l->weight[h] > 0) {
+                    if (x < l->weight[h]) {
+                        g = h;
+                        break;
+                    }
+                    x -= l->weight[h];
+                }
+        } else {
+            do
+                g = (int64_t)nmp_rng_below(&l->rng, (uint64_t)G);
+            while (l->taken[g]);
+        }
+        l->pick[t] = g;
+        l->taken[g] = 1;
+        l->weight[g] = 0;
+    }
+    for (int t = 0; t < l->k; t++)
+        l->taken[l->pick[t]] = 0;
+}
+
+/* c(g, h) = sum_j max(0, vn1_g - vn_h) + max(0, vn1_h - vn_g) */
+static double conflict(const lns *l, int64_t g, int64_t h)
+{
+    const int64_t rows = l->pb->rows;
+    const float *vng = l->ev->vn + g * rows, *vn1g = l->ev->vn1 + g * rows;
+    const float *vnh = l->ev->vn + h * rows, *vn1h = l->ev->vn1 + h * rows;
+    double total = 0;
+    for (int64_t j0 = 0; j0 < rows; j0 += 64) {
+        const int64_t j1 = NMP_MIN(rows, j0 + 64);
+        float part = 0;
+        for (int64_t j = j0; j < j1; j++)
+            part += NMP_MAX(0.0f, vn1g[j] - vnh[j]) + NMP_MAX(0.0f, vn1h[j] - vng[j]);
+        total += (double)part;
+    }
+    return total;
+}
+
+/* A random seed group and the k-1 groups that conflict most with it. */
+static void pick_conflict(lns *l)
+{
+    const int64_t G = l->groups;
+    const int64_t g = (int64_t)nmp_rng_below(&l->rng, (uint64_t)G);
+    int64_t ncand = 0;
+    if (G - 1 <= LNS_CANDIDATES) {
+        for (int64_t h = 0; h < G; h++)
+            if (h != g)
+                l->order[ncand++] = h;
+    } else { /* LNS_CANDIDATES distinct random others: partial Fisher-Yates */
+        for (int64_t t = 0; t < LNS_CANDIDATES; t++) {
+            int64_t r;
+            do
+                r = t + (int64_t)nmp_rng_below(&l->rng, (uint64_t)(G - t));
+            while (l->order[r] == g);
+            const int64_t x = l->order[t];
+            l->order[t] = l->order[r];
+            l->order[r] = x;
+        }
+        ncand = LNS_CANDIDATES;
+    }
+    for (int64_t c = 0; c < ncand; c++)
+        l->weight[c] = conflict(l, g, l->order[c]) * (0.5 + nmp_rng_uniform(&l->rng));
+    l->pick[0] = g;
+    for (int t = 1; t < l->k; t++) { /* selection of the top k-1, first maximum kept */
+        int64_t best = t - 1;
+        for (int64_t c = t; c < ncand; c++)
+            if (l->weight[c] > l->weight[best])
+                best = c;
+        const double w = l->weight[t - 1];
+        const int64_t x = l->order[t - 1];
+        l->weight[t - 1] = l->weight[best];
+        l->order[t - 1] = l->order[best];
+        l->weight[best] = w;
+        l->order[best] = x;
+        l->pick[t] = l->order[t - 1];
+    }
+}
+
+static int choose_strategy(lns *l)
+{
+    if (l->strategy >= 0)
+        return l->strategy;
+    double w[LNS_STRATEGIES], total = 0;
+    for (int s = 0; s < LNS_STRATEGIES; s++)
+        total += w[s] = 1.0 + 20.0 * l->rate[s];
+    double x = nmp_rng_uniform(&l->rng) * total;
+    for (int s = 0; s < LNS_STRATEGIES - 1; s++) {
+        if (x < w[s])
+            return s;
+        x -= w[s];
+    }
+    return LNS_STRATEGIES - 1;
+}
+
+/* One window: returns true when it gained. */
+static bool step(lns *l, int strategy)
+{
+    const int m = l->m, k = l->k;
+    if (strategy == 0)
+        pick_random(l);
+    else if (strategy == 1)
+        pick_pruned(l);
+    else
+        pick_conflict(l);
+    const int32_t *perm = nmp_eval_perm(l->ev);
+    for (int t = 0; t < k; t++)
+        memcpy(l->in + t * m, perm + l->pick[t] * m, (size_t)m * sizeof *l->in);
+    double cur;
+    const double best = nmp_window_solve(l->win, l->in, k, l->out, &cur);
+    const double gain = best - cur;
+    if (!(gain > 0 && gain > LNS_TOL * fabs(cur)))
+        return false;
+    nmp_eval_regroup(l->ev, l->pick, k, l->out);
+    for (int t = 0; t < k; t++)
+        group_total(l, l->pick[t]);
+    return true;
+}
+
+static nmp_err lns_solve(void *p, int32_t *perm, nmp_result *res)
+{
+    lns *l = p;
+    const nmp_problem *pb = l->pb;
+    nmp_eval_reset(l->ev, perm);
+    const double start = nmp_eval_score(l->ev);
+    res->status = NMP_STATUS_FEASIBLE;
+    for (int64_t g = 0; g < l->groups; g++) {
+        l->order[g] = g;
+        group_total(l, g);
+    }
+    for (int s = 0; s < LNS_STRATEGIES; s++)
+        l->rate[s] = 0.5;
+    int64_t it = 0, fails = 0;
+    bool stopped = false;
+    if (l->groups < 2 || l->k >= l->groups) { /* one window holds everything */
+        if (l->groups >= 2)
+            step(l, 0);
+        it = 1;
+        res->status = NMP_STATUS_OPTIMAL;
+    } else {
+        while (fails < l->max_fail && (l->iters <= 0 || it < l->iters)) {
+            if (nmp_clock_tick(&l->clock, it, nmp_eval_score(l->ev), pb->row_bound, "lns",
+                               false)) {
+                stopped = true;
+                break;
+            }
+            const int s = choose_strategy(l);
+            const bool gained = step(l, s);
+            l->rate[s] += 0.02 * ((gained ? 1.0 : 0.0) - l->rate[s]);
+            fails = gained ? 0 : fails + 1;
+            it++;
+        }
+        if (!stopped && l->iters > 0 && it >= l->iters && fails < l->max_fail)
+            res->status = NMP_STATUS_ITER_LIMIT;
+    }
+    if (stopped)
+        res->status = nmp_clock_status(&l->clock);
+    res->iterations = it;
+    if (nmp_eval_score(l->ev) >= start) /* moves are judged in window arithmetic: check */
+        memcpy(perm, nmp_eval_perm(l->ev), (size_t)pb->cols * sizeof *perm);
+    return NMP_OK;
+}
+
+const nmp_solver_ops nmp_lns_ops = {
+    "lns", "large-neighbourhood search: exact re-partition of 4+ groups chosen by loss/conflict",
+    lns_params, lns_create, lns_solve, lns_destroy,
+};

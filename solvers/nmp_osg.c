@@ -1,0 +1,415 @@
+/* nmp_osg.c: apex's "optimize stripe groups" (Pool & Yu 2021): exhaustive stripe windows, escapes */
+#include "nmp_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/*
+ * A stripe is one group of m slots. A window is a set of s stripes (s = 2: 8 columns for 2:4,
+ * apex's default; s = 3: 12 columns), and its gain is
+ *     gain(W) = max over re-partitions P of W's s*m columns into s groups of sum_{q in P} D(q)
+ *               - sum_{g in W} D(g),
+ * found exhaustively by the window solver (nmp_window.c; 35 partitions for 8 columns, 5,775 for
+ * 12). As apex does:
+ *   1. the gain of every window is cached; a round re-evaluates only the windows that touch a
+ *      stripe changed in the previous round (all windows in the first);
+ *   2. the improving windows are sorted by gain (ties by index) and applied greedily, each only
+ *      if none of its stripes was changed earlier in the round;
+ *   3. rounds repeat until no window improves;
+ *   4. escapes ("bounded regressions"): swap two random columns of different stripes,
+ *      re-converge, keep the result only if it beats the best so far, else go back to the best
+ *      (the perm and the cached gains of the stripes the escape changed).
+ * Windows are indexed by the colex rank of their sorted stripes, so the cache is a flat array of
+ * C(G, s) gains (G = cols/m). A window evaluation depends only on its columns, so each round's
+ * evaluations run in parallel (OpenMP, par->threads) with a result that does not depend on the
+ * thread count. Moves are decided in the window solver's arithmetic: a gain must exceed 1e-9 of
+ * the window's value, and the sum of those values over all stripes rises with every move, so
+ * the rounds end.
+ * Size: refused (NMP_ERR_UNSUPPORTED) above 2^23 windows, G > 4096 stripes for s = 2 (16384
+ * columns at 2:4) and G > 369 for s = 3; memory is 16 bytes per window. The first round costs
+ * C(G, s) window evaluations, each about C(s*m, m) * rows min/max pairs: s = 3 is practical for
+ * G up to ~100.
+ */
+
+static const nmp_param_desc osg_params[] = {
+    { "stripes", 2, 2, 3, "stripes of m columns per window (2: apex's 8-column window at 2:4)" },
+    { "escapes", 100, 0, 1e9, "random escape attempts after convergence (apex: 100)" },
+    { 0 },
+};
+
+#define OSG_MAX_WINDOWS 8388608.0
+#define OSG_TOL 1e-9         /* a gain counts above this fraction of the window's value */
+#define OSG_CHUNK_NS 2e7     /* aim of work between two clock checks, in ~ns */
+
+typedef struct osg_cand {
+    float gain;
+    uint32_t w;
+} osg_cand;
+
+typedef struct osg {
+    const nmp_problem *pb;
+    int s, m, threads;
+    int64_t groups, nwin, escapes, moves, chunk;
+    nmp_eval *ev;
+    nmp_window **win;        /* one per thread */
+    nmp_rng rng;
+    nmp_clock clock;
+    float *gain, *snap;      /* cached gain per window; its copy at the best perm */
+    osg_cand *cand;          /* windows to evaluate, then improving windows */
+    uint8_t *dirty;          /* stripes changed since their windows were evaluated */
+    uint8_t *changed;        /* stripes changed since the best perm */
+    uint8_t *used;           /* stripes changed in this round */
+    int32_t *keep;           /* best perm */
+    int32_t *io;             /* per thread: 2 * s * m columns (window in, out) */
+    int64_t *glist;          /* groups to restore */
+    int32_t *clist;          /* their columns */
+} osg;
+
+static int64_t binom(int64_t a, int b)
+{
+    if (a < b)
+        return 0;
+    int64_t r = 1;
+    for (int t = 1; t <= b; t++)
+        r = r * (a - b + t) / t;
+    return r;
+}
+
+/* The stripes st[0] < ... < st[s-1] of window w (colex). */
+static void decode(const osg *o, int64_t w, int64_t *st)
+{
+    for (int t = o->s; t >= 1; t--) {
+        int64_t lo = t - 1, hi = o->groups - 1; /* largest c with C(c, t) <= w */
+        while (lo < hi) {
+            const int64_t mid = (lo + hi + 1) / 2;
+            if (binom(mid, t) <= w)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        st[t - 1] = lo;
+        w -= binom(lo, t);
+    }
+}
+
+static int64_t encode(const osg *o, const int64_t *st)
+{
+    int64_t w = 0;
+    for (int t = 0; t < o->s; t++)
+        w += binom(st[t], t + 1);
+    return w;
+}
+
+/* The window of stripes {g, h} (i < 0) or {g, h, i}, all distinct. */
+static int64_t window_of(const osg *o, int64_t g, int64_t h, int64_t i)
+{
+    int64_t st[3] = { g, h, i };
+    for (int a = 1; a < o->s; a++) /* insertion sort of 2 or 3 */
+        for (int b = a; b > 0 && st[b - 1] > st[b]; b--) {
+            const int64_t x = st[b];
+            st[b] = st[b - 1];
+            st[b - 1] = x;
+        }
+    return encode(o, st);
+}
+
+static void osg_destroy(void *p)
+{
+    osg *o = p;
+    if (!o)
+        return;
+    nmp_eval_free(o->ev);
+    if (o->win)
+        for (int t = 0; t < o->threads; t++)
+            nmp_window_free(o->win[t]);
+    nmp_free(o->win);
+    nmp_free(o->gain);
+    nmp_free(o->snap);
+    nmp_free(o->cand);
+    nmp_free(o->dirty);
+    nmp_free(o->changed);
+    nmp_free(o->used);
+    nmp_free(o->keep);
+    nmp_free(o->io);
+    nmp_free(o->glist);
+    nmp_free(o->clist);
+    nmp_free(o);
+}
+
+static nmp_err osg_create(const nmp_problem *pb, const nmp_params *par, void **state, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    osg *o = nmp_calloc(1, sizeof *o);
+    *state = NULL;
+    if (!o)
+        return NMP_ERR_NOMEM;
+    o->pb = pb;
+    o->m = pb->m;
+    o->groups = pb->groups;
+    o->s = (int)NMP_MIN((int64_t)nmp_param_get(par, osg_params, "stripes"), pb->groups);
+    o->escapes = (int64_t)nmp_param_get(par, osg_params, "escapes");
+    o->threads = 1;
+#ifdef _OPENMP
+    o->threads = par->threads > 0 ? par->threads : omp_get_max_threads();
+#endif
+    nmp_rng_seed(&o->rng, par->seed);
+    nmp_clock_start(&o->clock, par);
+    const int s = NMP_MAX(o->s, 1);
+    o->nwin = binom(pb->groups, s);
+    if ((double)o->nwin > OSG_MAX_WINDOWS) {
+        e = nmp_fail(msg, NMP_ERR_UNSUPPORTED,
+                     "osg: %lld stripes give %lld windows of %d (limit %.0f); use stripes=2 or "
+                     "another solver", (long long)pb->groups, (long long)o->nwin, s,
+                     OSG_MAX_WINDOWS);
+        goto out;
+    }
+    const size_t nwin = (size_t)o->nwin, groups = (size_t)pb->groups;
+    o->win = nmp_calloc((size_t)o->threads, sizeof *o->win);
+    o->gain = nmp_calloc(nwin, sizeof *o->gain);
+    o->snap = nmp_calloc(nwin, sizeof *o->snap);
+    o->cand = nmp_malloc(nwin * sizeof *o->cand);
+    o->dirty = nmp_calloc(groups, 1);
+    o->changed = nmp_calloc(groups, 1);
+    o->used = nmp_calloc(groups, 1);
+    o->keep = nmp_malloc((size_t)pb->cols * sizeof *o->keep);
+    o->io = nmp_malloc((size_t)o->threads * 2 * (size_t)(s * o->m) * sizeof *o->io);
+    o->glist = nmp_malloc(groups * sizeof *o->glist);
+    o->clist = nmp_malloc((size_t)pb->cols * sizeof *o->clist);
+    if (!o->win || !o->gain || !o->snap || !o->cand || !o->dirty || !o->changed || !o->used ||
+        !o->keep || !o->io || !o->glist || !o->clist) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    for (int t = 0; t < o->threads; t++)
+        NMP_TRY(e, nmp_window_create(pb, s, &o->win[t], msg));
+    NMP_TRY(e, nmp_eval_create(pb, NULL, &o->ev));
+    /* windows per clock check: ~C(s*m, m) * rows row-subsets per window, at least one a thread */
+    const double cost = (double)binom((int64_t)s * o->m, o->m) * (double)pb->rows + 200.0;
+    o->chunk = (int64_t)NMP_MAX(1.0, NMP_MIN(4096.0, OSG_CHUNK_NS / cost)) * o->threads;
+    *state = o;
+    o = NULL;
+out:
+    osg_destroy(o);
+    return e;
+}
+
+/* Window w's best re-partition on thread t: writes its columns to out (when not NULL) and
+ * returns the gain, 0 when below the tolerance. */
+static double window_gain(osg *o, int t, int64_t w, int32_t *out, int64_t *st)
+{
+    const int m = o->m, s = o->s;
+    const int32_t *perm = nmp_eval_perm(o->ev);
+    int32_t *in = o->io + (size_t)t * 2 * (size_t)(s * m);
+    decode(o, w, st);
+    for (int u = 0; u < s; u++)
+        memcpy(in + u * m, perm + st[u] * m, (size_t)m * sizeof *in);
+    double cur;
+    const double best = nmp_window_solve(o->win[t], in, s, out, &cur);
+    const double gain = best - cur;
+    return gain > OSG_TOL * fabs(cur) && gain > 0 ? gain : 0.0;
+}
+
+/* Evaluates cand[0..count).w into gain[]; false when the clock stopped it. */
+static bool evaluate(osg *o, int64_t count)
+{
+    for (int64_t c0 = 0; c0 < count; c0 += o->chunk) {
+        const int64_t c1 = NMP_MIN(count, c0 + o->chunk);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 4) num_threads(o->threads) if (c1 - c0 > 8)
+#endif
+        for (int64_t c = c0; c < c1; c++) {
+            int t = 0;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+#endif
+            int64_t st[3];
+            const uint32_t w = o->cand[c].w;
+            o->gain[w] = (float)window_gain(o, t, w, NULL, st);
+        }
+        if (nmp_clock_tick(&o->clock, o->moves, nmp_eval_score(o->ev), o->pb->row_bound, "osg",
+                           false))
+            return false;
+    }
+    return true;
+}
+
+/* cand[].w = every window with a dirty stripe, once (at its smallest dirty stripe); clears
+ * dirty. Returns the count. */
+static int64_t collect_dirty(osg *o)
+{
+    const int64_t G = o->groups;
+    int64_t count = 0;
+    for (int64_t g = 0; g < G; g++) {
+        if (!o->dirty[g])
+            continue;
+        for (int64_t h = 0; h < G; h++) {
+            if (h == g || (o->dirty[h] && h < g))
+                continue;
+            if (o->s == 2) {
+                o->cand[count++].w = (uint32_t)window_of(o, g, h, -1);
+                continue;
+            }
+            for (int64_t i = h + 1; i < G; i++)
+                if (i != g && !(o->dirty[i] && i < g))
+                    o->cand[count++].w = (uint32_t)window_of(o, g, h, i);
+        }
+    }
+    for (int64_t g = 0; g < G; g++)
+        o->dirty[g] = 0;
+    return count;
+}
+
+static int cand_cmp(const void *pa, const void *pb)
+{
+    const osg_cand *a = pa, *b = pb;
+    if (a->gain != b->gain)
+        return a->gain > b->gain ? -1 : 1;
+    return (a->w > b->w) - (a->w < b->w);
+}
+
+/* Rounds until no window improves; false when the clock stopped them. */
+static bool converge(osg *o, const char *phase)
+{
+    const int m = o->m, s = o->s;
+    int32_t *out = o->io + (size_t)s * m; /* thread 0's out half */
+    for (;;) {
+        if (!evaluate(o, collect_dirty(o)))
+            return false;
+        int64_t count = 0;
+        for (int64_t w = 0; w < o->nwin; w++)
+            if (o->gain[w] > 0) {
+                o->cand[count].gain = o->gain[w];
+                o->cand[count++].w = (uint32_t)w;
+            }
+        if (count == 0)
+            return true;
+        qsort(o->cand, (size_t)count, sizeof *o->cand, cand_cmp);
+        memset(o->used, 0, (size_t)o->groups);
+        for (int64_t c = 0; c < count; c++) {
+            int64_t st[3];
+            decode(o, o->cand[c].w, st);
+            bool free = true;
+            for (int u = 0; u < s; u++)
+                free = free && !o->used[st[u]];
+            if (!free)
+                continue;
+            if (window_gain(o, 0, o->cand[c].w, out, st) > 0) {
+                nmp_eval_regroup(o->ev, st, s, out);
+                o->moves++;
+            }
+            o->gain[o->cand[c].w] = 0;
+            for (int u = 0; u < s; u++)
+                o->used[st[u]] = o->dirty[st[u]] = o->changed[st[u]] = 1;
+        }
+        if (nmp_clock_tick(&o->clock, o->moves, nmp_eval_score(o->ev), o->pb->row_bound, phase,
+                           false))
+            return false;
+    }
+}
+
+/* dst[w] = src[w] for every window that touches a changed stripe. */
+static void copy_changed(osg *o, float *dst, const float *src)
+{
+    const int64_t G = o->groups;
+    int64_t nchanged = 0;
+    for (int64_t g = 0; g < G; g++)
+        nchanged += o->changed[g];
+    if ((double)nchanged * (double)binom(G - 1, o->s - 1) >= (double)o->nwin) {
+        memcpy(dst, src, (size_t)o->nwin * sizeof *dst);
+        return;
+    }
+    for (int64_t g = 0; g < G; g++) {
+        if (!o->changed[g])
+            continue;
+        for (int64_t h = 0; h < G; h++) {
+            if (h == g)
+                continue;
+            if (o->s == 2) {
+                const int64_t w = window_of(o, g, h, -1);
+                dst[w] = src[w];
+                continue;
+            }
+            for (int64_t i = h + 1; i < G; i++)
+                if (i != g) {
+                    const int64_t w = window_of(o, g, h, i);
+                    dst[w] = src[w];
+                }
+        }
+    }
+}
+
+/* Puts the changed stripes back to the best perm: eval, perm and cached gains. */
+static void restore(osg *o)
+{
+    const int m = o->m;
+    int k = 0;
+    for (int64_t g = 0; g < o->groups; g++)
+        if (o->changed[g]) {
+            o->glist[k] = g;
+            memcpy(o->clist + (size_t)k * m, o->keep + g * m, (size_t)m * sizeof *o->clist);
+            k++;
+        }
+    nmp_eval_regroup(o->ev, o->glist, k, o->clist);
+    copy_changed(o, o->gain, o->snap);
+}
+
+static nmp_err osg_solve(void *p, int32_t *perm, nmp_result *res)
+{
+    osg *o = p;
+    const nmp_problem *pb = o->pb;
+    const int m = o->m;
+    const size_t bytes = (size_t)pb->cols * sizeof *perm;
+    nmp_eval_reset(o->ev, perm);
+    o->moves = 0;
+    res->status = NMP_STATUS_FEASIBLE;
+    memcpy(o->keep, perm, bytes);
+    double best = nmp_eval_score(o->ev);
+    if (o->groups < 2) {
+        res->status = NMP_STATUS_OPTIMAL;
+        return NMP_OK;
+    }
+    memset(o->dirty, 1, (size_t)o->groups);
+    bool running = converge(o, "osg");
+    if (nmp_eval_score(o->ev) > best) {
+        best = nmp_eval_score(o->ev);
+        memcpy(o->keep, nmp_eval_perm(o->ev), bytes);
+    }
+    if (running && o->s == o->groups) /* one window holds every column: solved exactly */
+        res->status = NMP_STATUS_OPTIMAL;
+    memcpy(o->snap, o->gain, (size_t)o->nwin * sizeof *o->snap);
+    memset(o->changed, 0, (size_t)o->groups);
+    int64_t t = 0;
+    for (; running && t < o->escapes && o->s < o->groups; t++) {
+        const int64_t a = (int64_t)nmp_rng_below(&o->rng, (uint64_t)pb->cols);
+        int64_t b = (int64_t)nmp_rng_below(&o->rng, (uint64_t)(pb->cols - m));
+        if (b >= a / m * m) /* skip a's own stripe */
+            b += m;
+        nmp_eval_swap(o->ev, a, b);
+        o->dirty[a / m] = o->dirty[b / m] = 1;
+        o->changed[a / m] = o->changed[b / m] = 1;
+        running = converge(o, "escape");
+        if (nmp_eval_score(o->ev) > best) {
+            best = nmp_eval_score(o->ev);
+            memcpy(o->keep, nmp_eval_perm(o->ev), bytes);
+            copy_changed(o, o->snap, o->gain);
+        } else if (running) {
+            restore(o);
+        }
+        memset(o->changed, 0, (size_t)o->groups);
+    }
+    if (!running)
+        res->status = nmp_clock_status(&o->clock);
+    res->iterations = o->moves;
+    memcpy(perm, o->keep, bytes);
+    return NMP_OK;
+}
+
+const nmp_solver_ops nmp_osg_ops = {
+    "osg", "apex's optimize-stripe-groups: exhaustive 2/3-stripe windows with escapes (baseline)",
+    osg_params, osg_create, osg_solve, osg_destroy,
+};
