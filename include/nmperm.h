@@ -610,12 +610,15 @@ nmp_err nmp_space_problem(const nmp_st *st, const nmp_space *sp, nmp_pattern nm,
 nmp_err nmp_plan_apply(const nmp_st *in, const nmp_plan *plan, int prune, nmp_pattern nm,
                        const char *path, nmp_msg *msg);
 
-/* Checks on `samples` random inputs (float64, seeded) that the block of space sp computes the same
- * on checkpoint a as on checkpoint b, with perm_b (sp->size entries, may be NULL) applied to b's
- * references on the fly (so b may be the unpermuted input itself). *max_rel gets
- * max |y_a - y_b| / max |y_a|. NMP_ERR_FORMAT when a tensor is missing in b or misshaped. */
-nmp_err nmp_space_verify(const nmp_space *sp, const nmp_st *a, const nmp_st *b,
-                         const int32_t *perm_b, uint64_t seed, int samples, double *max_rel,
+/* Checks on `samples` random inputs (float64, seeded) that the block of space plan->spaces[self]
+ * computes the same on checkpoint a as on checkpoint b. With virtual_perm, b is read through the
+ * space's perm (b may then be the unpermuted input itself); without, b is a file the whole plan
+ * was applied to, and the permutations other spaces made to the same tensors (other axes, e.g. a
+ * conv that consumes one space and produces the next) are undone when reading it. *max_rel gets
+ * max |y_a - y_b| / max |y_a|. NMP_ERR_FORMAT when a tensor is missing in b or misshaped;
+ * NMP_ERR_UNSUPPORTED when the space has no single producer weight. */
+nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, const nmp_st *b,
+                         int virtual_perm, uint64_t seed, int samples, double *max_rel,
                          nmp_msg *msg);
 
 #ifdef __cplusplus

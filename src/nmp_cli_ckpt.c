@@ -298,8 +298,8 @@ static int verify_all(const ckpt_opts *o, nmp_plan *plan, const nmp_st *a, const
         if (sp->skip)
             continue;
         progress_show(pg, s, plan->count, "verify", sp->name);
-        const nmp_err e = nmp_space_verify(sp, a, b, virtual_perm ? sp->perm : NULL,
-                                           o->par.seed + (uint64_t)s, VERIFY_SAMPLES, &rel, &msg);
+        const nmp_err e = nmp_space_verify(plan, s, a, b, virtual_perm, o->par.seed + (uint64_t)s,
+                                           VERIFY_SAMPLES, &rel, &msg);
         if (e != NMP_OK) {
             progress_done(pg);
             return cli_fail_lib(e, o->input, &msg);

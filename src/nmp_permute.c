@@ -20,19 +20,33 @@ static int dtype_code(const char *d)
 
 /* A tensor seen as [outer, C, inner] around one channel axis, channels off .. off + size - 1
  * of C exposed as 0 .. size - 1, optionally through perm (local channel c reads perm[c]). */
+#define MAX_OTHER 16
+
+/* A permutation that another space applied to a slice of some axis of the same tensor, undone
+ * when reading (b's channel pinv[c] holds a's channel c). */
+typedef struct tother {
+    int axis;
+    int64_t off, size;
+    const int32_t *pinv;
+} tother;
+
 typedef struct tview {
     const uint8_t *data;
     int code;
     size_t esize;
     int64_t outer, C, inner, off;
     const int32_t *perm;
+    int ndim, nother;
+    int64_t shape[NMP_ST_MAX_DIMS];
+    tother other[MAX_OTHER];
 } tview;
 
 static tview tview_make(const nmp_st_tensor *t, const void *data, const nmp_ref *r,
                         const int32_t *perm)
 {
     tview v = { data, dtype_code(t->dtype), nmp_st_dtype_size(t->dtype), 1, t->shape[r->axis], 1,
-                r->offset, perm };
+                r->offset, perm, t->ndim, 0, { 0 }, { { 0 } } };
+    memcpy(v.shape, t->shape, sizeof v.shape);
     for (int d = 0; d < r->axis; d++)
         v.outer *= t->shape[d];
     for (int d = r->axis + 1; d < t->ndim; d++)
@@ -40,10 +54,28 @@ static tview tview_make(const nmp_st_tensor *t, const void *data, const nmp_ref 
     return v;
 }
 
+/* Flat index of (o, c, i); with other spaces' permutations, through the multi-index. */
 static inline int64_t tv_index(const tview *v, int64_t o, int64_t c, int64_t i)
 {
     const int64_t ch = v->off + (v->perm ? v->perm[c] : c);
-    return (o * v->C + ch) * v->inner + i;
+    int64_t idx = (o * v->C + ch) * v->inner + i;
+    if (v->nother > 0) {
+        int64_t mi[NMP_ST_MAX_DIMS];
+        for (int d = v->ndim - 1; d >= 0; d--) {
+            mi[d] = idx % v->shape[d];
+            idx /= v->shape[d];
+        }
+        for (int k = 0; k < v->nother; k++) {
+            const tother *t = &v->other[k];
+            const int64_t x = mi[t->axis] - t->off;
+            if (x >= 0 && x < t->size)
+                mi[t->axis] = t->off + t->pinv[x];
+        }
+        idx = 0;
+        for (int d = 0; d < v->ndim; d++)
+            idx = idx * v->shape[d] + mi[d];
+    }
+    return idx;
 }
 
 static inline double decode(const uint8_t *p, int code)
@@ -347,27 +379,63 @@ static void block(const nmp_space *sp, const tview *views, const double *x, doub
     }
 }
 
-/* Random x (N(0, 1), seeded) through the block of a and of b; the largest output difference
- * relative to the largest output of a. */
-nmp_err nmp_space_verify(const nmp_space *sp, const nmp_st *a, const nmp_st *b,
-                         const int32_t *perm_b, uint64_t seed, int samples, double *max_rel,
+/* The permutations other spaces of the plan applied to r's tensor, to undo when reading b. */
+static nmp_err add_others(const nmp_plan *plan, int64_t self, const nmp_ref *r, int32_t **pinv,
+                          tview *v, nmp_msg *msg)
+{
+    for (int64_t s = 0; s < plan->count; s++) {
+        const nmp_space *sp = &plan->spaces[s];
+        if (s == self || sp->skip || !sp->perm)
+            continue;
+        for (int64_t k = 0; k < sp->nrefs; k++) {
+            /* slices of r's own axis are disjoint from r's (nmp_plan_check): never read here */
+            if (strcmp(sp->refs[k].tensor, r->tensor) != 0 || sp->refs[k].axis == r->axis)
+                continue;
+            if (v->nother == MAX_OTHER)
+                return nmp_fail(msg, NMP_ERR_UNSUPPORTED, "%s: permuted by too many spaces to "
+                                "verify space %s", r->tensor, plan->spaces[self].name);
+            v->other[v->nother++] = (tother){ sp->refs[k].axis, sp->refs[k].offset, sp->size,
+                                              pinv[s] };
+        }
+    }
+    return NMP_OK;
+}
+
+/* Random x (N(0, 1), seeded) through the block of space `self` on a and on b; the largest output
+ * difference relative to the largest output of a. */
+nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, const nmp_st *b,
+                         int virtual_perm, uint64_t seed, int samples, double *max_rel,
                          nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
+    const nmp_space *sp = &plan->spaces[self];
     tview *va = nmp_calloc((size_t)sp->nrefs, sizeof *va);
     tview *vb = nmp_calloc((size_t)sp->nrefs, sizeof *vb);
+    int32_t **pinv = nmp_calloc((size_t)plan->count, sizeof *pinv);
     double *x = NULL, *u = NULL, *g = NULL, *ya = NULL, *yb = NULL;
     int64_t xdim = -1, ydim = 0;
     int weights = 0;
     *max_rel = 0;
-    if (!va || !vb) {
+    if (!va || !vb || !pinv) {
         e = NMP_ERR_NOMEM;
         goto out;
+    }
+    for (int64_t s = 0; s < plan->count && !virtual_perm; s++) {
+        const nmp_space *o = &plan->spaces[s];
+        if (o->skip || !o->perm || s == self)
+            continue;
+        if (!(pinv[s] = nmp_malloc((size_t)o->size * sizeof *pinv[s]))) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+        nmp_perm_invert(o->perm, pinv[s], o->size);
     }
     for (int64_t r = 0; r < sp->nrefs; r++) {
         const nmp_ref *ref = &sp->refs[r];
         NMP_TRY(e, resolve(a, sp, ref, NULL, &va[r], msg));
-        NMP_TRY(e, resolve(b, sp, ref, perm_b, &vb[r], msg));
+        NMP_TRY(e, resolve(b, sp, ref, virtual_perm ? sp->perm : NULL, &vb[r], msg));
+        if (!virtual_perm)
+            NMP_TRY(e, add_others(plan, self, ref, pinv, &vb[r], msg));
         if (va[r].outer != vb[r].outer || va[r].C != vb[r].C || va[r].inner != vb[r].inner) {
             e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: shape differs from %s", nmp_st_path(b),
                          ref->tensor, nmp_st_path(a));
@@ -421,6 +489,9 @@ nmp_err nmp_space_verify(const nmp_space *sp, const nmp_st *a, const nmp_st *b,
     }
     *max_rel = diff != diff ? INFINITY : diff / (scale > 0 ? scale : 1.0);
 out:
+    for (int64_t s = 0; pinv && s < plan->count; s++)
+        nmp_free(pinv[s]);
+    nmp_free(pinv);
     nmp_free(va);
     nmp_free(vb);
     nmp_free(x);

@@ -1,0 +1,232 @@
+/* test_nmp_permute.c: applying channel spaces: inverse round trip, N:M pruning, verification,
+ * stacked scoring problems */
+#include "nmp_test_ckpt.h"
+
+static const test_tensor llama[] = {
+    { "model.layers.0.input_layernorm.weight", "F32", 1, { 32 } },
+    { "model.layers.0.self_attn.v_proj.weight", "F32", 2, { 16, 32 } },
+    { "model.layers.0.self_attn.v_proj.bias", "F32", 1, { 16 } },
+    { "model.layers.0.self_attn.o_proj.weight", "F16", 2, { 32, 32 } },
+    { "model.layers.0.mlp.gate_proj.weight", "F16", 2, { 64, 32 } },
+    { "model.layers.0.mlp.up_proj.weight", "F32", 2, { 64, 32 } },
+    { "model.layers.0.mlp.down_proj.weight", "F32", 2, { 32, 64 } },
+    { "step", "I64", 1, { 3 } },
+};
+
+typedef struct fixture {
+    char in[512], out[512], out2[512];
+    nmp_st *st;
+    nmp_plan *plan;
+} fixture;
+
+static void setup_llama(fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    test_path(f->in, sizeof f->in, "in.safetensors");
+    test_path(f->out, sizeof f->out, "out.safetensors");
+    test_path(f->out2, sizeof f->out2, "out2.safetensors");
+    test_write_st(f->in, llama, 8, 11);
+    nmp_assert_ok(nmp_st_open(f->in, &f->st, NULL));
+    const nmp_plan_opts o = { "llama", 4, 2 };
+    nmp_assert_ok(nmp_plan_infer(f->st, &o, &f->plan, NULL));
+    assert_int_equal(f->plan->count, 3);
+    nmp_assert_ok(nmp_plan_check(f->plan, f->st, (nmp_pattern){ 2, 4 }, NULL));
+    nmp_rng r;
+    nmp_rng_seed(&r, 5);
+    for (int64_t s = 0; s < f->plan->count; s++) {
+        nmp_space *sp = &f->plan->spaces[s];
+        sp->perm = nmp_malloc((size_t)sp->size * sizeof *sp->perm);
+        nmp_perm_random(sp->perm, sp->size, &r);
+    }
+}
+
+static void teardown(fixture *f)
+{
+    nmp_plan_free(f->plan);
+    nmp_st_close(f->st);
+    unlink(f->in);
+    unlink(f->out);
+    unlink(f->out2);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    *len = (size_t)ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *d = malloc(*len);
+    assert_int_equal(fread(d, 1, *len, fp), *len);
+    fclose(fp);
+    return d;
+}
+
+/* Applying the perms and then their inverses gives back the tensors byte for byte. */
+static void test_inverse_round_trip(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_llama(&f);
+    nmp_assert_ok(nmp_plan_apply(f.st, f.plan, 0, (nmp_pattern){ 2, 4 }, f.out, NULL));
+    nmp_st *mid = NULL;
+    nmp_assert_ok(nmp_st_open(f.out, &mid, NULL));
+    for (int64_t s = 0; s < f.plan->count; s++) {
+        nmp_space *sp = &f.plan->spaces[s];
+        int32_t *inv = nmp_malloc((size_t)sp->size * sizeof *inv);
+        nmp_perm_invert(sp->perm, inv, sp->size);
+        nmp_free(sp->perm);
+        sp->perm = inv;
+    }
+    nmp_assert_ok(nmp_plan_apply(mid, f.plan, 0, (nmp_pattern){ 2, 4 }, f.out2, NULL));
+    nmp_st *back = NULL;
+    nmp_assert_ok(nmp_st_open(f.out2, &back, NULL));
+    int changed = 0;
+    for (int64_t k = 0; k < nmp_st_count(f.st); k++) {
+        const nmp_st_tensor *a = nmp_st_tensor_at(f.st, k), *m = nmp_st_tensor_at(mid, k);
+        const nmp_st_tensor *b = nmp_st_tensor_at(back, k);
+        assert_string_equal(a->name, b->name);
+        assert_memory_equal(nmp_st_bytes(f.st, a), nmp_st_bytes(back, b), a->end - a->begin);
+        changed += memcmp(nmp_st_bytes(f.st, a), nmp_st_bytes(mid, m), a->end - a->begin) != 0;
+    }
+    assert_int_equal(changed, 6); /* all but the norm and the I64 tensor */
+    /* the input file itself is untouched */
+    size_t la = 0;
+    char *da = slurp(f.in, &la);
+    nmp_st *again = NULL;
+    nmp_assert_ok(nmp_st_open(f.in, &again, NULL));
+    free(da);
+    nmp_st_close(again);
+    nmp_st_close(mid);
+    nmp_st_close(back);
+    teardown(&f);
+}
+
+/* After --prune every consumer group of m holds at most n nonzeros, and the kept entries are
+ * the permuted weights themselves. */
+static void test_prune_invariant(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_llama(&f);
+    nmp_assert_ok(nmp_plan_apply(f.st, f.plan, 0, (nmp_pattern){ 2, 4 }, f.out, NULL));
+    nmp_assert_ok(nmp_plan_apply(f.st, f.plan, 1, (nmp_pattern){ 2, 4 }, f.out2, NULL));
+    nmp_st *p = NULL, *q = NULL;
+    nmp_assert_ok(nmp_st_open(f.out, &p, NULL));
+    nmp_assert_ok(nmp_st_open(f.out2, &q, NULL));
+    static const char *const consumers[] = { "model.layers.0.mlp.down_proj.weight",
+                                             "model.layers.0.self_attn.o_proj.weight" };
+    for (int c = 0; c < 2; c++) {
+        const nmp_st_tensor *tp = nmp_st_find(p, consumers[c]), *tq = nmp_st_find(q, consumers[c]);
+        float *wp = malloc((size_t)tp->numel * sizeof *wp), *wq = malloc((size_t)tq->numel * 4);
+        nmp_assert_ok(nmp_st_read_f32(p, tp, wp, NULL));
+        nmp_assert_ok(nmp_st_read_f32(q, tq, wq, NULL));
+        int64_t zeros = 0;
+        for (int64_t g = 0; g < tq->numel / 4; g++) {
+            int nz = 0;
+            float smallest_kept = INFINITY, largest_dropped = 0;
+            for (int t = 0; t < 4; t++) {
+                const float a = wq[4 * g + t], b = wp[4 * g + t];
+                nz += a != 0;
+                zeros += a == 0;
+                if (a != 0)
+                    assert_true(a == b);
+                if (a != 0)
+                    smallest_kept = fminf(smallest_kept, fabsf(b));
+                else
+                    largest_dropped = fmaxf(largest_dropped, fabsf(b));
+            }
+            assert_true(nz <= 2);
+            assert_true(largest_dropped <= smallest_kept);
+        }
+        assert_int_equal(zeros, tq->numel / 2);
+        free(wp);
+        free(wq);
+    }
+    /* producers are not pruned */
+    const nmp_st_tensor *up = nmp_st_find(q, "model.layers.0.mlp.up_proj.weight");
+    const nmp_st_tensor *up0 = nmp_st_find(p, "model.layers.0.mlp.up_proj.weight");
+    assert_memory_equal(nmp_st_bytes(q, up), nmp_st_bytes(p, up0), up->end - up->begin);
+    nmp_st_close(p);
+    nmp_st_close(q);
+    teardown(&f);
+}
+
+/* Verification passes for the written file and on the fly, and catches a bias left unpermuted. */
+static void test_verify_catches_inconsistency(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_llama(&f);
+    nmp_assert_ok(nmp_plan_apply(f.st, f.plan, 0, (nmp_pattern){ 2, 4 }, f.out, NULL));
+    nmp_st *out = NULL;
+    nmp_assert_ok(nmp_st_open(f.out, &out, NULL));
+    for (int64_t s = 0; s < f.plan->count; s++) {
+        double rel = 1;
+        nmp_assert_ok(nmp_space_verify(f.plan, s, f.st, out, 0, 3, 4, &rel, NULL));
+        assert_true(rel < 1e-12);
+        nmp_assert_ok(nmp_space_verify(f.plan, s, f.st, f.st, 1, 3, 4, &rel, NULL));
+        assert_true(rel < 1e-12);
+    }
+    nmp_st_close(out);
+    /* write again with the v_proj bias reference hidden from the writer of KV head 0 */
+    nmp_space *kv0 = &f.plan->spaces[1];
+    assert_int_equal(kv0->refs[1].use, NMP_USE_BIAS);
+    const nmp_ref bias = kv0->refs[1];
+    kv0->refs[1] = kv0->refs[kv0->nrefs - 1];
+    kv0->nrefs--;
+    nmp_assert_ok(nmp_plan_apply(f.st, f.plan, 0, (nmp_pattern){ 2, 4 }, f.out2, NULL));
+    kv0->refs[kv0->nrefs++] = kv0->refs[1];
+    kv0->refs[1] = bias;
+    nmp_assert_ok(nmp_st_open(f.out2, &out, NULL));
+    double rel = 0;
+    nmp_assert_ok(nmp_space_verify(f.plan, 1, f.st, out, 0, 3, 4, &rel, NULL));
+    assert_true(rel > 1e-3);
+    nmp_assert_ok(nmp_space_verify(f.plan, 0, f.st, out, 0, 3, 4, &rel, NULL));
+    assert_true(rel < 1e-12); /* the MLP is still fine */
+    /* the MLP shares no tensor with other spaces: the input compared with itself agrees */
+    nmp_assert_ok(nmp_space_verify(f.plan, 0, f.st, f.st, 0, 3, 4, &rel, NULL));
+    assert_true(rel < 1e-12);
+    nmp_assert_ok(nmp_space_verify(f.plan, 2, f.st, out, 0, 3, 4, &rel, NULL));
+    assert_true(rel < 1e-12);
+    nmp_st_close(out);
+    teardown(&f);
+}
+
+/* A GQA space stacks the o_proj column slices of its query heads by rows. */
+static void test_problem_stacks_consumers(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_llama(&f);
+    nmp_problem *pb = NULL;
+    nmp_assert_ok(nmp_space_problem(f.st, &f.plan->spaces[2], (nmp_pattern){ 2, 4 }, &pb, NULL));
+    assert_int_equal(nmp_problem_rows(pb), 64);
+    assert_int_equal(nmp_problem_cols(pb), 8);
+    /* saliency (row 32 + j, col i) = |o_proj(j, 24 + i)| (query head 3) */
+    const nmp_st_tensor *o = nmp_st_find(f.st, "model.layers.0.self_attn.o_proj.weight");
+    float *w = malloc((size_t)o->numel * sizeof *w);
+    nmp_assert_ok(nmp_st_read_f32(f.st, o, w, NULL));
+    const float *s = nmp_problem_saliency(pb);
+    for (int64_t j = 0; j < 32; j++)
+        for (int64_t i = 0; i < 8; i++)
+            assert_true(s[i * 64 + 32 + j] == fabsf(w[j * 32 + 24 + i]));
+    free(w);
+    nmp_problem_free(pb);
+    nmp_assert_ok(nmp_space_problem(f.st, &f.plan->spaces[0], (nmp_pattern){ 2, 4 }, &pb, NULL));
+    assert_int_equal(nmp_problem_rows(pb), 32);
+    assert_int_equal(nmp_problem_cols(pb), 64);
+    nmp_problem_free(pb);
+    teardown(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_inverse_round_trip),
+        cmocka_unit_test(test_prune_invariant),
+        cmocka_unit_test(test_verify_catches_inconsistency),
+        cmocka_unit_test(test_problem_stacks_consumers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,240 @@
+/* test_nmp_plan.c: channel-space inference per arch, JSON round trip, validation errors */
+#include "nmp_test_ckpt.h"
+
+static nmp_st *open_st(const char *name, const test_tensor *t, int count)
+{
+    char path[512];
+    nmp_st *st = NULL;
+    test_path(path, sizeof path, name);
+    test_write_st(path, t, count, 7);
+    nmp_assert_ok(nmp_st_open(path, &st, NULL));
+    unlink(path); /* the mapping stays valid */
+    return st;
+}
+
+static const test_tensor bert[] = {
+    { "encoder.layer.0.attention.self.value.weight", "F32", 2, { 16, 16 } },
+    { "encoder.layer.0.attention.self.value.bias", "F32", 1, { 16 } },
+    { "encoder.layer.0.attention.output.dense.weight", "F32", 2, { 16, 16 } },
+    { "encoder.layer.0.intermediate.dense.weight", "F32", 2, { 32, 16 } },
+    { "encoder.layer.0.intermediate.dense.bias", "F32", 1, { 32 } },
+    { "encoder.layer.0.output.dense.weight", "F32", 2, { 16, 32 } },
+    { "embeddings.position_ids", "I64", 2, { 1, 8 } },
+};
+
+static const nmp_ref *find_ref(const nmp_space *sp, const char *tensor, int64_t offset)
+{
+    for (int64_t r = 0; r < sp->nrefs; r++)
+        if (strcmp(sp->refs[r].tensor, tensor) == 0 && sp->refs[r].offset == offset)
+            return &sp->refs[r];
+    return NULL;
+}
+
+static void test_infer_bert(void **state)
+{
+    (void)state;
+    nmp_st *st = open_st("bert.safetensors", bert, 7);
+    nmp_plan *plan = NULL;
+    nmp_plan_opts o = { "auto", 0, 0 };
+    nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
+    assert_string_equal(plan->arch, "bert");
+    assert_int_equal(plan->count, 1); /* no heads known: the MLP only */
+    const nmp_space *sp = &plan->spaces[0];
+    assert_int_equal(sp->size, 32);
+    assert_int_equal(sp->act, NMP_ACT_GELU);
+    const nmp_ref *c = find_ref(sp, "encoder.layer.0.output.dense.weight", 0);
+    assert_non_null(c);
+    assert_int_equal(c->role, NMP_ROLE_CONSUMER);
+    assert_int_equal(c->axis, 1);
+    assert_non_null(find_ref(sp, "encoder.layer.0.intermediate.dense.bias", 0));
+    nmp_plan_free(plan);
+    o.heads = 2;
+    nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
+    assert_int_equal(plan->count, 3);
+    sp = &plan->spaces[2]; /* head 1: value rows 8..15 -> output columns 8..15 */
+    assert_int_equal(sp->size, 8);
+    assert_int_equal(find_ref(sp, "encoder.layer.0.attention.self.value.weight", 8)->axis, 0);
+    assert_int_equal(find_ref(sp, "encoder.layer.0.attention.output.dense.weight", 8)->axis, 1);
+    nmp_assert_ok(nmp_plan_check(plan, st, (nmp_pattern){ 2, 4 }, NULL));
+    assert_null(plan->spaces[1].skip);
+    nmp_assert_ok(nmp_plan_check(plan, st, (nmp_pattern){ 2, 8 }, NULL));
+    assert_non_null(plan->spaces[1].skip); /* 8 < 2 M */
+    assert_null(plan->spaces[0].skip);
+    nmp_plan_free(plan);
+    nmp_st_close(st);
+}
+
+static void test_infer_llama_gqa(void **state)
+{
+    (void)state;
+    static const test_tensor t[] = {
+        { "model.layers.0.self_attn.v_proj.weight", "F32", 2, { 16, 32 } },  /* 2 KV x 8 */
+        { "model.layers.0.self_attn.o_proj.weight", "F32", 2, { 32, 32 } },  /* 4 heads x 8 */
+        { "model.layers.0.mlp.gate_proj.weight", "F16", 2, { 64, 32 } },
+        { "model.layers.0.mlp.up_proj.weight", "F16", 2, { 64, 32 } },
+        { "model.layers.0.mlp.down_proj.weight", "F16", 2, { 32, 64 } },
+    };
+    nmp_st *st = open_st("llama.safetensors", t, 5);
+    nmp_plan *plan = NULL;
+    const nmp_plan_opts o = { "auto", 4, 2 };
+    nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
+    assert_string_equal(plan->arch, "llama");
+    assert_int_equal(plan->count, 3);
+    assert_int_equal(plan->spaces[0].act, NMP_ACT_SILU);
+    assert_int_equal(find_ref(&plan->spaces[0], "model.layers.0.mlp.gate_proj.weight", 0)->use,
+                     NMP_USE_GATE);
+    const nmp_space *kv1 = &plan->spaces[2]; /* KV head 1 serves query heads 2 and 3 */
+    assert_int_equal(kv1->nrefs, 3);
+    assert_non_null(find_ref(kv1, "model.layers.0.self_attn.v_proj.weight", 8));
+    assert_non_null(find_ref(kv1, "model.layers.0.self_attn.o_proj.weight", 16));
+    assert_non_null(find_ref(kv1, "model.layers.0.self_attn.o_proj.weight", 24));
+    nmp_assert_ok(nmp_plan_check(plan, st, (nmp_pattern){ 2, 4 }, NULL));
+    nmp_plan_free(plan);
+    nmp_st_close(st);
+}
+
+static void test_infer_gpt2_resnet(void **state)
+{
+    (void)state;
+    static const test_tensor g[] = {
+        { "h.0.attn.bias", "I64", 4, { 1, 1, 4, 4 } },
+        { "h.0.mlp.c_fc.weight", "F32", 2, { 8, 32 } },
+        { "h.0.mlp.c_fc.bias", "F32", 1, { 32 } },
+        { "h.0.mlp.c_proj.weight", "F32", 2, { 32, 8 } },
+    };
+    nmp_st *st = open_st("gpt2.safetensors", g, 4);
+    nmp_plan *plan = NULL;
+    const nmp_plan_opts o = { "auto", 0, 0 };
+    nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
+    assert_string_equal(plan->arch, "gpt2");
+    assert_int_equal(plan->count, 1);
+    assert_int_equal(find_ref(&plan->spaces[0], "h.0.mlp.c_fc.weight", 0)->axis, 1);
+    assert_int_equal(find_ref(&plan->spaces[0], "h.0.mlp.c_proj.weight", 0)->axis, 0);
+    for (int64_t r = 0; r < plan->spaces[0].nrefs; r++)
+        assert_string_not_equal(plan->spaces[0].refs[r].tensor, "h.0.attn.bias");
+    nmp_plan_free(plan);
+    nmp_st_close(st);
+    static const test_tensor rn[] = {
+        { "conv1.weight", "F32", 4, { 8, 3, 3, 3 } },
+        { "layer1.0.conv1.weight", "F32", 4, { 8, 8, 1, 1 } },
+        { "layer1.0.bn1.weight", "F32", 1, { 8 } },
+        { "layer1.0.bn1.bias", "F32", 1, { 8 } },
+        { "layer1.0.bn1.running_mean", "F32", 1, { 8 } },
+        { "layer1.0.bn1.running_var", "F32", 1, { 8 } },
+        { "layer1.0.bn1.num_batches_tracked", "I64", 0, { 0 } },
+        { "layer1.0.conv2.weight", "F32", 4, { 16, 8, 3, 3 } },
+    };
+    st = open_st("resnet.safetensors", rn, 8);
+    nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
+    assert_string_equal(plan->arch, "resnet");
+    assert_int_equal(plan->count, 1); /* the stem conv1 is not in a block */
+    assert_int_equal(plan->spaces[0].nrefs, 6);
+    assert_int_equal(find_ref(&plan->spaces[0], "layer1.0.bn1.running_var", 0)->use, NMP_USE_VAR);
+    nmp_plan_free(plan);
+    nmp_st_close(st);
+}
+
+static void test_json_round_trip(void **state)
+{
+    (void)state;
+    nmp_st *st = open_st("rt.safetensors", bert, 7);
+    nmp_plan *plan = NULL, *back = NULL;
+    const nmp_plan_opts o = { "bert", 2, 0 };
+    char path[512];
+    test_path(path, sizeof path, "plan.json");
+    nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
+    nmp_assert_ok(nmp_plan_check(plan, st, (nmp_pattern){ 2, 4 }, NULL));
+    plan->nm = (nmp_pattern){ 2, 4 };
+    plan->spaces[0].perm = nmp_malloc(32 * sizeof(int32_t));
+    for (int k = 0; k < 32; k++)
+        plan->spaces[0].perm[k] = (k * 5) % 32;
+    nmp_assert_ok(nmp_plan_write(plan, path, NULL));
+    nmp_assert_ok(nmp_plan_read(path, &back, NULL));
+    assert_string_equal(back->arch, "bert");
+    assert_int_equal(back->nm.m, 4);
+    assert_int_equal(back->count, plan->count);
+    for (int64_t s = 0; s < plan->count; s++) {
+        const nmp_space *a = &plan->spaces[s], *b = &back->spaces[s];
+        assert_string_equal(a->name, b->name);
+        assert_int_equal(a->size, b->size);
+        assert_int_equal(a->act, b->act);
+        assert_int_equal(a->nrefs, b->nrefs);
+        for (int64_t r = 0; r < a->nrefs; r++) {
+            assert_string_equal(a->refs[r].tensor, b->refs[r].tensor);
+            assert_int_equal(a->refs[r].role, b->refs[r].role);
+            assert_int_equal(a->refs[r].use, b->refs[r].use);
+            assert_int_equal(a->refs[r].axis, b->refs[r].axis);
+            assert_int_equal(a->refs[r].offset, b->refs[r].offset);
+        }
+        assert_int_equal(a->perm != NULL, b->perm != NULL);
+        if (a->perm)
+            assert_memory_equal(a->perm, b->perm, (size_t)a->size * sizeof(int32_t));
+    }
+    /* a perm that is not a bijection is refused */
+    plan->spaces[0].perm[1] = plan->spaces[0].perm[0];
+    nmp_assert_ok(nmp_plan_write(plan, path, NULL));
+    nmp_plan_free(back);
+    nmp_msg msg = { { 0 } };
+    assert_int_equal(nmp_plan_read(path, &back, &msg), NMP_ERR_FORMAT);
+    assert_non_null(strstr(msg.text, "not a permutation"));
+    unlink(path);
+    nmp_plan_free(plan);
+    nmp_st_close(st);
+}
+
+/* Edits one reference of a fresh bert plan and expects nmp_plan_check to name the problem. */
+static void expect_check_error(nmp_st *st, int what, const char *text)
+{
+    nmp_plan *plan = NULL;
+    const nmp_plan_opts o = { "bert", 2, 0 };
+    nmp_msg msg = { { 0 } };
+    nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
+    nmp_ref *r = &plan->spaces[0].refs[0];
+    if (what == 0) {
+        nmp_free(r->tensor);
+        r->tensor = nmp_malloc(8);
+        strcpy(r->tensor, "nope");
+    } else if (what == 1) {
+        r->axis = 2;
+    } else if (what == 2) {
+        r->offset = 4; /* 32 channels from 4 exceed 32 */
+    } else if (what == 3) {
+        plan->spaces[1].refs[0].offset = 4; /* head 0 overlaps head 1 */
+    } else {
+        nmp_free(r->tensor);
+        r->tensor = nmp_malloc(32);
+        strcpy(r->tensor, "embeddings.position_ids");
+    }
+    assert_int_equal(nmp_plan_check(plan, st, (nmp_pattern){ 2, 4 }, &msg), NMP_ERR_FORMAT);
+    if (!strstr(msg.text, text))
+        fail_msg("'%s' lacks '%s'", msg.text, text);
+    nmp_plan_free(plan);
+}
+
+static void test_check_errors(void **state)
+{
+    (void)state;
+    nmp_st *st = open_st("chk.safetensors", bert, 7);
+    expect_check_error(st, 0, "nope: missing");
+    expect_check_error(st, 1, "axis 2 out of range");
+    expect_check_error(st, 2, "channels 4..35");
+    expect_check_error(st, 3, "permuted twice");
+    expect_check_error(st, 4, "dtype I64");
+    nmp_plan *plan = NULL;
+    const nmp_plan_opts o = { "vgg", 0, 0 };
+    assert_int_equal(nmp_plan_infer(st, &o, &plan, NULL), NMP_ERR_ARG);
+    assert_null(plan);
+    nmp_st_close(st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_infer_bert),
+        cmocka_unit_test(test_infer_llama_gqa),
+        cmocka_unit_test(test_infer_gpt2_resnet),
+        cmocka_unit_test(test_json_round_trip),
+        cmocka_unit_test(test_check_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
