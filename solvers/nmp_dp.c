@@ -2,6 +2,7 @@
 #include "nmp_internal.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -35,7 +36,7 @@
 #define DP_MAX_SUBSETS 40000000.0         /* entries of the D table */
 #define DP_MAX_BYTES 4294967296.0         /* D + state tables */
 #define DP_NB 33                          /* binomials C(a, b) for a, b <= 32 */
-#define DP_CHUNK_STATES 4096              /* most states between two clock checks per thread */
+#define DP_CHUNK_STATES 4096              /* most states per chunk (one clock check each) */
 #define DP_CHUNK_WORK 1048576.0           /* aim of transitions per chunk */
 
 static const nmp_param_desc dp_params[] = {
@@ -198,30 +199,40 @@ static void dval_chunk(const dp *st, int64_t r0, int64_t r1)
     }
 }
 
-/* Runs body over [0, count) in chunks of `chunk`, threads sharing a batch of chunks between two
- * clock checks. Returns true when the clock stopped the run. */
+/* Runs the D table (k < 0) or level k over [0, count) in chunks of `chunk`, which the threads take
+ * in turn. One parallel region per level, without barriers between chunks; the calling thread
+ * (OpenMP's thread 0) reports progress after each of its chunks and raises `stop` when the clock
+ * runs out, which makes the others skip their remaining chunks. Returns true when stopped. */
 static bool run_chunks(const dp *st, nmp_clock *clk, int k, int64_t count, int64_t chunk,
                        int64_t *iterations, double best, double bound)
 {
-    const int64_t nchunks = (count + chunk - 1) / chunk;
-    const int64_t batch = 4 * (int64_t)st->threads;
-    for (int64_t b0 = 0; b0 < nchunks; b0 += batch) {
-        const int64_t b1 = NMP_MIN(nchunks, b0 + batch);
+    const int64_t nchunks = (count + chunk - 1) / chunk, before = *iterations;
+    const char *phase = k < 0 ? "groups" : "dp";
+    atomic_bool stop = false;
+    atomic_llong done = 0;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(st->threads) if (b1 - b0 > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(st->threads) if (nchunks > 1)
 #endif
-        for (int64_t c = b0; c < b1; c++) {
-            const int64_t r0 = c * chunk, r1 = NMP_MIN(count, r0 + chunk);
-            if (k < 0)
-                dval_chunk(st, r0, r1);
-            else
-                level_chunk(st, k, r0, r1);
-        }
-        *iterations += NMP_MIN(count, b1 * chunk) - b0 * chunk;
-        if (nmp_clock_tick(clk, *iterations, best, bound, k < 0 ? "groups" : "dp", false))
-            return true;
+    for (int64_t c = 0; c < nchunks; c++) {
+        if (atomic_load_explicit(&stop, memory_order_relaxed))
+            continue;
+        const int64_t r0 = c * chunk, r1 = NMP_MIN(count, r0 + chunk);
+        if (k < 0)
+            dval_chunk(st, r0, r1);
+        else
+            level_chunk(st, k, r0, r1);
+        const long long n = atomic_fetch_add(&done, r1 - r0) + (r1 - r0);
+#ifdef _OPENMP
+        if (omp_get_thread_num() != 0)
+            continue;
+#endif
+        if (nmp_clock_tick(clk, before + n, best, bound, phase, false))
+            atomic_store(&stop, true);
     }
-    return false;
+    *iterations = before + atomic_load(&done);
+    if (!atomic_load(&stop) && nmp_clock_tick(clk, *iterations, best, bound, phase, false))
+        atomic_store(&stop, true);
+    return atomic_load(&stop);
 }
 
 /* kept = sum_g D(perm[g*m .. g*m+m-1]) in group order: nmp_score's value, without its scratch
