@@ -149,7 +149,7 @@ static void heap_push(pr_work *w, int64_t kmax, const pr_item *it, int m)
                 break;
             if (c + 1 < w->count && item_before(&hp[c], &hp[c + 1], m))
                 c++;
-            if (!item_before(&hp[c], it, m))
+            if (!item_before(it, &hp[c], m))
                 break;
             hp[k] = hp[c];
             k = c;

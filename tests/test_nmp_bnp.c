@@ -1,0 +1,202 @@
+/* test_nmp_bnp.c: branch-and-price against the exact DP; limits, start perms, threads, bad input */
+#include "nmp_test.h"
+
+#include "nmp_internal.h"
+
+static nmp_result run(const nmp_problem *pb, const char *solver, const nmp_params *par,
+                      int32_t *perm, int start_is_identity)
+{
+    nmp_result res;
+    nmp_msg msg = { { 0 } };
+    const nmp_err e = nmp_solve(pb, solver, par, perm, start_is_identity, &res, &msg);
+    if (e != NMP_OK)
+        print_error("%s: %s\n", nmp_err_str(e), msg.text);
+    assert_int_equal(e, NMP_OK);
+    return res;
+}
+
+static double score_of(const nmp_problem *pb, const int32_t *perm)
+{
+    double v;
+    nmp_assert_ok(nmp_score(pb, perm, &v));
+    return v;
+}
+
+/* bnp == dp on instances with cols <= 24 and several patterns */
+static void test_bnp_vs_dp(void **state)
+{
+    (void)state;
+    const struct { int rows, cols, n, m, kind; } cases[] = {
+        { 8, 8, 2, 4, 0 },   { 64, 12, 2, 4, 0 }, { 16, 16, 2, 4, 1 }, { 5, 20, 2, 4, 0 },
+        { 32, 24, 2, 4, 0 }, { 64, 24, 2, 4, 1 }, { 3, 24, 2, 4, 0 },  { 24, 12, 1, 2, 0 },
+        { 24, 24, 1, 4, 0 }, { 40, 16, 2, 8, 1 }, { 16, 16, 3, 8, 0 }, { 16, 18, 1, 3, 0 },
+        { 20, 18, 3, 6, 1 }, { 12, 20, 1, 2, 1 },
+    };
+    int32_t perm[24], dperm[24];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        nmp_problem *pb = nmp_test_problem(cases[c].rows, cases[c].cols, cases[c].n, cases[c].m,
+                                           cases[c].kind, 500 + c);
+        nmp_params par;
+        nmp_params_init(&par);
+        par.seed = c;
+        nmp_params_set(&par, "heur_time", 0.02);
+        const nmp_result d = run(pb, "dp", NULL, dperm, 1);
+        const nmp_result b = run(pb, "bnp", &par, perm, 1);
+        assert_int_equal(b.status, NMP_STATUS_OPTIMAL);
+        nmp_assert_close(b.score, d.score, 1e-7 * d.score); /* float sums: ties differ */
+        nmp_assert_close(score_of(pb, perm), b.score, 0);
+        nmp_assert_close(b.bound, b.score, 0);
+        /* without the heuristic and the root MIP: the tree alone proves it */
+        nmp_params_set(&par, "heur_time", 0);
+        nmp_params_set(&par, "mip_time", 0);
+        const nmp_result b2 = run(pb, "bnp", &par, perm, 1);
+        assert_int_equal(b2.status, NMP_STATUS_OPTIMAL);
+        nmp_assert_close(b2.score, d.score, 1e-7 * d.score);
+        nmp_problem_free(pb);
+    }
+}
+
+/* the optimum as the start: returned as is, proven */
+static void test_bnp_optimal_start(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(32, 20, 2, 4, 0, 42);
+    int32_t perm[20];
+    const nmp_result d = run(pb, "dp", NULL, perm, 1);
+    nmp_params par;
+    nmp_params_init(&par);
+    nmp_params_set(&par, "heur_time", 0);
+    const nmp_result b = run(pb, "bnp", &par, perm, 0);
+    assert_int_equal(b.status, NMP_STATUS_OPTIMAL);
+    nmp_assert_close(b.score, d.score, 0);
+    nmp_problem_free(pb);
+}
+
+/* node and time limits: a valid bound >= the optimum, never worse than the start */
+static void test_bnp_limits(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(16, 24, 2, 4, 0, 7);
+    const nmp_result d = run(pb, "dp", NULL, (int32_t[24]){ 0 }, 1);
+    nmp_params par;
+    nmp_params_init(&par);
+    nmp_params_set(&par, "heur_time", 0);
+    nmp_params_set(&par, "mip_time", 0);
+    nmp_params_set(&par, "node_limit", 1);
+    int32_t perm[24];
+    const nmp_result b = run(pb, "bnp", &par, perm, 1);
+    if (b.status != NMP_STATUS_OPTIMAL) {
+        assert_int_equal(b.status, NMP_STATUS_ITER_LIMIT);
+        assert_int_equal(b.nodes, 1);
+    }
+    assert_true(b.bound >= d.score - 1e-9 * d.score);
+    assert_true(b.score <= d.score + 1e-9 * d.score);
+    assert_true(b.score >= b.start_score);
+    nmp_problem_free(pb);
+
+    /* a time limit on an instance that takes longer */
+    pb = nmp_test_problem(128, 64, 2, 4, 0, 1);
+    int32_t big[64];
+    nmp_params_init(&par);
+    par.time_limit = 0.5;
+    const double t0 = nmp_now();
+    const nmp_result t = run(pb, "bnp", &par, big, 1);
+    assert_true(nmp_now() - t0 < 0.5 + 1.5);
+    if (t.status != NMP_STATUS_OPTIMAL) {
+        assert_int_equal(t.status, NMP_STATUS_TIME_LIMIT);
+        assert_true(t.bound > t.score);
+    }
+    assert_true(t.bound >= t.score);
+    assert_true(t.bound <= nmp_score_row_bound(pb));
+    assert_true(t.score >= t.start_score);
+    nmp_problem_free(pb);
+}
+
+/* the same tree with one or two threads: the pricing does not depend on them */
+static void test_bnp_threads(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(64, 48, 2, 4, 1, 3);
+    nmp_params par;
+    nmp_params_init(&par);
+    nmp_params_set(&par, "heur_time", 0);
+    nmp_params_set(&par, "mip_time", 0);
+    int32_t a[48], b[48];
+    par.threads = 1;
+    const nmp_result r1 = run(pb, "bnp", &par, a, 1);
+    par.threads = 2;
+    const nmp_result r2 = run(pb, "bnp", &par, b, 1);
+    assert_int_equal(r1.status, NMP_STATUS_OPTIMAL);
+    assert_int_equal(r2.status, NMP_STATUS_OPTIMAL);
+    nmp_assert_close(r1.score, r2.score, 0);
+    assert_int_equal(r1.nodes, r2.nodes);
+    assert_int_equal(r1.iterations, r2.iterations);
+    nmp_problem_free(pb);
+}
+
+static int stop_now(const nmp_progress *p, void *user)
+{
+    (void)p;
+    (void)user;
+    return 1;
+}
+
+static void test_bnp_interrupt_and_bad_input(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(64, 48, 2, 4, 0, 11);
+    nmp_params par;
+    nmp_params_init(&par);
+    par.progress = stop_now;
+    int32_t perm[48];
+    const nmp_result r = run(pb, "bnp", &par, perm, 1);
+    assert_int_equal(r.status, NMP_STATUS_INTERRUPTED);
+    assert_true(r.bound >= r.score);
+    nmp_result res;
+    nmp_msg msg = { { 0 } };
+    nmp_params_init(&par);
+    nmp_params_set(&par, "node_limit", 0);
+    assert_int_equal(nmp_solve(pb, "bnp", &par, perm, 1, &res, &msg), NMP_ERR_ARG);
+    assert_true(strlen(msg.text) > 0);
+    nmp_params_init(&par);
+    nmp_params_set(&par, "columns", -1);
+    assert_int_equal(nmp_solve(pb, "bnp", &par, perm, 1, &res, &msg), NMP_ERR_ARG);
+    perm[0] = perm[1];
+    assert_int_equal(nmp_solve(pb, "bnp", NULL, perm, 0, &res, &msg), NMP_ERR_ARG);
+    nmp_problem_free(pb);
+}
+
+static void test_bnp_nomem(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(16, 16, 2, 4, 1, 9);
+    nmp_params par;
+    nmp_params_init(&par);
+    nmp_params_set(&par, "heur_time", 0);
+    int32_t perm[16];
+    nmp_result res;
+    nmp_err e = NMP_ERR_NOMEM;
+    int64_t k = 0;
+    for (; e == NMP_ERR_NOMEM && k < 100000; k++) {
+        nmp_alloc_fail_after(k);
+        e = nmp_solve(pb, "bnp", &par, perm, 1, &res, NULL);
+        nmp_alloc_fail_after(-1);
+        assert_true(e == NMP_OK || e == NMP_ERR_NOMEM);
+    }
+    assert_int_equal(e, NMP_OK);
+    assert_int_equal(res.status, NMP_STATUS_OPTIMAL);
+    nmp_problem_free(pb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bnp_vs_dp),
+        cmocka_unit_test(test_bnp_optimal_start),
+        cmocka_unit_test(test_bnp_limits),
+        cmocka_unit_test(test_bnp_threads),
+        cmocka_unit_test(test_bnp_interrupt_and_bad_input),
+        cmocka_unit_test(test_bnp_nomem),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
