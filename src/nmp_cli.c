@@ -23,6 +23,8 @@ static const char help_main[] =
     "  score     scores of a matrix: unpruned total, identity, row bound, a permutation's kept\n"
     "  solve     search for a good permutation with a solver\n"
     "  solvers   list the solvers and their parameters\n"
+    "  bound     the best upper bound on the kept score: row bound, LP bound (colgen)\n"
+    "  compare   run several solvers on several inputs: a table with gaps to the best bound\n"
     "  gen       write a deterministic random test matrix\n"
     "  gpu-eval  time a permuted 2:4 layer on the GPU: cuSPARSELt vs dense cuBLAS, errors\n"
     "  gpu-bench sparse vs dense GEMM timings over LLM shapes on the GPU\n"
@@ -404,6 +406,8 @@ int main(int argc, char **argv)
         { "score", cli_cmd_score },
         { "solve", cli_cmd_solve },
         { "solvers", cli_cmd_solvers },
+        { "bound", cli_cmd_bound },
+        { "compare", cli_cmd_compare },
         { "gen", cli_cmd_gen },
         { "gpu-eval", cli_cmd_gpu_eval },
         { "gpu-bench", cli_cmd_gpu_bench },

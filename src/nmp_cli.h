@@ -106,6 +106,8 @@ int cli_cmd_score(cli_args *c);   /* nmp_cli_cmds.c */
 int cli_cmd_solvers(cli_args *c); /* nmp_cli_cmds.c */
 int cli_cmd_gen(cli_args *c);     /* nmp_cli_cmds.c */
 int cli_cmd_solve(cli_args *c);   /* nmp_cli_solve.c */
+int cli_cmd_bound(cli_args *c);   /* nmp_cli_bound.c */
+int cli_cmd_compare(cli_args *c); /* nmp_cli_bound.c */
 int cli_cmd_gpu_eval(cli_args *c);  /* nmp_cli_gpu.c */
 int cli_cmd_gpu_bench(cli_args *c); /* nmp_cli_gpu.c */
 
