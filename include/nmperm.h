@@ -220,7 +220,7 @@ double nmp_eval_group_score(const nmp_eval *ev, int64_t g);
  * Same group: 0. */
 double nmp_eval_swap_delta(const nmp_eval *ev, int64_t a, int64_t b);
 /* out[x * m + y] = delta of swapping slot g*m + x with slot h*m + y, for g != h: all m*m swaps
- * between two groups in one pass over the rows. */
+ * between two groups, a block of rows at a time (the data stay in L1 across the m*m sums). */
 void nmp_eval_pair_deltas(const nmp_eval *ev, int64_t g, int64_t h, double *out);
 /* Apply the swap: updates the perm and the two groups' cached state. */
 void nmp_eval_swap(nmp_eval *ev, int64_t a, int64_t b);
@@ -576,11 +576,17 @@ typedef struct nmp_plan_opts {
     const char *arch;   /* "auto" (or NULL), "bert", "gpt2", "llama", "resnet" */
     int heads;          /* attention heads, 0 when unknown (then no attention spaces) */
     int kv_heads;       /* key/value heads (GQA), 0 = heads */
+    int residual;       /* nonzero: also the residual stream (bert, gpt2, llama), off by default */
 } nmp_plan_opts;
 
 /* Infers the channel spaces of a checkpoint from its tensor names. Spaces whose tensors are not
- * float get a skip reason. NMP_ERR_FORMAT (reason in msg) when the arch is not recognised or a
- * coupled tensor is missing or misshaped; NMP_ERR_ARG for an unknown arch name; NMP_ERR_NOMEM. */
+ * float get a skip reason. With o->residual, one more space "residual" (last) of the hidden
+ * size: every weight reading the stream is a consumer (query/key/value, MLP inputs, pooler,
+ * LM head), every tensor writing or normalising it a producer (embeddings, block output
+ * projections and their biases, every LayerNorm/RMSNorm scale and shift); float tensors outside
+ * the layers that the preset does not know and that have a hidden-size axis are refused.
+ * NMP_ERR_FORMAT (reason in msg) when the arch is not recognised or a coupled tensor is missing
+ * or misshaped; NMP_ERR_ARG for an unknown arch name (or residual with resnet); NMP_ERR_NOMEM. */
 nmp_err nmp_plan_infer(const nmp_st *st, const nmp_plan_opts *o, nmp_plan **out, nmp_msg *msg);
 
 /* Reads a plan (or a report, which is a plan with perms and stats) from a JSON file; perms given
@@ -611,12 +617,16 @@ nmp_err nmp_plan_apply(const nmp_st *in, const nmp_plan *plan, int prune, nmp_pa
                        const char *path, nmp_msg *msg);
 
 /* Checks on `samples` random inputs (float64, seeded) that the block of space plan->spaces[self]
- * computes the same on checkpoint a as on checkpoint b. With virtual_perm, b is read through the
+ * computes the same on checkpoint a as on checkpoint b. A space with exactly one producer weight
+ * is checked as one block (nmp_use); any other space (the residual stream) tensor by tensor: a
+ * consumer W gives W_b x' == W_a x where x' is x permuted, a producer weight gives P u for
+ * u = W_a q, and a 1-D producer p (bias, scale, shift, ...) gives P z for z = N(v) + p or
+ * N(v) * p, N a LayerNorm over the space, i.e. LN_b(x') == P LN_a(x). With virtual_perm, b is read through the
  * space's perm (b may then be the unpermuted input itself); without, b is a file the whole plan
  * was applied to, and the permutations other spaces made to the same tensors (other axes, e.g. a
  * conv that consumes one space and produces the next) are undone when reading it. *max_rel gets
- * max |y_a - y_b| / max |y_a|. NMP_ERR_FORMAT when a tensor is missing in b or misshaped;
- * NMP_ERR_UNSUPPORTED when the space has no single producer weight. */
+ * max |y_a - y_b| / max |y_a| (the largest over the tensors, tensor by tensor). NMP_ERR_FORMAT
+ * when a tensor is missing in b or misshaped. */
 nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, const nmp_st *b,
                          int virtual_perm, uint64_t seed, int samples, double *max_rel,
                          nmp_msg *msg);

@@ -15,7 +15,10 @@
     "  --heads H             attention heads (default: config.json beside the input); with\n"     \
     "                        them the attention value path gets one space per (KV) head\n"         \
     "  --kv-heads K          key/value heads for grouped-query attention (default: config)\n"      \
-    "  --nm N:M              sparsity pattern (default 2:4)\n"
+    "  --nm N:M              sparsity pattern (default 2:4)\n"                                  \
+    "  --residual            also permute the residual stream (bert, gpt2, llama): one space of\n" \
+    "                        the hidden size over the whole network (embeddings, every norm,\n"   \
+    "                        every block's input and output projections); off by default\n"
 
 static const char help_plan[] =
     "usage: nmperm plan IN.safetensors [options]\n"
@@ -69,7 +72,7 @@ typedef struct ckpt_opts {
     const char *input, *output, *arch, *plan_path, *report, *solver;
     int64_t heads, kv_heads;
     nmp_pattern nm;
-    bool nm_set, prune, verify, quiet;
+    bool nm_set, prune, verify, quiet, residual;
     nmp_params par;
 } ckpt_opts;
 
@@ -93,6 +96,8 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
             o->output = v;
         } else if (cmd != 'l' && cli_take(c, "--report", NULL, &v)) {
             o->report = v;
+        } else if (any_plan && cli_is_flag(c, "--residual")) {
+            o->residual = true;
         } else if (any_plan && cli_take(c, "--arch", NULL, &v)) {
             o->arch = v;
         } else if (any_plan && cli_take(c, "--plan", NULL, &v)) {
@@ -133,6 +138,8 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
         cli_usage(c, "missing --report R.json (from 'nmperm permute --report')");
     else if (o->plan_path && o->arch)
         cli_usage(c, "--plan and --arch exclude each other");
+    else if (o->plan_path && o->residual)
+        cli_usage(c, "--plan and --residual exclude each other (a plan lists its spaces)");
     else if (o->output && strcmp(o->output, o->input) == 0)
         cli_usage(c, "the output must differ from the input (the input is never modified)");
     if (!c->bad && solve) {
@@ -180,7 +187,7 @@ static int load(ckpt_opts *o, bool from_report, nmp_st **st, nmp_plan **plan)
             o->nm = (*plan)->nm;
     } else {
         heads_from_config(o);
-        const nmp_plan_opts po = { o->arch, (int)o->heads, (int)o->kv_heads };
+        const nmp_plan_opts po = { o->arch, (int)o->heads, (int)o->kv_heads, o->residual };
         if ((e = nmp_plan_infer(*st, &po, plan, &msg)) != NMP_OK)
             return cli_fail_lib(e, o->input, &msg);
     }

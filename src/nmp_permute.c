@@ -20,14 +20,14 @@ static int dtype_code(const char *d)
 
 /* A tensor seen as [outer, C, inner] around one channel axis, channels off .. off + size - 1
  * of C exposed as 0 .. size - 1, optionally through perm (local channel c reads perm[c]). */
-#define MAX_OTHER 16
 
-/* A permutation that another space applied to a slice of some axis of the same tensor, undone
- * when reading (b's channel pinv[c] holds a's channel c). */
+/* The permutations other spaces applied to slices of one other axis of the same tensor, undone
+ * when reading: b's index map[i] along that axis holds a's index i (one map per axis, so a
+ * tensor shared by many spaces, e.g. o_proj by every head and the residual stream, costs one
+ * lookup per axis). */
 typedef struct tother {
     int axis;
-    int64_t off, size;
-    const int32_t *pinv;
+    const int32_t *map;
 } tother;
 
 typedef struct tview {
@@ -38,7 +38,7 @@ typedef struct tview {
     const int32_t *perm;
     int ndim, nother;
     int64_t shape[NMP_ST_MAX_DIMS];
-    tother other[MAX_OTHER];
+    tother other[NMP_ST_MAX_DIMS];
 } tview;
 
 static tview tview_make(const nmp_st_tensor *t, const void *data, const nmp_ref *r,
@@ -65,12 +65,8 @@ static inline int64_t tv_index(const tview *v, int64_t o, int64_t c, int64_t i)
             mi[d] = idx % v->shape[d];
             idx /= v->shape[d];
         }
-        for (int k = 0; k < v->nother; k++) {
-            const tother *t = &v->other[k];
-            const int64_t x = mi[t->axis] - t->off;
-            if (x >= 0 && x < t->size)
-                mi[t->axis] = t->off + t->pinv[x];
-        }
+        for (int k = 0; k < v->nother; k++)
+            mi[v->other[k].axis] = v->other[k].map[mi[v->other[k].axis]];
         idx = 0;
         for (int d = 0; d < v->ndim; d++)
             idx = idx * v->shape[d] + mi[d];
@@ -379,30 +375,145 @@ static void block(const nmp_space *sp, const tview *views, const double *x, doub
     }
 }
 
-/* The permutations other spaces of the plan applied to r's tensor, to undo when reading b. */
+/* The permutations other spaces of the plan applied to r's tensor on its other axes, undone
+ * when reading b: one index map per axis (identity outside the spaces' slices) into maps[axis],
+ * which the caller frees. Slices of r's own axis are disjoint from r's (nmp_plan_check): never
+ * read here. */
 static nmp_err add_others(const nmp_plan *plan, int64_t self, const nmp_ref *r, int32_t **pinv,
-                          tview *v, nmp_msg *msg)
+                          tview *v, int32_t **maps)
 {
-    for (int64_t s = 0; s < plan->count; s++) {
-        const nmp_space *sp = &plan->spaces[s];
-        if (s == self || sp->skip || !sp->perm)
+    for (int d = 0; d < v->ndim; d++) {
+        if (d == r->axis)
             continue;
-        for (int64_t k = 0; k < sp->nrefs; k++) {
-            /* slices of r's own axis are disjoint from r's (nmp_plan_check): never read here */
-            if (strcmp(sp->refs[k].tensor, r->tensor) != 0 || sp->refs[k].axis == r->axis)
+        for (int64_t s = 0; s < plan->count; s++) {
+            const nmp_space *sp = &plan->spaces[s];
+            if (s == self || sp->skip || !sp->perm)
                 continue;
-            if (v->nother == MAX_OTHER)
-                return nmp_fail(msg, NMP_ERR_UNSUPPORTED, "%s: permuted by too many spaces to "
-                                "verify space %s", r->tensor, plan->spaces[self].name);
-            v->other[v->nother++] = (tother){ sp->refs[k].axis, sp->refs[k].offset, sp->size,
-                                              pinv[s] };
+            for (int64_t k = 0; k < sp->nrefs; k++) {
+                const nmp_ref *o = &sp->refs[k];
+                if (o->axis != d || strcmp(o->tensor, r->tensor) != 0)
+                    continue;
+                if (!maps[d]) {
+                    if (!(maps[d] = nmp_malloc((size_t)v->shape[d] * sizeof *maps[d])))
+                        return NMP_ERR_NOMEM;
+                    for (int64_t x = 0; x < v->shape[d]; x++)
+                        maps[d][x] = (int32_t)x;
+                    v->other[v->nother++] = (tother){ d, maps[d] };
+                }
+                for (int64_t x = 0; x < sp->size; x++)
+                    maps[d][o->offset + x] = (int32_t)(o->offset + pinv[s][x]);
+            }
         }
     }
     return NMP_OK;
 }
 
-/* Random x (N(0, 1), seeded) through the block of space `self` on a and on b; the largest output
- * difference relative to the largest output of a. */
+/* One reference of a space checked on its own, `samples` random inputs at once (rng), for a
+ * space that is no single block (the residual stream); slot c of b holds a's channel p(c):
+ *   consumer:          y = W x over the channel axis, y_b(x') == y_a(x), x'[c] = x[p(c)];
+ *   producer weight:   u = W q over the other axes, u_b[c] == u_a[p(c)];
+ *   1-D producer:      z = N(v) op t, N a LayerNorm over the space, v' = v permuted:
+ *                      z_b(v')[c] == z_a(v)[p(c)]; op is * for a scale, / sqrt(t + eps) for a
+ *                      variance, - for a mean, + otherwise.
+ * *diff and *scale get max |a - b| and max |a| over every output. */
+static nmp_err verify_ref(const nmp_space *sp, const nmp_ref *ref, const tview *va,
+                          const tview *vb, nmp_rng *rng, int samples, double *diff,
+                          double *scale)
+{
+    nmp_err e = NMP_OK;
+    const int64_t n = sp->size, ins = va->outer * va->inner;
+    const int64_t xn = ref->role == NMP_ROLE_CONSUMER ? n
+                       : ref->use == NMP_USE_WEIGHT || ref->use == NMP_USE_GATE ? ins
+                                                                                : n;
+    const int64_t outn = ref->role == NMP_ROLE_CONSUMER ? 1 : n;
+    double *x = nmp_malloc((size_t)(samples * xn) * sizeof *x);
+    double *ya = nmp_calloc((size_t)(samples * outn), sizeof *ya);
+    double *yb = nmp_calloc((size_t)(samples * outn), sizeof *yb);
+    if (!x || !ya || !yb) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    for (int64_t q = 0; q < samples * xn; q++)
+        x[q] = nmp_rng_normal(rng);
+#define P(c) (sp->perm ? (int64_t)sp->perm[c] : (c))
+#define TRACK(a, b)                                                                                \
+    do {                                                                                           \
+        const double d_ = fabs((a) - (b));                                                         \
+        *diff = d_ > *diff || d_ != d_ ? d_ : *diff;                                               \
+        *scale = NMP_MAX(*scale, fabs(a));                                                         \
+    } while (0)
+    if (ref->role == NMP_ROLE_CONSUMER) {
+        for (int64_t o = 0; o < va->outer; o++)
+            for (int64_t i = 0; i < va->inner; i++) {
+                for (int k = 0; k < samples; k++)
+                    ya[k] = yb[k] = 0;
+                for (int64_t c = 0; c < n; c++) {
+                    const double wa = tv_get(va, o, c, i), wb = tv_get(vb, o, c, i);
+                    for (int k = 0; k < samples; k++) {
+                        ya[k] += wa * x[k * n + c];
+                        yb[k] += wb * x[k * n + P(c)];
+                    }
+                }
+                for (int k = 0; k < samples; k++)
+                    TRACK(ya[k], yb[k]);
+            }
+    } else if (ref->use == NMP_USE_WEIGHT || ref->use == NMP_USE_GATE) {
+        for (int64_t o = 0; o < va->outer; o++)
+            for (int64_t c = 0; c < n; c++)
+                for (int64_t i = 0; i < va->inner; i++) {
+                    const double wa = tv_get(va, o, c, i), wb = tv_get(vb, o, c, i);
+                    const int64_t q = o * va->inner + i;
+                    for (int k = 0; k < samples; k++) {
+                        ya[k * n + c] += wa * x[k * ins + q];
+                        yb[k * n + c] += wb * x[k * ins + q];
+                    }
+                }
+        for (int k = 0; k < samples; k++)
+            for (int64_t c = 0; c < n; c++)
+                TRACK(ya[k * n + P(c)], yb[k * n + c]);
+    } else {
+        for (int k = 0; k < samples; k++) {
+            const double *v = &x[k * n];
+            double ma = 0, mb = 0, sa = 0, sb = 0;
+            for (int64_t c = 0; c < n; c++) {
+                ma += v[c];
+                mb += v[P(c)];
+            }
+            ma /= (double)n;
+            mb /= (double)n;
+            for (int64_t c = 0; c < n; c++) {
+                sa += (v[c] - ma) * (v[c] - ma);
+                sb += (v[P(c)] - mb) * (v[P(c)] - mb);
+            }
+            sa = sqrt(sa / (double)n + 1e-5);
+            sb = sqrt(sb / (double)n + 1e-5);
+            for (int64_t c = 0; c < n; c++) {
+                const double na = (v[c] - ma) / sa, nb = (v[P(c)] - mb) / sb;
+                const double ta = tv_get(va, 0, c, 0), tb = tv_get(vb, 0, c, 0);
+                double *za = &ya[k * n + c], *zb = &yb[k * n + c];
+                switch (ref->use) {
+                case NMP_USE_SCALE: *za = na * ta; *zb = nb * tb; break;
+                case NMP_USE_VAR: *za = na / sqrt(fabs(ta) + 1e-5); *zb = nb / sqrt(fabs(tb) + 1e-5); break;
+                case NMP_USE_MEAN: *za = na - ta; *zb = nb - tb; break;
+                default: *za = na + ta; *zb = nb + tb; break;
+                }
+            }
+            for (int64_t c = 0; c < n; c++)
+                TRACK(ya[k * n + P(c)], yb[k * n + c]);
+        }
+    }
+#undef TRACK
+#undef P
+out:
+    nmp_free(x);
+    nmp_free(ya);
+    nmp_free(yb);
+    return e;
+}
+
+/* Random x (N(0, 1), seeded) through the block of space `self` on a and on b (or, for a space
+ * that is no single block, through each of its tensors); the largest output difference relative
+ * to the largest output of a. */
 nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, const nmp_st *b,
                          int virtual_perm, uint64_t seed, int samples, double *max_rel,
                          nmp_msg *msg)
@@ -412,14 +523,18 @@ nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, co
     tview *va = nmp_calloc((size_t)sp->nrefs, sizeof *va);
     tview *vb = nmp_calloc((size_t)sp->nrefs, sizeof *vb);
     int32_t **pinv = nmp_calloc((size_t)plan->count, sizeof *pinv);
+    int32_t **maps = nmp_calloc((size_t)sp->nrefs * NMP_ST_MAX_DIMS, sizeof *maps);
     double *x = NULL, *u = NULL, *g = NULL, *ya = NULL, *yb = NULL;
     int64_t xdim = -1, ydim = 0;
     int weights = 0;
     *max_rel = 0;
-    if (!va || !vb || !pinv) {
+    if (!va || !vb || !pinv || !maps) {
         e = NMP_ERR_NOMEM;
         goto out;
     }
+    for (int64_t r = 0; r < sp->nrefs; r++)
+        weights += sp->refs[r].role == NMP_ROLE_PRODUCER && sp->refs[r].use == NMP_USE_WEIGHT;
+    const bool one_block = weights == 1;
     for (int64_t s = 0; s < plan->count && !virtual_perm; s++) {
         const nmp_space *o = &plan->spaces[s];
         if (o->skip || !o->perm || s == self)
@@ -435,7 +550,7 @@ nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, co
         NMP_TRY(e, resolve(a, sp, ref, NULL, &va[r], msg));
         NMP_TRY(e, resolve(b, sp, ref, virtual_perm ? sp->perm : NULL, &vb[r], msg));
         if (!virtual_perm)
-            NMP_TRY(e, add_others(plan, self, ref, pinv, &vb[r], msg));
+            NMP_TRY(e, add_others(plan, self, ref, pinv, &vb[r], &maps[r * NMP_ST_MAX_DIMS]));
         if (va[r].outer != vb[r].outer || va[r].C != vb[r].C || va[r].inner != vb[r].inner) {
             e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: shape differs from %s", nmp_st_path(b),
                          ref->tensor, nmp_st_path(a));
@@ -445,8 +560,7 @@ nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, co
         if (ref->role == NMP_ROLE_CONSUMER) {
             ydim += in;
         } else if (ref->use == NMP_USE_WEIGHT || ref->use == NMP_USE_GATE) {
-            weights += ref->use == NMP_USE_WEIGHT;
-            if (xdim >= 0 && xdim != in) {
+            if (one_block && xdim >= 0 && xdim != in) {
                 e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: %lld inputs, other producers of "
                              "space %s have %lld", nmp_st_path(a), ref->tensor, (long long)in,
                              sp->name, (long long)xdim);
@@ -459,9 +573,16 @@ nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, co
             goto out;
         }
     }
-    if (weights != 1) {
-        e = nmp_fail(msg, NMP_ERR_UNSUPPORTED, "space %s: verification needs exactly one "
-                     "producer weight, has %d", sp->name, weights);
+    nmp_rng rng;
+    nmp_rng_seed(&rng, seed);
+    if (!one_block) {
+        for (int64_t r = 0; r < sp->nrefs; r++) {
+            double diff = 0, scale = 0;
+            NMP_TRY(e, verify_ref(sp, &sp->refs[r], &va[r], &vb[r], &rng, samples, &diff,
+                                  &scale));
+            const double rel = diff != diff ? INFINITY : diff / (scale > 0 ? scale : 1.0);
+            *max_rel = NMP_MAX(*max_rel, rel);
+        }
         goto out;
     }
     x = nmp_malloc((size_t)xdim * sizeof *x);
@@ -473,8 +594,6 @@ nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, co
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    nmp_rng rng;
-    nmp_rng_seed(&rng, seed);
     double diff = 0, scale = 0;
     for (int k = 0; k < samples; k++) {
         for (int64_t q = 0; q < xdim; q++)
@@ -491,6 +610,9 @@ nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, co
 out:
     for (int64_t s = 0; pinv && s < plan->count; s++)
         nmp_free(pinv[s]);
+    for (int64_t k = 0; maps && k < sp->nrefs * NMP_ST_MAX_DIMS; k++)
+        nmp_free(maps[k]);
+    nmp_free(maps);
     nmp_free(pinv);
     nmp_free(va);
     nmp_free(vb);

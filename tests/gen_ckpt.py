@@ -2,8 +2,9 @@
 """gen_ckpt.py: synthetic safetensors checkpoints shaped like GPT-2, LLaMA (GQA) and torchvision
 ResNet, for the checkpoint tests (no torch, no safetensors package: header JSON + bytes).
 
-usage: gen_ckpt.py {gpt2,llama,resnet,big} OUT.safetensors [--seed N] [--gb G]
-Writes config.json beside OUT for gpt2 and llama (heads). 'big' is a LLaMA-shaped file of about
+usage: gen_ckpt.py {gpt2,llama,resnet,big} OUT.safetensors [--seed N] [--gb G] [--all-float]
+Writes config.json beside OUT for gpt2 and llama (heads). --all-float: no int8 layer in llama (its
+residual stream, which every down_proj writes, can then be permuted). 'big' is a LLaMA-shaped file of about
 G GB (default 2.1) for memory measurements; write it under /tmp, never commit it.
 """
 import argparse
@@ -93,7 +94,7 @@ def gpt2(w):
     return {"model_type": "gpt2", "n_head": 4, "n_embd": H, "n_layer": L}
 
 
-def llama(w, hidden=32, inter=64, layers=3, heads=4, kv=2, vocab=40, small=True):
+def llama(w, hidden=32, inter=64, layers=3, heads=4, kv=2, vocab=40, small=True, int8=True):
     hd = hidden // heads
     w.add("model.embed_tokens.weight", [vocab, hidden])
     for n in range(layers):
@@ -108,8 +109,9 @@ def llama(w, hidden=32, inter=64, layers=3, heads=4, kv=2, vocab=40, small=True)
         w.add(p + "mlp.gate_proj.weight", [inter, hidden], dt)
         w.add(p + "mlp.up_proj.weight", [inter, hidden], dt)
         # layer 2's down_proj is int8 (a quantized layer): its space must be skipped
-        w.add(p + "mlp.down_proj.weight", [hidden, inter], "I8" if small and n == 2 else dt,
-              "int" if small and n == 2 else "normal")
+        q = small and int8 and n == 2
+        w.add(p + "mlp.down_proj.weight", [hidden, inter], "I8" if q else dt,
+              "int" if q else "normal")
     w.add("model.norm.weight", [hidden], kind="positive")
     w.add("lm_head.weight", [vocab, hidden])
     w.add("rope.step", [1], "I64", "int")
@@ -185,12 +187,16 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--gb", type=float, default=2.1)
+    ap.add_argument("--all-float", action="store_true", help="llama: no int8 down_proj")
     a = ap.parse_args()
     if a.arch == "big":
         cfg = big(a.out, a.gb, a.seed)
     else:
         w = Writer(a.seed)
-        cfg = {"gpt2": gpt2, "llama": llama, "resnet": resnet}[a.arch](w)
+        if a.arch == "llama":
+            cfg = llama(w, int8=not a.all_float)
+        else:
+            cfg = {"gpt2": gpt2, "resnet": resnet}[a.arch](w)
         w.write(a.out)
     if cfg:
         with open(os.path.join(os.path.dirname(os.path.abspath(a.out)), "config.json"), "w") as f:

@@ -27,7 +27,7 @@ static void setup_llama(fixture *f)
     test_path(f->out2, sizeof f->out2, "out2.safetensors");
     test_write_st(f->in, llama, 8, 11);
     nmp_assert_ok(nmp_st_open(f->in, &f->st, NULL));
-    const nmp_plan_opts o = { "llama", 4, 2 };
+    const nmp_plan_opts o = { "llama", 4, 2, 0 };
     nmp_assert_ok(nmp_plan_infer(f->st, &o, &f->plan, NULL));
     assert_int_equal(f->plan->count, 3);
     nmp_assert_ok(nmp_plan_check(f->plan, f->st, (nmp_pattern){ 2, 4 }, NULL));

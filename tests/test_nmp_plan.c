@@ -35,7 +35,7 @@ static void test_infer_bert(void **state)
     (void)state;
     nmp_st *st = open_st("bert.safetensors", bert, 7);
     nmp_plan *plan = NULL;
-    nmp_plan_opts o = { "auto", 0, 0 };
+    nmp_plan_opts o = { "auto", 0, 0, 0 };
     nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
     assert_string_equal(plan->arch, "bert");
     assert_int_equal(plan->count, 1); /* no heads known: the MLP only */
@@ -76,7 +76,7 @@ static void test_infer_llama_gqa(void **state)
     };
     nmp_st *st = open_st("llama.safetensors", t, 5);
     nmp_plan *plan = NULL;
-    const nmp_plan_opts o = { "auto", 4, 2 };
+    const nmp_plan_opts o = { "auto", 4, 2, 0 };
     nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
     assert_string_equal(plan->arch, "llama");
     assert_int_equal(plan->count, 3);
@@ -104,7 +104,7 @@ static void test_infer_gpt2_resnet(void **state)
     };
     nmp_st *st = open_st("gpt2.safetensors", g, 4);
     nmp_plan *plan = NULL;
-    const nmp_plan_opts o = { "auto", 0, 0 };
+    const nmp_plan_opts o = { "auto", 0, 0, 0 };
     nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
     assert_string_equal(plan->arch, "gpt2");
     assert_int_equal(plan->count, 1);
@@ -139,7 +139,7 @@ static void test_json_round_trip(void **state)
     (void)state;
     nmp_st *st = open_st("rt.safetensors", bert, 7);
     nmp_plan *plan = NULL, *back = NULL;
-    const nmp_plan_opts o = { "bert", 2, 0 };
+    const nmp_plan_opts o = { "bert", 2, 0, 0 };
     char path[512];
     test_path(path, sizeof path, "plan.json");
     nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
@@ -186,7 +186,7 @@ static void test_json_round_trip(void **state)
 static void expect_check_error(nmp_st *st, int what, const char *text)
 {
     nmp_plan *plan = NULL;
-    const nmp_plan_opts o = { "bert", 2, 0 };
+    const nmp_plan_opts o = { "bert", 2, 0, 0 };
     nmp_msg msg = { { 0 } };
     nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
     nmp_ref *r = &plan->spaces[0].refs[0];
@@ -221,7 +221,7 @@ static void test_check_errors(void **state)
     expect_check_error(st, 3, "permuted twice");
     expect_check_error(st, 4, "dtype I64");
     nmp_plan *plan = NULL;
-    const nmp_plan_opts o = { "vgg", 0, 0 };
+    const nmp_plan_opts o = { "vgg", 0, 0, 0 };
     assert_int_equal(nmp_plan_infer(st, &o, &plan, NULL), NMP_ERR_ARG);
     assert_null(plan);
     nmp_st_close(st);
