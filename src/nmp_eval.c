@@ -113,51 +113,85 @@ double nmp_eval_group_score(const nmp_eval *ev, int64_t g) { return ev->gscore[g
  *   out = [x >= vn] ? x - vn1 : 0              (x was kept: the (n+1)-th moves up)
  *   min = [x >= vn] ? vn1 : vn                 (smallest kept value of the other m-1)
  *   d   = max(0, y - min) - out                (y displaces that smallest kept value)
- * Ties are safe: if x == vn but another equal value was the one counted, vn1 == x, so out = 0. */
-static inline float row_delta(float x, float y, float vn, float vn1)
+ * Ties are safe: if x == vn but another equal value was the one counted, vn1 == x, so out = 0.
+ * Written without branches: out = max(0, x - vn1) (x < vn implies x <= vn1), and the two
+ * selects act on bit patterns. As ternaries on floats GCC keeps them as branches (it may not
+ * if-convert float operations under the default -ftrapping-math), which mispredict about 1.5
+ * times per row on real data and made the loop ~20x slower (docs/benchmarks.md). The values
+ * are the same as the ternary form's, bit for bit (up to the sign of a zero). */
+static inline uint32_t bits_of(float f)
 {
-    const int kept = x >= vn;
-    const float lost = kept ? x - vn1 : 0.0f;
-    const float low = kept ? vn1 : vn;
-    return NMP_MAX(0.0f, y - low) - lost;
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
 }
 
-/* delta = sum_j [row_delta(x_a, x_b, group g) + row_delta(x_b, x_a, group h)] */
-static double swap_delta_cols(const nmp_eval *ev, int64_t g, int64_t h, const float *xa,
-                              const float *xb)
+static inline float float_of(uint32_t u)
 {
-    const int64_t rows = ev->pb->rows;
-    const float *vng = ev->vn + g * rows, *vn1g = ev->vn1 + g * rows;
-    const float *vnh = ev->vn + h * rows, *vn1h = ev->vn1 + h * rows;
-    double total = 0;
-    for (int64_t j0 = 0; j0 < rows; j0 += BLOCK) {
-        const int64_t j1 = NMP_MIN(rows, j0 + BLOCK);
-        float part = 0;
-        for (int64_t j = j0; j < j1; j++)
-            part += row_delta(xa[j], xb[j], vng[j], vn1g[j]) +
-                    row_delta(xb[j], xa[j], vnh[j], vn1h[j]);
-        total += (double)part;
-    }
-    return total;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline float positive_part(float v) /* max(0, v) */
+{
+    return float_of(bits_of(v) & (uint32_t)-(int32_t)(v > 0.0f));
+}
+
+static inline float row_delta(float x, float y, float vn, float vn1)
+{
+    const uint32_t kept = (uint32_t)-(int32_t)(x >= vn);
+    const float gain = float_of((bits_of(y - vn1) & kept) | (bits_of(y - vn) & ~kept));
+    return positive_part(gain) - positive_part(x - vn1);
+}
+
+/* Sum over rows j0 <= j < j1 of row_delta(x_a, x_b, group g) + row_delta(x_b, x_a, group h). */
+static inline float block_delta(const float *xa, const float *xb, const float *vng,
+                                const float *vn1g, const float *vnh, const float *vn1h, int64_t j0,
+                                int64_t j1)
+{
+    float part = 0;
+    for (int64_t j = j0; j < j1; j++)
+        part += row_delta(xa[j], xb[j], vng[j], vn1g[j]) + row_delta(xb[j], xa[j], vnh[j], vn1h[j]);
+    return part;
 }
 
 double nmp_eval_swap_delta(const nmp_eval *ev, int64_t a, int64_t b)
 {
     const nmp_problem *pb = ev->pb;
-    const int64_t g = a / pb->m, h = b / pb->m;
+    const int64_t rows = pb->rows, g = a / pb->m, h = b / pb->m;
     if (g == h)
         return 0.0;
-    return swap_delta_cols(ev, g, h, nmp_col(pb, ev->perm[a]), nmp_col(pb, ev->perm[b]));
+    const float *xa = nmp_col(pb, ev->perm[a]), *xb = nmp_col(pb, ev->perm[b]);
+    const float *vng = ev->vn + g * rows, *vn1g = ev->vn1 + g * rows;
+    const float *vnh = ev->vn + h * rows, *vn1h = ev->vn1 + h * rows;
+    double total = 0;
+    for (int64_t j0 = 0; j0 < rows; j0 += BLOCK)
+        total += (double)block_delta(xa, xb, vng, vn1g, vnh, vn1h, j0, NMP_MIN(rows, j0 + BLOCK));
+    return total;
 }
 
+/* All m*m swaps between groups g and h, a block of rows at a time so that the two groups' state
+ * and columns stay in L1 while the m*m sums pass over them. */
 void nmp_eval_pair_deltas(const nmp_eval *ev, int64_t g, int64_t h, double *out)
 {
     const nmp_problem *pb = ev->pb;
+    const int64_t rows = pb->rows;
     const int m = pb->m;
-    for (int x = 0; x < m; x++) {
-        const float *xa = nmp_col(pb, ev->perm[g * m + x]);
-        for (int y = 0; y < m; y++)
-            out[x * m + y] = swap_delta_cols(ev, g, h, xa, nmp_col(pb, ev->perm[h * m + y]));
+    const float *vng = ev->vn + g * rows, *vn1g = ev->vn1 + g * rows;
+    const float *vnh = ev->vn + h * rows, *vn1h = ev->vn1 + h * rows;
+    const float *cg[NMP_MAX_M], *ch[NMP_MAX_M];
+    for (int t = 0; t < m; t++) {
+        cg[t] = nmp_col(pb, ev->perm[g * m + t]);
+        ch[t] = nmp_col(pb, ev->perm[h * m + t]);
+    }
+    for (int k = 0; k < m * m; k++)
+        out[k] = 0;
+    for (int64_t j0 = 0; j0 < rows; j0 += BLOCK) {
+        const int64_t j1 = NMP_MIN(rows, j0 + BLOCK);
+        for (int x = 0; x < m; x++)
+            for (int y = 0; y < m; y++)
+                out[x * m + y] += (double)block_delta(cg[x], ch[y], vng, vn1g, vnh, vn1h, j0, j1);
     }
 }
 
