@@ -3,7 +3,11 @@
 #
 # usage: instances/make.sh [build dir]   (default: build; uses <build dir>/nmperm)
 # Each matrix comes from `nmperm gen` with a fixed seed, so the same files appear on any machine.
-# catalog.tsv: name, rows, cols, nm, identity, row_bound, optimum (dp, cols <= 28), command.
+# catalog.tsv: name, rows, cols, nm, identity, row_bound, optimum, optimum_by (dp for cols <= 28;
+# bnp for larger ones when the build has GLPK and it proves optimality within 120 s),
+# lp_bound (the LP bound of set partitioning by column generation, `nmperm bound`; GLPK; empty
+# unless the LP is solved to completion), command. Values are rounded to 4 decimals, so the file is
+# the same on any machine (only a slow one may leave a bnp optimum empty). About 1-2 minutes.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +36,10 @@ instances=(
     "apex_ref_128x64   --numpy-legacy-rand --seed 1 --rows 128 --cols 64"
 )
 nm=2:4
+bnp_time=120   # seconds for bnp to prove an optimum beyond dp's reach
+lp_time=120    # seconds for the LP bound
+have_glpk=0
+"$nmperm" solvers | grep -q '^bnp ' && have_glpk=1
 
 # json_get KEY: a top-level value of the one-line JSON object on stdin
 json_get() {
@@ -40,7 +48,7 @@ json_get() {
 
 catalog=$here/catalog.tsv
 tmp=$catalog.tmp
-printf 'name\trows\tcols\tnm\tidentity\trow_bound\toptimum\tcommand\n' >"$tmp"
+printf 'name\trows\tcols\tnm\tidentity\trow_bound\toptimum\toptimum_by\tlp_bound\tcommand\n' >"$tmp"
 for line in "${instances[@]}"; do
     read -r name args <<<"$line"
     # shellcheck disable=SC2086 # args is a list of words
@@ -51,16 +59,44 @@ for line in "${instances[@]}"; do
     identity=$(printf '%.4f' "$(json_get identity <<<"$score")")
     row_bound=$(printf '%.4f' "$(json_get row_bound <<<"$score")")
     optimum=
+    optimum_by=
+    solver=
+    limit=0
     if [ "$cols" -le 28 ]; then
-        if solved=$("$nmperm" solve "$here/$name.npy" --nm "$nm" --solver dp --json --quiet); then
-            [ "$(json_get status <<<"$solved")" = optimal ] &&
+        solver=dp
+    elif [ "$have_glpk" -eq 1 ]; then
+        solver=bnp
+        limit=$bnp_time
+    fi
+    if [ -n "$solver" ]; then
+        if solved=$("$nmperm" solve "$here/$name.npy" --nm "$nm" --solver "$solver" \
+            --time-limit "$limit" --json --quiet); then
+            if [ "$(json_get status <<<"$solved")" = optimal ]; then
                 optimum=$(printf '%.4f' "$(json_get kept <<<"$solved")")
+                optimum_by=$solver
+            fi
         else
-            echo "make.sh: dp failed on $name; optimum left empty" >&2
+            echo "make.sh: $solver failed on $name; optimum left empty" >&2
         fi
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rows" "$cols" "$nm" "$identity" \
-        "$row_bound" "$optimum" "nmperm gen $(echo $args) -o instances/$name.npy" >>"$tmp"
-    echo "$name: $rows x $cols, identity $identity, row bound $row_bound, optimum ${optimum:--}" >&2
+    lp_bound=
+    if [ "$have_glpk" -eq 1 ]; then
+        if bounded=$("$nmperm" bound "$here/$name.npy" --nm "$nm" --time-limit "$lp_time" --json); then
+            [ "$(json_get lp_complete <<<"$bounded")" = true ] &&
+                lp_bound=$(printf '%.4f' "$(json_get lp_bound <<<"$bounded")")
+        else
+            echo "make.sh: bound failed on $name; lp_bound left empty" >&2
+        fi
+    fi
+    if [ -n "$optimum" ] && [ -n "$lp_bound" ] &&
+        awk -v o="$optimum" -v b="$lp_bound" 'BEGIN { exit !(b + 1e-4 < o) }'; then
+        echo "make.sh: $name: LP bound $lp_bound below the optimum $optimum" >&2
+        exit 1
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rows" "$cols" "$nm" \
+        "$identity" "$row_bound" "$optimum" "$optimum_by" "$lp_bound" \
+        "nmperm gen $(echo $args) -o instances/$name.npy" >>"$tmp"
+    echo "$name: $rows x $cols, identity $identity, row bound $row_bound," \
+        "optimum ${optimum:--} (${optimum_by:--}), LP bound ${lp_bound:--}" >&2
 done
 mv "$tmp" "$catalog"
