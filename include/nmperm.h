@@ -618,14 +618,15 @@ nmp_err nmp_plan_apply(const nmp_st *in, const nmp_plan *plan, int prune, nmp_pa
 
 /* Checks on `samples` random inputs (float64, seeded) that the block of space plan->spaces[self]
  * computes the same on checkpoint a as on checkpoint b. A space with exactly one producer weight
- * is checked as one block (nmp_use); any other space (the residual stream) tensor by tensor: a
- * consumer W gives W_b x' == W_a x where x' is x permuted, a producer weight gives P u for
- * u = W_a q, and a 1-D producer p (bias, scale, shift, ...) gives P z for z = N(v) + p or
- * N(v) * p, N a LayerNorm over the space, i.e. LN_b(x') == P LN_a(x). With virtual_perm, b is read through the
- * space's perm (b may then be the unpermuted input itself); without, b is a file the whole plan
- * was applied to, and the permutations other spaces made to the same tensors (other axes, e.g. a
- * conv that consumes one space and produces the next) are undone when reading it. *max_rel gets
- * max |y_a - y_b| / max |y_a| (the largest over the tensors, tensor by tensor). NMP_ERR_FORMAT
+ * is checked as one block (nmp_use); any other space (the residual stream) tensor by tensor, x'
+ * being x permuted by the space: a consumer W gives W_b x' == W_a x, a producer weight W gives
+ * (W_b q) == (W_a q)' for random q on its other axes, and a 1-D producer t (bias, scale, shift,
+ * ...) gives N(x') op t_b == (N(x) op t_a)' with N a LayerNorm over the space and op + or *,
+ * i.e. LN_b(x') == P LN_a(x). With virtual_perm, b is read through the space's perm (b may then
+ * be the unpermuted input itself); without, b is a file the whole plan was applied to, and the
+ * permutations other spaces made to the same tensors (other axes, e.g. a conv that consumes one
+ * space and produces the next, or o_proj: head columns, residual rows) are undone when reading
+ * it. *max_rel gets max |y_a - y_b| / max |y_a| (tensor by tensor: the largest). NMP_ERR_FORMAT
  * when a tensor is missing in b or misshaped. */
 nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, const nmp_st *b,
                          int virtual_perm, uint64_t seed, int samples, double *max_rel,

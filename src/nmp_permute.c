@@ -493,7 +493,10 @@ static nmp_err verify_ref(const nmp_space *sp, const nmp_ref *ref, const tview *
                 double *za = &ya[k * n + c], *zb = &yb[k * n + c];
                 switch (ref->use) {
                 case NMP_USE_SCALE: *za = na * ta; *zb = nb * tb; break;
-                case NMP_USE_VAR: *za = na / sqrt(fabs(ta) + 1e-5); *zb = nb / sqrt(fabs(tb) + 1e-5); break;
+                case NMP_USE_VAR:
+                    *za = na / sqrt(fabs(ta) + 1e-5);
+                    *zb = nb / sqrt(fabs(tb) + 1e-5);
+                    break;
                 case NMP_USE_MEAN: *za = na - ta; *zb = nb - tb; break;
                 default: *za = na + ta; *zb = nb + tb; break;
                 }

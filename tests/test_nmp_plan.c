@@ -227,6 +227,199 @@ static void test_check_errors(void **state)
     nmp_st_close(st);
 }
 
+/* ---------------------------------------------------------- residual stream */
+
+#define L0 "encoder.layer.0."
+static const test_tensor bert_full[] = {
+    { "embeddings.position_ids", "I64", 2, { 1, 8 } },
+    { "embeddings.word_embeddings.weight", "F32", 2, { 50, 16 } },
+    { "embeddings.position_embeddings.weight", "F32", 2, { 8, 16 } },
+    { "embeddings.token_type_embeddings.weight", "F32", 2, { 2, 16 } },
+    { "embeddings.LayerNorm.weight", "F32", 1, { 16 } },
+    { "embeddings.LayerNorm.bias", "F32", 1, { 16 } },
+    { L0 "attention.self.query.weight", "F32", 2, { 16, 16 } },
+    { L0 "attention.self.query.bias", "F32", 1, { 16 } },
+    { L0 "attention.self.key.weight", "F32", 2, { 16, 16 } },
+    { L0 "attention.self.key.bias", "F32", 1, { 16 } },
+    { L0 "attention.self.value.weight", "F32", 2, { 16, 16 } },
+    { L0 "attention.self.value.bias", "F32", 1, { 16 } },
+    { L0 "attention.output.dense.weight", "F32", 2, { 16, 16 } },
+    { L0 "attention.output.dense.bias", "F32", 1, { 16 } },
+    { L0 "attention.output.LayerNorm.weight", "F32", 1, { 16 } },
+    { L0 "attention.output.LayerNorm.bias", "F32", 1, { 16 } },
+    { L0 "intermediate.dense.weight", "F32", 2, { 32, 16 } },
+    { L0 "intermediate.dense.bias", "F32", 1, { 32 } },
+    { L0 "output.dense.weight", "F32", 2, { 16, 32 } },
+    { L0 "output.dense.bias", "F32", 1, { 16 } },
+    { L0 "output.LayerNorm.weight", "F32", 1, { 16 } },
+    { L0 "output.LayerNorm.bias", "F32", 1, { 16 } },
+    { "pooler.dense.weight", "F32", 2, { 16, 16 } },
+    { "pooler.dense.bias", "F32", 1, { 16 } },
+    { "classifier.weight", "F32", 2, { 2, 16 } }, /* only in the last test: unknown */
+};
+#define BERT_FULL 24
+
+/* Counts the references of sp with that role. */
+static int64_t count_role(const nmp_space *sp, nmp_role role)
+{
+    int64_t n = 0;
+    for (int64_t r = 0; r < sp->nrefs; r++)
+        n += sp->refs[r].role == role;
+    return n;
+}
+
+static void test_residual_bert(void **state)
+{
+    (void)state;
+    nmp_st *st = open_st("rbert.safetensors", bert_full, BERT_FULL);
+    nmp_plan *plan = NULL;
+    nmp_plan_opts o = { "auto", 2, 0, 0 };
+    nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
+    assert_int_equal(plan->count, 3); /* off by default: MLP + 2 heads */
+    for (int64_t s = 0; s < plan->count; s++)
+        assert_string_not_equal(plan->spaces[s].name, "residual");
+    nmp_plan_free(plan);
+    o.residual = 1;
+    nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
+    assert_int_equal(plan->count, 4);
+    const nmp_space *sp = &plan->spaces[3];
+    assert_string_equal(sp->name, "residual");
+    assert_int_equal(sp->size, 16);
+    assert_int_equal(sp->act, NMP_ACT_IDENTITY);
+    assert_null(sp->skip);
+    /* readers: query, key, value, intermediate, pooler */
+    assert_int_equal(count_role(sp, NMP_ROLE_CONSUMER), 5);
+    /* writers: 3 embeddings + 3 LayerNorms x 2 + 2 output projections x 2 */
+    assert_int_equal(count_role(sp, NMP_ROLE_PRODUCER), 13);
+    static const struct { const char *t; nmp_role role; nmp_use use; int axis; } want[] = {
+        { "embeddings.word_embeddings.weight", NMP_ROLE_PRODUCER, NMP_USE_WEIGHT, 1 },
+        { "embeddings.token_type_embeddings.weight", NMP_ROLE_PRODUCER, NMP_USE_WEIGHT, 1 },
+        { "embeddings.LayerNorm.bias", NMP_ROLE_PRODUCER, NMP_USE_SHIFT, 0 },
+        { L0 "attention.self.key.weight", NMP_ROLE_CONSUMER, NMP_USE_WEIGHT, 1 },
+        { L0 "attention.output.dense.weight", NMP_ROLE_PRODUCER, NMP_USE_WEIGHT, 0 },
+        { L0 "attention.output.dense.bias", NMP_ROLE_PRODUCER, NMP_USE_BIAS, 0 },
+        { L0 "attention.output.LayerNorm.weight", NMP_ROLE_PRODUCER, NMP_USE_SCALE, 0 },
+        { L0 "intermediate.dense.weight", NMP_ROLE_CONSUMER, NMP_USE_WEIGHT, 1 },
+        { L0 "output.dense.weight", NMP_ROLE_PRODUCER, NMP_USE_WEIGHT, 0 },
+        { L0 "output.LayerNorm.bias", NMP_ROLE_PRODUCER, NMP_USE_SHIFT, 0 },
+        { "pooler.dense.weight", NMP_ROLE_CONSUMER, NMP_USE_WEIGHT, 1 },
+    };
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        const nmp_ref *r = find_ref(sp, want[k].t, 0);
+        if (!r)
+            fail_msg("%s is not in the residual space", want[k].t);
+        assert_int_equal(r->role, want[k].role);
+        assert_int_equal(r->use, want[k].use);
+        assert_int_equal(r->axis, want[k].axis);
+    }
+    /* not the stream: q/k/v biases (their outputs), the pooler's output */
+    assert_null(find_ref(sp, L0 "attention.self.query.bias", 0));
+    assert_null(find_ref(sp, "pooler.dense.bias", 0));
+    assert_null(find_ref(sp, "embeddings.position_ids", 0));
+    /* the same tensors on other axes: no overlap with the MLP and head spaces */
+    nmp_assert_ok(nmp_plan_check(plan, st, (nmp_pattern){ 2, 4 }, NULL));
+    assert_null(plan->spaces[3].skip);
+    nmp_plan_free(plan);
+    /* resnet has no residual preset */
+    o.arch = "resnet";
+    assert_int_equal(nmp_plan_infer(st, &o, &plan, NULL), NMP_ERR_ARG);
+    nmp_st_close(st);
+}
+
+/* A missing LayerNorm and an unknown head with a hidden-size axis are refused, not guessed. */
+static void test_residual_bert_refusals(void **state)
+{
+    (void)state;
+    test_tensor t[BERT_FULL + 1];
+    memcpy(t, bert_full, sizeof t);
+    nmp_plan *plan = NULL;
+    const nmp_plan_opts o = { "bert", 2, 0, 1 };
+    nmp_msg msg = { { 0 } };
+    nmp_st *st = open_st("rbert2.safetensors", t, BERT_FULL + 1); /* with classifier.weight */
+    assert_int_equal(nmp_plan_infer(st, &o, &plan, &msg), NMP_ERR_FORMAT);
+    assert_null(plan);
+    if (!strstr(msg.text, "classifier.weight: not known to the bert residual preset"))
+        fail_msg("%s", msg.text);
+    nmp_st_close(st);
+    for (int k = 0; k < BERT_FULL; k++) /* drop output.LayerNorm.weight (and the head) */
+        if (strcmp(t[k].name, L0 "output.LayerNorm.weight") == 0)
+            memmove(&t[k], &t[k + 1], (size_t)(BERT_FULL - k) * sizeof t[0]);
+    st = open_st("rbert3.safetensors", t, BERT_FULL - 1);
+    assert_int_equal(nmp_plan_infer(st, &o, &plan, &msg), NMP_ERR_FORMAT);
+    if (!strstr(msg.text, L0 "output.LayerNorm.weight: missing (the residual stream couples"))
+        fail_msg("%s", msg.text);
+    nmp_st_close(st);
+}
+
+#define LL(i, x) "model.layers." #i "." x
+static const test_tensor llama_full[] = {
+    { "model.embed_tokens.weight", "F32", 2, { 40, 32 } },
+    { LL(0, "input_layernorm.weight"), "F32", 1, { 32 } },
+    { LL(0, "self_attn.q_proj.weight"), "F32", 2, { 32, 32 } },
+    { LL(0, "self_attn.k_proj.weight"), "F32", 2, { 16, 32 } },
+    { LL(0, "self_attn.v_proj.weight"), "F32", 2, { 16, 32 } },
+    { LL(0, "self_attn.o_proj.weight"), "F32", 2, { 32, 32 } },
+    { LL(0, "post_attention_layernorm.weight"), "F32", 1, { 32 } },
+    { LL(0, "mlp.gate_proj.weight"), "F16", 2, { 64, 32 } },
+    { LL(0, "mlp.up_proj.weight"), "F16", 2, { 64, 32 } },
+    { LL(0, "mlp.down_proj.weight"), "F16", 2, { 32, 64 } },
+    { LL(1, "input_layernorm.weight"), "F32", 1, { 32 } },
+    { LL(1, "self_attn.q_proj.weight"), "F32", 2, { 32, 32 } },
+    { LL(1, "self_attn.k_proj.weight"), "F32", 2, { 16, 32 } },
+    { LL(1, "self_attn.v_proj.weight"), "F32", 2, { 16, 32 } },
+    { LL(1, "self_attn.o_proj.weight"), "F32", 2, { 32, 32 } },
+    { LL(1, "post_attention_layernorm.weight"), "F32", 1, { 32 } },
+    { LL(1, "mlp.gate_proj.weight"), "F32", 2, { 64, 32 } },
+    { LL(1, "mlp.up_proj.weight"), "F32", 2, { 64, 32 } },
+    { LL(1, "mlp.down_proj.weight"), "F32", 2, { 32, 64 } },
+    { "model.norm.weight", "F32", 1, { 32 } },
+    { "lm_head.weight", "F32", 2, { 40, 32 } }, /* last: dropped for the tied case */
+};
+#define LLAMA_FULL 21
+
+static void test_residual_llama(void **state)
+{
+    (void)state;
+    nmp_st *st = open_st("rllama.safetensors", llama_full, LLAMA_FULL);
+    nmp_plan *plan = NULL;
+    const nmp_plan_opts o = { "auto", 4, 2, 1 };
+    nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
+    assert_string_equal(plan->arch, "llama");
+    assert_int_equal(plan->count, 2 * 3 + 1);
+    const nmp_space *sp = &plan->spaces[plan->count - 1];
+    assert_string_equal(sp->name, "residual");
+    assert_int_equal(sp->size, 32);
+    /* 2 x (q, k, v, gate, up) + lm_head; embed + norm + 2 x (2 norms, o_proj, down_proj) */
+    assert_int_equal(count_role(sp, NMP_ROLE_CONSUMER), 11);
+    assert_int_equal(count_role(sp, NMP_ROLE_PRODUCER), 10);
+    assert_int_equal(find_ref(sp, "lm_head.weight", 0)->role, NMP_ROLE_CONSUMER);
+    assert_int_equal(find_ref(sp, "lm_head.weight", 0)->axis, 1);
+    assert_int_equal(find_ref(sp, "model.embed_tokens.weight", 0)->axis, 1);
+    assert_int_equal(find_ref(sp, "model.norm.weight", 0)->use, NMP_USE_SCALE);
+    assert_int_equal(find_ref(sp, LL(1, "self_attn.o_proj.weight"), 0)->axis, 0);
+    assert_int_equal(find_ref(sp, LL(1, "self_attn.o_proj.weight"), 0)->role, NMP_ROLE_PRODUCER);
+    assert_int_equal(find_ref(sp, LL(0, "mlp.down_proj.weight"), 0)->axis, 0);
+    assert_int_equal(find_ref(sp, LL(0, "mlp.gate_proj.weight"), 0)->axis, 1);
+    assert_int_equal(find_ref(sp, LL(1, "self_attn.k_proj.weight"), 0)->role, NMP_ROLE_CONSUMER);
+    assert_non_null(find_ref(sp, LL(0, "input_layernorm.weight"), 0));
+    /* o_proj: columns in the head spaces, rows in the stream; down_proj: MLP columns */
+    nmp_assert_ok(nmp_plan_check(plan, st, (nmp_pattern){ 2, 4 }, NULL));
+    nmp_plan_free(plan);
+    nmp_st_close(st);
+    /* tied embeddings (no lm_head): the embedding is in the stream once, as a producer */
+    st = open_st("rllama2.safetensors", llama_full, LLAMA_FULL - 1);
+    nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
+    sp = &plan->spaces[plan->count - 1];
+    assert_null(find_ref(sp, "lm_head.weight", 0));
+    assert_int_equal(count_role(sp, NMP_ROLE_CONSUMER), 10);
+    nmp_assert_ok(nmp_plan_check(plan, st, (nmp_pattern){ 2, 4 }, NULL));
+    /* a stream of 32 channels cannot be 2:64 */
+    nmp_assert_ok(nmp_plan_check(plan, st, (nmp_pattern){ 2, 32 }, NULL));
+    assert_non_null(plan->spaces[plan->count - 1].skip);
+    nmp_plan_free(plan);
+    nmp_st_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +428,9 @@ int main(void)
         cmocka_unit_test(test_infer_gpt2_resnet),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_check_errors),
+        cmocka_unit_test(test_residual_bert),
+        cmocka_unit_test(test_residual_bert_refusals),
+        cmocka_unit_test(test_residual_llama),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
