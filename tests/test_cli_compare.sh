@@ -132,9 +132,10 @@ if [ "$have_colgen" -eq 1 ]; then
         [ "$(json_get lp_complete out.txt)" = false ] &&
         le 2926.952 "$(json_get bound out.txt)" 1e-3 &&
         le "$(json_get bound out.txt)" "$(json_get row_bound out.txt)" 1e-9
-    run bound "$INST/apex_ref_128x64.npy"
+    run bound "$INST/uniform_32x12.npy"
     check "bound text: LP solved, rounds, bound line" [ "$rc" -eq 0 ] &&
-        [[ $out == *"lp bound    2927.827"*"LP solved"*"pricing rounds"* && $out == *"bound       2927.827"* ]]
+        grep -q '^lp bound    [0-9.]* *(colgen: LP solved.*pricing rounds)$' out.txt &&
+        grep -q '^bound       [0-9.]* *(the LP bound; ' out.txt
 else
     run bound "$INST/absnormal_16x8.npy"
     check "bound without GLPK: row bound only, says the LP needs GLPK" [ "$rc" -eq 0 ] &&
@@ -180,7 +181,7 @@ assert all(i["best_bound"] <= i["row_bound"] for i in ins)
 fi
 
 # a solver that refuses an input gets a 'refused' row; the others still run
-run compare "$INST/apex_ref_128x64.npy" --solvers swap,dp --time-limit 5 --bound-time 1
+run compare "$INST/apex_ref_128x64.npy" --solvers swap,dp --time-limit 5 --bound-time 0.5
 check "compare: dp refuses 64 columns, row 'refused', exit 0" [ "$rc" -eq 0 ] &&
     [ "$(awk '$2 == "dp" && $9 == "refused"' out.txt | wc -l)" -eq 1 ] &&
     [ "$(awk '$2 == "swap" && $5 ~ /^[0-9.]+$/' out.txt | wc -l)" -eq 1 ] &&
