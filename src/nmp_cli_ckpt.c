@@ -357,8 +357,8 @@ static void print_table(const nmp_plan *plan, bool verified)
         secs += t->seconds;
         worst = worst > t->verify_rel ? worst : t->verify_rel;
     }
-    printf("# %lld of %lld spaces permuted; kept %.3f -> %.3f (%+.2f%%), solve %.2fs", (long long)active,
-           (long long)plan->count, before, after, before > 0 ? 100 * (after - before) / before : 0,
+    printf("# %lld of %lld spaces permuted; kept %.3f -> %.3f (%+.2f%%), solve %.2fs",
+           (long long)active, (long long)plan->count, before, after, before > 0 ? 100 * (after - before) / before : 0,
            secs);
     if (verified)
         printf(", verified (max rel %.2e)", worst);
