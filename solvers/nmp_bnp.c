@@ -25,14 +25,17 @@ static const nmp_param_desc bnp_params[] = {
     { "columns", 0, 0, 1e6, "columns added per pricing round (0: 2 * cols)" },
     { "smoothing", 0.5, 0, 0.99, "Wentges dual smoothing factor (0: off)" },
     { "heur_time", 2, 0, 1e6, "seconds of heuristic for the incumbent" },
-    { "mip_time", 10, 0, 1e6, "seconds for the root's restricted master as a binary program" },
     { "node_limit", 1e7, 1, 1e12, "most nodes to process" },
+    { "enum_max", 50000, 0, 1e7, "longest list of a reduced-cost enumeration (0: never list)" },
+    { "mip_time", 10, 0, 1e6, "seconds of a binary program over a list that is too long" },
+    { "mip_cols", 5000, 1, 1e7, "columns of that binary program (the best by reduced cost)" },
     { 0 },
 };
 
 typedef struct bnp_node {
     double bound;
     int32_t parent, depth;
+    int32_t list;     /* enumerated list of this subtree, -1: priced */
     int32_t a, b;
     uint8_t together;
 } bnp_node;
@@ -42,7 +45,7 @@ typedef struct bnp_state {
     nmp_params par;
     nmp_cg *cg;
     double heur_time, mip_time;
-    int64_t node_limit;
+    int64_t node_limit, mip_cols;
     int32_t *inc, *work;
     bnp_node *node;
     int32_t *heap;
@@ -81,6 +84,7 @@ static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **s
     st->heur_time = nmp_param_get(par, bnp_params, "heur_time");
     st->mip_time = nmp_param_get(par, bnp_params, "mip_time");
     st->node_limit = (int64_t)nmp_param_get(par, bnp_params, "node_limit");
+    st->mip_cols = (int64_t)nmp_param_get(par, bnp_params, "mip_cols");
     st->inc = nmp_malloc((size_t)pb->cols * sizeof *st->inc);
     st->work = nmp_malloc((size_t)pb->cols * sizeof *st->work);
     st->ncap = 1024;
@@ -95,7 +99,8 @@ static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **s
         goto out;
     }
     const nmp_cg_opts o = { par->threads, (int64_t)nmp_param_get(par, bnp_params, "columns"),
-                            nmp_param_get(par, bnp_params, "smoothing"), par->verbose };
+                            nmp_param_get(par, bnp_params, "smoothing"), par->verbose,
+                            (int64_t)nmp_param_get(par, bnp_params, "enum_max") };
     NMP_TRY(e, nmp_cg_create(pb, &o, &st->cg, msg));
     *state = st;
     st = NULL;
@@ -173,6 +178,7 @@ static nmp_err new_node(bnp_state *st, int32_t parent, int32_t a, int32_t b, uin
     nd->bound = bound;
     nd->parent = parent;
     nd->depth = parent < 0 ? 0 : st->node[parent].depth + 1;
+    nd->list = parent < 0 ? -1 : st->node[parent].list;
     nd->a = a;
     nd->b = b;
     nd->together = together;
@@ -207,7 +213,7 @@ static nmp_err apply_rules(bnp_state *st, int32_t id)
         st->rt[k] = st->node[v].together;
         k++;
     }
-    return nmp_cg_set_rules(st->cg, k, st->ra, st->rb, st->rt);
+    return nmp_cg_set_rules(st->cg, k, st->ra, st->rb, st->rt, st->node[id].list);
 }
 
 /* perm (a partition) replaces the incumbent if better */
@@ -218,6 +224,7 @@ static nmp_err offer(bnp_state *st, const int32_t *perm, double *best)
     NMP_TRY(e, nmp_score(st->pb, perm, &v));
     if (v > *best) {
         *best = v;
+        nmp_cg_set_incumbent(st->cg, v);
         memcpy(st->inc, perm, (size_t)st->pb->cols * sizeof *perm);
         NMP_TRY(e, nmp_cg_add_groups(st->cg, perm));
     }
@@ -236,11 +243,13 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
     nmp_clock_start(&clk, &st->par);
     double best;
     bool stopped = false, limited = false;
+    double enum_gap = INFINITY;
     memcpy(st->inc, perm, bytes);
     NMP_TRY(e, nmp_cg_add_groups(st->cg, perm));
     NMP_TRY(e, nmp_cg_heuristic(pb, &st->par, st->heur_time, &clk, st->inc));
     NMP_TRY(e, nmp_cg_add_groups(st->cg, st->inc));
     NMP_TRY(e, nmp_score(pb, st->inc, &best));
+    nmp_cg_set_incumbent(st->cg, best);
     nmp_cg_guess_duals(st->cg, st->inc);
     st->nnode = st->nheap = 0;
     NMP_TRY(e, new_node(st, -1, -1, -1, 0, pb->row_bound));
@@ -260,12 +269,12 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
             break;
         }
         const int32_t id = heap_pop(st);
-        NMP_TRY(e, apply_rules(st, id));
         const double global = st->nheap > 0 ? NMP_MAX(st->node[id].bound,
                                                       st->node[st->heap[0]].bound)
                                             : st->node[id].bound;
         nmp_price_report rep = { best, global, res->nodes };
         nmp_cg_out out;
+        NMP_TRY(e, apply_rules(st, id));
         NMP_TRY(e, nmp_cg_solve(st->cg, best + tol, &clk, &rep, &out, st->msg));
         res->iterations += out.rounds;
         if (out.end == NMP_CG_STOPPED) {
@@ -276,27 +285,52 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
             break;
         }
         res->nodes++;
-        const double nb = NMP_MIN(st->node[id].bound, out.bound);
+        double nb = NMP_MIN(st->node[id].bound, out.bound);
         if (out.end == NMP_CG_CUTOFF || nb <= best + tol)
             continue;
         if (!out.artificial && nmp_cg_integral(st->cg, st->work)) {
             NMP_TRY(e, offer(st, st->work, &best));
             continue;
         }
-        int32_t a, b;
-        const bool pair = nmp_cg_branch_pair(st->cg, &a, &b);
-        if (st->node[id].parent < 0 && st->mip_time > 0) {
-            bool found;
+        /* small gap: list the columns that matter, and go on without pricing */
+        if (st->node[id].list < 0 && nb - best < enum_gap) {
+            nmp_cg_enum en;
             rep.best = best;
-            rep.bound = nb;
-            NMP_TRY(e, nmp_cg_mip(st->cg, st->mip_time, st->inc, &clk, &rep, st->work, &found,
-                                  st->msg));
-            if (found)
+            NMP_TRY(e, nmp_cg_enumerate(st->cg, best, st->mip_time, st->mip_cols, &clk, &rep,
+                                        st->work, &en, st->msg));
+            if (en.found)
                 NMP_TRY(e, offer(st, st->work, &best));
-            if (nb <= best + 1e-9 * fabs(best))
-                continue;
+            if (en.stopped) {
+                st->node[id].bound = nb;
+                heap_push(st, id);
+                res->nodes--;
+                stopped = true;
+                break;
+            }
+            if (en.list < 0) {
+                enum_gap = 0.8 * (nb - best); /* too many: try again on smaller gaps */
+            } else {
+                st->node[id].list = en.list;
+                NMP_TRY(e, apply_rules(st, id));
+                NMP_TRY(e, nmp_cg_solve(st->cg, best + tol, &clk, &rep, &out, st->msg));
+                if (out.end == NMP_CG_STOPPED) {
+                    st->node[id].bound = nb;
+                    heap_push(st, id);
+                    res->nodes--;
+                    stopped = true;
+                    break;
+                }
+                nb = NMP_MIN(nb, out.bound);
+                if (out.end == NMP_CG_CUTOFF || nb <= best + tol)
+                    continue;
+                if (!out.artificial && nmp_cg_integral(st->cg, st->work)) {
+                    NMP_TRY(e, offer(st, st->work, &best));
+                    continue;
+                }
+            }
         }
-        if (!pair)
+        int32_t a, b;
+        if (!nmp_cg_branch_pair(st->cg, &a, &b))
             continue; /* only artificial columns are fractional: no partition here */
         NMP_TRY(e, new_node(st, id, a, b, 1, nb));
         NMP_TRY(e, new_node(st, id, a, b, 0, nb));

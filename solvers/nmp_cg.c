@@ -45,6 +45,24 @@ struct nmp_cg {
     int64_t kmax;
     bool need_dual;          /* bounds changed since the last simplex */
     bool have_center;        /* center holds a stability center (kept across nodes) */
+    bool node_bound;         /* center_sum/center_max certify the current node's bound */
+    double center_sum, center_max; /* sum_i center_i and max rc at the center */
+    int64_t enum_max;        /* most columns of a reduced-cost enumeration */
+    int32_t *ecols;          /* enumeration output */
+    double *eval, *erc;
+    /* enumerated lists: column k of all lists has members lst[k * m ..] and value lst_val[k];
+     * list l holds columns lst_off[l] .. lst_off[l + 1] - 1 */
+    int32_t *lst;
+    double *lst_val, *lst_rc; /* D and the reduced cost at the duals of the listing */
+    double *lst_base;        /* per list: sum of those duals + (G - 1) * their max rc */
+    double incumbent;        /* list columns with lst_rc <= incumbent - lst_base are dropped */
+    int64_t lst_cap;
+    int64_t *lst_off;
+    int nlst, lst_offcap;
+    int cur_list;            /* -1: the B&B prices; else a scan of list cur_list */
+    uint8_t *lst_ok;         /* columns of cur_list that obey the rules */
+    uint8_t *inlist;         /* pool: in cur_list */
+    int32_t *scan;           /* enum_max: indices of a scan */
     /* pool */
     int64_t npool, cap;
     int32_t *mem;            /* cap * m members, ascending */
@@ -121,6 +139,10 @@ static nmp_err pool_reserve(nmp_cg *cg, int64_t need)
         if (!al)
             return NMP_ERR_NOMEM;
         cg->allowed = al;
+        uint8_t *il = nmp_realloc(cg->inlist, (size_t)cap * sizeof *il);
+        if (!il)
+            return NMP_ERR_NOMEM;
+        cg->inlist = il;
         cg->cap = cap;
     }
     if (2 * need > cg->hcap) {
@@ -154,8 +176,8 @@ static bool obeys(const nmp_cg *cg, const int32_t *c)
     return true;
 }
 
-/* Adds column c (ascending, value v) unless present; *added tells which. */
-static nmp_err pool_add(nmp_cg *cg, const int32_t *c, double v, bool *added)
+/* Adds column c (ascending, value v) unless present, at 0 unless `allow`; *added tells which. */
+static nmp_err pool_add(nmp_cg *cg, const int32_t *c, double v, bool allow, bool *added)
 {
     nmp_err e = NMP_OK;
     *added = false;
@@ -166,7 +188,8 @@ static nmp_err pool_add(nmp_cg *cg, const int32_t *c, double v, bool *added)
     memcpy(cg->mem + q * cg->m, c, (size_t)cg->m * sizeof *c);
     cg->val[q] = v;
     cg->x[q] = 0;
-    cg->allowed[q] = obeys(cg, c);
+    cg->inlist[q] = cg->cur_list >= 0 && allow;
+    cg->allowed[q] = allow;
     hash_insert(cg, q);
     const int j = glp_add_cols(cg->lp, 1);
     for (int t = 0; t < cg->m; t++)
@@ -212,6 +235,17 @@ void nmp_cg_free(nmp_cg *cg)
     nmp_free(cg->frc);
     nmp_free(cg->frac);
     nmp_free(cg->inq);
+    nmp_free(cg->lst);
+    nmp_free(cg->lst_val);
+    nmp_free(cg->lst_rc);
+    nmp_free(cg->lst_base);
+    nmp_free(cg->lst_off);
+    nmp_free(cg->lst_ok);
+    nmp_free(cg->scan);
+    nmp_free(cg->inlist);
+    nmp_free(cg->ecols);
+    nmp_free(cg->eval);
+    nmp_free(cg->erc);
     nmp_free(cg);
 }
 
@@ -249,7 +283,22 @@ nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out,
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    NMP_TRY(e, nmp_price_create(pb, o->threads, cg->kmax, &cg->pr));
+    cg->cur_list = -1;
+    cg->incumbent = -INFINITY;
+    cg->enum_max = o->enum_max;
+    if (cg->enum_max > 0) {
+        const size_t k = (size_t)cg->enum_max + 1;
+        cg->ecols = nmp_malloc(k * (size_t)cg->m * sizeof *cg->ecols);
+        cg->eval = nmp_malloc(k * sizeof *cg->eval);
+        cg->erc = nmp_malloc(k * sizeof *cg->erc);
+        cg->lst_ok = nmp_malloc(k * sizeof *cg->lst_ok);
+        cg->scan = nmp_malloc(NMP_MAX(k, (size_t)cg->kmax) * sizeof *cg->scan);
+        if (!cg->ecols || !cg->eval || !cg->erc || !cg->lst_ok || !cg->scan) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+    }
+    NMP_TRY(e, nmp_price_create(pb, o->threads, NMP_MAX(cg->kmax, cg->enum_max + 1), &cg->pr));
     NMP_TRY(e, pool_reserve(cg, 4 * (int64_t)C));
     for (int t = 0; t <= NMP_MAX_M; t++)
         cg->one[t] = 1.0;
@@ -293,14 +342,15 @@ nmp_err nmp_cg_add_groups(nmp_cg *cg, const int32_t *perm)
             c[q] = v;
         }
         bool added;
-        NMP_TRY(e, pool_add(cg, c, nmp_score_group_value(cg->pb, c), &added));
+        NMP_TRY(e, pool_add(cg, c, nmp_score_group_value(cg->pb, c),
+                            cg->cur_list < 0 && obeys(cg, c), &added));
     }
 out:
     return e;
 }
 
 nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t *b,
-                         const uint8_t *together)
+                         const uint8_t *together, int list)
 {
     nmp_err e = NMP_OK;
     if (count > cg->rcap) {
@@ -326,8 +376,27 @@ nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t 
         memcpy(cg->rb, b, (size_t)count * sizeof *b);
         memcpy(cg->rt, together, (size_t)count * sizeof *together);
     }
+    if (list < -1 || list >= cg->nlst)
+        return NMP_ERR_ARG;
+    if (list != cg->cur_list) {
+        memset(cg->inlist, 0, (size_t)cg->npool);
+        for (int64_t k = list >= 0 ? cg->lst_off[list] : 0; list >= 0 && k < cg->lst_off[list + 1];
+             k++) {
+            const int64_t q = pool_find(cg, cg->lst + k * cg->m);
+            if (q >= 0)
+                cg->inlist[q] = 1;
+        }
+        cg->cur_list = list;
+    }
+    if (list >= 0) { /* reduced-cost fixing with the incumbent, then the rules */
+        const double thr = cg->incumbent - cg->lst_base[list] -
+                           1e-9 * NMP_MAX(fabs(cg->incumbent), 1.0);
+        for (int64_t k = cg->lst_off[list]; k < cg->lst_off[list + 1]; k++)
+            cg->lst_ok[k - cg->lst_off[list]] =
+                cg->lst_rc[k] > thr && obeys(cg, cg->lst + k * cg->m);
+    }
     for (int64_t q = 0; q < cg->npool; q++) {
-        const uint8_t ok = obeys(cg, cg->mem + q * cg->m);
+        const uint8_t ok = (list < 0 || cg->inlist[q]) && obeys(cg, cg->mem + q * cg->m);
         if (ok == cg->allowed[q])
             continue;
         cg->allowed[q] = ok;
@@ -371,6 +440,11 @@ void nmp_cg_guess_duals(nmp_cg *cg, const int32_t *perm)
         }
     }
     cg->have_center = true;
+}
+
+void nmp_cg_set_incumbent(nmp_cg *cg, double value)
+{
+    cg->incumbent = value;
 }
 
 int64_t nmp_cg_pool(const nmp_cg *cg)
@@ -469,6 +543,92 @@ static nmp_err lp_solve(nmp_cg *cg, nmp_clock *clk, const nmp_price_report *rep,
 
 /* ------------------------------------------------------ column generation */
 
+/* x of the pool from the last master; out->artificial when an artificial column is used */
+static void read_primal(nmp_cg *cg, nmp_cg_out *out)
+{
+    out->artificial = false;
+    for (int64_t q = 0; q < cg->npool; q++)
+        cg->x[q] = glp_get_col_prim(cg->lp, lp_col(cg, q));
+    for (int i = 1; i <= cg->cols; i++)
+        if (glp_get_col_prim(cg->lp, i) > 1e-9)
+            out->artificial = true;
+}
+
+/* List column u (index in the current list, rc in erc) before v: larger rc, then members
+ * lexicographically, the order of the B&B's results. */
+static bool scan_before(const nmp_cg *cg, const int32_t *c0, int32_t u, int32_t v)
+{
+    if (cg->erc[u] != cg->erc[v])
+        return cg->erc[u] > cg->erc[v];
+    const int32_t *a = c0 + (int64_t)u * cg->m, *b = c0 + (int64_t)v * cg->m;
+    for (int t = 0; t < cg->m; t++)
+        if (a[t] != b[t])
+            return a[t] < b[t];
+    return false;
+}
+
+/* sift item at k down a min-heap (root: the last in scan order) of n entries */
+static void scan_sift(const nmp_cg *cg, const int32_t *c0, int32_t *h, int64_t n, int64_t k)
+{
+    const int32_t it = h[k];
+    for (;;) {
+        int64_t c = 2 * k + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && scan_before(cg, c0, h[c], h[c + 1]))
+            c++;
+        if (!scan_before(cg, c0, it, h[c]))
+            break;
+        h[k] = h[c];
+        k = c;
+    }
+    h[k] = it;
+}
+
+/* Pricing over the current list: the B&B's result restricted to the list (the best k with
+ * rc > thr, in the same order), by a scan and a bounded heap. */
+static void scan_price(nmp_cg *cg, const double *y, double thr, int64_t k, nmp_price_out *po)
+{
+    const int m = cg->m;
+    const int64_t base = cg->lst_off[cg->cur_list], len = cg->lst_off[cg->cur_list + 1] - base;
+    const int32_t *c0 = cg->lst + base * m;
+    int32_t *h = cg->scan;
+    int64_t n = 0;
+    for (int64_t q = 0; q < len; q++) {
+        if (!cg->lst_ok[q])
+            continue;
+        const int32_t *c = c0 + q * m;
+        double ys = 0;
+        for (int t = 0; t < m; t++)
+            ys += y[c[t]];
+        cg->erc[q] = cg->lst_val[base + q] - ys;
+        if (!(cg->erc[q] > thr))
+            continue;
+        if (n < k) { /* sift up */
+            int64_t j = n++;
+            while (j > 0 && scan_before(cg, c0, h[(j - 1) / 2], (int32_t)q)) {
+                h[j] = h[(j - 1) / 2];
+                j = (j - 1) / 2;
+            }
+            h[j] = (int32_t)q;
+        } else if (scan_before(cg, c0, (int32_t)q, h[0])) {
+            h[0] = (int32_t)q;
+            scan_sift(cg, c0, h, n, 0);
+        }
+    }
+    po->found = n;
+    for (int64_t t = n - 1; t >= 0; t--) { /* pop the last first */
+        const int32_t q = h[0];
+        h[0] = h[t];
+        scan_sift(cg, c0, h, t, 0);
+        memcpy(po->cols + t * m, c0 + (int64_t)q * m, (size_t)m * sizeof *po->cols);
+        po->value[t] = cg->lst_val[base + q];
+        po->rc[t] = cg->erc[q];
+    }
+    po->nodes = len;
+    po->complete = true;
+}
+
 nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_report *rep,
                      nmp_cg_out *out, nmp_msg *msg)
 {
@@ -479,6 +639,7 @@ nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_
     if (rep)
         pr_rep = *rep;
     memset(out, 0, sizeof *out);
+    cg->node_bound = false;
     out->bound = INFINITY;
     out->lp = -INFINITY;
     out->end = NMP_CG_CONVERGED;
@@ -507,7 +668,10 @@ nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_
             ysum += cg->ysm[i];
         }
         nmp_price_out po = { cg->fcols, cg->fval, cg->frc, 0, 0, false };
-        NMP_TRY(e, nmp_price_solve(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
+        if (cg->cur_list >= 0)
+            scan_price(cg, cg->ysm, cg->eps, cg->kmax, &po);
+        else
+            NMP_TRY(e, nmp_price_solve(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
         out->rounds++;
         out->pricing_nodes += po.nodes;
         if (!po.complete) {
@@ -519,6 +683,9 @@ nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_
             out->bound = L;
             memcpy(cg->center, cg->ysm, (size_t)C * sizeof *cg->center);
             cg->have_center = true;
+            cg->node_bound = true;
+            cg->center_sum = ysum;
+            cg->center_max = po.found > 0 ? po.rc[0] : cg->eps;
         }
         if (out->bound <= cutoff) {
             out->end = NMP_CG_CUTOFF;
@@ -533,7 +700,7 @@ nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_
             if (!(rc > cg->eps))
                 continue;
             bool add;
-            NMP_TRY(e, pool_add(cg, c, po.value[k], &add));
+            NMP_TRY(e, pool_add(cg, c, po.value[k], true, &add));
             added += add;
         }
         out->columns_added += added;
@@ -559,15 +726,8 @@ nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_
         if (added == 0 && !smooth)
             break;
     }
-    /* primal values of the last master */
-    out->artificial = false;
-    if (out->lp > -INFINITY) {
-        for (int64_t q = 0; q < cg->npool; q++)
-            cg->x[q] = glp_get_col_prim(cg->lp, lp_col(cg, q));
-        for (int i = 1; i <= C; i++)
-            if (glp_get_col_prim(cg->lp, i) > 1e-9)
-                out->artificial = true;
-    }
+    if (out->lp > -INFINITY)
+        read_primal(cg, out);
 out:
     return e;
 }
@@ -652,7 +812,8 @@ typedef struct mip_ctx {
     const nmp_price_report *rep;
     double deadline;
     double *inc;            /* 1-based column values of a start solution, or NULL */
-    bool stop;
+    double target;          /* stop once an integer solution reaches this (+inf: never) */
+    bool stop, reached;
 } mip_ctx;
 
 static void mip_cb(glp_tree *T, void *info)
@@ -661,6 +822,11 @@ static void mip_cb(glp_tree *T, void *info)
     if (glp_ios_reason(T) == GLP_IHEUR && ctx->inc) {
         glp_ios_heur_sol(T, ctx->inc);
         ctx->inc = NULL;
+    }
+    if (glp_ios_reason(T) == GLP_IBINGO && glp_mip_obj_val(glp_ios_get_prob(T)) >= ctx->target) {
+        ctx->reached = true;
+        glp_ios_terminate(T);
+        return;
     }
     if ((ctx->clk && nmp_clock_tick(ctx->clk, ctx->rep ? ctx->rep->iteration : 0,
                                     ctx->rep ? ctx->rep->best : 0, ctx->rep ? ctx->rep->bound : 0,
@@ -715,7 +881,8 @@ nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *
     bool stopped = false;
     nmp_err le = lp_solve(cg, clk, rep, &stopped, msg);
     if (le == NMP_OK && !stopped && glp_get_status(cg->lp) == GLP_OPT) {
-        mip_ctx ctx = { clk, rep, nmp_now() + seconds, have_inc ? inc : NULL, false };
+        mip_ctx ctx = { clk, rep, nmp_now() + seconds, have_inc ? inc : NULL, INFINITY, false,
+                        false };
         glp_iocp iocp;
         glp_init_iocp(&iocp);
         iocp.msg_lev = cg->verbose ? GLP_MSG_ON : GLP_MSG_OFF;
@@ -753,6 +920,193 @@ nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *
 out:
     nmp_free(inc);
     nmp_free(xv);
+    return e;
+}
+
+/* ------------------------------------------------ reduced-cost enumeration */
+
+/* Every partition X has value(X) = sum_i c_i + sum_{q in X} rc_c(q) for the center c, and each
+ * rc_c(q) <= M (the max rc at c, known from its pricing round). So a partition worth more than
+ * `incumbent` uses only columns with
+ *     rc_c(q) > thr(incumbent) = incumbent - sum_i c_i - (G - 1) * M,
+ * a threshold just below 0 when the node's gap is small. The pricing lists the best enum_max + 1
+ * columns above it (under the node's rules). With at most enum_max of them the list is complete:
+ * the node's subtree needs no more pricing, its master holds the list and its bound is a scan
+ * (list_solve). This is the route-enumeration step of exact VRP codes (Baldacci, Christofides,
+ * Mingozzi), here with exact subset pricing. When the list is too long, a binary program over its
+ * best mip_cols columns (GLPK, mip_seconds) may raise the incumbent, and with it thr, enough to
+ * complete the list after all. */
+static nmp_err enum_mip(nmp_cg *cg, const nmp_price_out *po, int64_t k, double seconds,
+                        double target, nmp_clock *clk, const nmp_price_report *rep, int32_t *perm,
+                        double *value, bool *found, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    const int C = cg->cols, m = cg->m;
+    *found = false;
+    glp_prob *ip = glp_create_prob();
+    glp_set_obj_dir(ip, GLP_MAX);
+    glp_add_rows(ip, C);
+    for (int i = 1; i <= C; i++)
+        glp_set_row_bnds(ip, i, GLP_FX, 1.0, 1.0);
+    glp_add_cols(ip, (int)k);
+    for (int64_t q = 0; q < k; q++) {
+        for (int t = 0; t < m; t++)
+            cg->ind[t + 1] = po->cols[q * m + t] + 1;
+        glp_set_mat_col(ip, (int)q + 1, m, cg->ind, cg->one);
+        glp_set_obj_coef(ip, (int)q + 1, po->value[q]);
+        glp_set_col_kind(ip, (int)q + 1, GLP_BV);
+    }
+    /* the LP first (no presolve), so that the callback sees each new solution in ip */
+    glp_smcp smcp = cg->smcp;
+    smcp.meth = GLP_PRIMAL;
+    smcp.tm_lim = (int)NMP_MIN(1e9, 1e3 * seconds + 1);
+    int ret = glp_simplex(ip, &smcp);
+    if (ret == GLP_ETMLIM)
+        goto out;
+    if (ret != 0) {
+        e = nmp_fail(msg, NMP_ERR_LP, "glp_simplex: %s (code %d)", glp_ret_str(ret), ret);
+        goto out;
+    }
+    if (glp_get_status(ip) != GLP_OPT)
+        goto out; /* no partition among these columns */
+    mip_ctx ctx = { clk, rep, nmp_now() + seconds, NULL, target, false, false };
+    glp_iocp iocp;
+    glp_init_iocp(&iocp);
+    iocp.msg_lev = cg->verbose ? GLP_MSG_ON : GLP_MSG_OFF;
+    iocp.presolve = GLP_OFF;
+    iocp.br_tech = GLP_BR_DTH;
+    iocp.bt_tech = GLP_BT_BLB;
+    iocp.cb_func = mip_cb;
+    iocp.cb_info = &ctx;
+    iocp.tm_lim = (int)NMP_MIN(1e9, 1e3 * seconds + 1);
+    ret = glp_intopt(ip, &iocp);
+    if (ret != 0 && ret != GLP_ETMLIM && ret != GLP_ESTOP && ret != GLP_EMIPGAP) {
+        e = nmp_fail(msg, NMP_ERR_LP, "glp_intopt: %s (code %d)", glp_ret_str(ret), ret);
+        goto out;
+    }
+    const int st = glp_mip_status(ip);
+    if (st == GLP_OPT || st == GLP_FEAS) {
+        int64_t g = 0;
+        double v = 0;
+        memset(cg->inq, 0, (size_t)C);
+        bool ok = true;
+        for (int64_t q = 0; q < k && ok; q++) {
+            if (!(glp_mip_col_val(ip, (int)q + 1) > 0.5))
+                continue;
+            ok = g < cg->groups;
+            for (int t = 0; ok && t < m; t++) {
+                const int32_t i = po->cols[q * m + t];
+                ok = !cg->inq[i];
+                cg->inq[i] = 1;
+                perm[g * m + t] = i;
+            }
+            v += po->value[q];
+            g++;
+        }
+        *found = ok && g == cg->groups;
+        *value = v;
+    }
+#ifdef NMP_PRICE_STATS
+    fprintf(stderr, "enum mip: columns %lld ret %d status %d found %d value %.4f target %.4f\n",
+            (long long)k, ret, st, (int)*found, *value, target);
+#endif
+out:
+    glp_delete_prob(ip);
+    return e;
+}
+
+nmp_err nmp_cg_enumerate(nmp_cg *cg, double incumbent, double mip_seconds, int64_t mip_cols,
+                         nmp_clock *clk, const nmp_price_report *rep, int32_t *perm,
+                         nmp_cg_enum *res, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    const int m = cg->m;
+    memset(res, 0, sizeof *res);
+    res->list = -1;
+    if (cg->enum_max <= 0 || !cg->node_bound)
+        return NMP_OK;
+    const double G = (double)cg->groups, keep = 1e-9 * NMP_MAX(fabs(incumbent), 1.0);
+    const double base = cg->center_sum + (G - 1) * NMP_MAX(cg->center_max, 0.0);
+    double thr = incumbent - base - keep;
+    nmp_price_out po = { cg->ecols, cg->eval, cg->erc, 0, 0, false };
+    NMP_TRY(e, nmp_price_solve(cg->pr, cg->center, thr, cg->enum_max + 1, clk, rep, &po));
+    res->columns = po.found;
+    if (!po.complete) {
+        res->stopped = true;
+        goto out;
+    }
+    int64_t count = po.found;
+    if (count > cg->enum_max) {
+        if (mip_seconds <= 0 || mip_cols <= 0)
+            goto out;
+        double v = 0;
+        /* enough to complete the list: thr(v) >= the rc of the first column left out */
+        const double target = po.rc[cg->enum_max] + base + keep;
+        NMP_TRY(e, enum_mip(cg, &po, NMP_MIN(count, mip_cols), mip_seconds, target, clk, rep,
+                            perm, &v, &res->found, msg));
+        if (!res->found || !(v > incumbent))
+            goto out;
+        res->value = v;
+        thr = v - base - keep;
+        if (thr < po.rc[cg->enum_max])
+            goto out; /* still too many */
+        while (count > 0 && !(po.rc[count - 1] > thr))
+            count--;
+    }
+#ifdef NMP_PRICE_STATS
+    fprintf(stderr, "enum: thr %.4f listed %lld kept %lld\n", thr, (long long)po.found,
+            (long long)count);
+#endif
+    /* the list is complete: registered */
+    if (cg->nlst + 2 > cg->lst_offcap) {
+        const int cap = NMP_MAX(8, 2 * cg->lst_offcap);
+        int64_t *off = nmp_realloc(cg->lst_off, (size_t)cap * sizeof *off);
+        if (!off) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+        if (!cg->lst_off)
+            off[0] = 0;
+        cg->lst_off = off;
+        double *lb = nmp_realloc(cg->lst_base, (size_t)cap * sizeof *lb);
+        if (!lb) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+        cg->lst_base = lb;
+        cg->lst_offcap = cap;
+    }
+    const int64_t start = cg->lst_off[cg->nlst];
+    if (start + count > cg->lst_cap) {
+        const int64_t cap = NMP_MAX(start + count, 2 * cg->lst_cap);
+        int32_t *lst = nmp_realloc(cg->lst, (size_t)cap * (size_t)m * sizeof *lst);
+        if (!lst) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+        cg->lst = lst;
+        double *lv = nmp_realloc(cg->lst_val, (size_t)cap * sizeof *lv);
+        if (!lv) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+        cg->lst_val = lv;
+        double *lr = nmp_realloc(cg->lst_rc, (size_t)cap * sizeof *lr);
+        if (!lr) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+        cg->lst_rc = lr;
+        cg->lst_cap = cap;
+    }
+    memcpy(cg->lst + start * m, po.cols, (size_t)(count * m) * sizeof *cg->lst);
+    memcpy(cg->lst_val + start, po.value, (size_t)count * sizeof *cg->lst_val);
+    memcpy(cg->lst_rc + start, po.rc, (size_t)count * sizeof *cg->lst_rc);
+    cg->lst_base[cg->nlst] = base;
+    cg->lst_off[cg->nlst + 1] = start + count;
+    res->list = cg->nlst++;
+    res->columns = count;
+out:
     return e;
 }
 

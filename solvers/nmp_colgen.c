@@ -61,7 +61,7 @@ static nmp_err colgen_create(const nmp_problem *pb, const nmp_params *par, void 
         goto out;
     }
     const nmp_cg_opts o = { par->threads, (int64_t)nmp_param_get(par, colgen_params, "columns"),
-                            nmp_param_get(par, colgen_params, "smoothing"), par->verbose };
+                            nmp_param_get(par, colgen_params, "smoothing"), par->verbose, 0 };
     NMP_TRY(e, nmp_cg_create(pb, &o, &st->cg, msg));
     *state = st;
     st = NULL;

@@ -176,6 +176,7 @@ typedef struct nmp_cg_opts {
     int64_t kmax;        /* columns per pricing round, 0: 2 * cols */
     double smoothing;    /* Wentges dual smoothing factor in [0, 1) */
     int verbose;         /* GLPK messages */
+    int64_t enum_max;    /* most columns of nmp_cg_enumerate (0: never enumerate) */
 } nmp_cg_opts;
 typedef enum nmp_cg_end {
     NMP_CG_CONVERGED,    /* no column prices out (or the bound met the LP value) */
@@ -195,9 +196,10 @@ void nmp_cg_free(nmp_cg *cg);
 nmp_err nmp_cg_add_groups(nmp_cg *cg, const int32_t *perm);
 /* Sets the first stability center to the saliency each column keeps in its group of perm. */
 void nmp_cg_guess_duals(nmp_cg *cg, const int32_t *perm);
-/* Branching rules (as nmp_price_set_rules): pool columns that break them are fixed at 0. */
+/* Branching rules (as nmp_price_set_rules): pool columns that break them are fixed at 0. list:
+ * -1 to price columns, else an enumerated list (nmp_cg_enumerate) the master is restricted to. */
 nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t *b,
-                         const uint8_t *together);
+                         const uint8_t *together, int list);
 /* Generates columns until converged, the bound is <= cutoff, or clk stops it. rep (may be NULL)
  * supplies best/bound for progress reports. NMP_ERR_LP (reason in msg) when GLPK fails. */
 nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_report *rep,
@@ -214,6 +216,25 @@ bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *a, int32_t *b);
  * whose groups are in the pool, or NULL); *found and perm when it found a solution. */
 nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *clk,
                    const nmp_price_report *rep, int32_t *perm, bool *found, nmp_msg *msg);
+/* The value of the best partition known: lists drop the columns it rules out (at the next
+ * nmp_cg_set_rules). */
+void nmp_cg_set_incumbent(nmp_cg *cg, double value);
+/* After nmp_cg_solve converged at a node: lists every column that can be in a partition worth
+ * more than incumbent (reduced cost at the best duals above a threshold). With at most enum_max
+ * of them, res->list >= 0 names the list (now in the pool): pass it to nmp_cg_set_rules for this
+ * node and its descendants, whose masters then hold the list only and need no pricing. When
+ * there are more, a binary program over the best mip_cols of them (GLPK, at most mip_seconds)
+ * may find a better partition (res->found: perm, res->value) and so complete the list. */
+typedef struct nmp_cg_enum {
+    int64_t columns;     /* columns listed */
+    int list;            /* the list's id, or -1 */
+    bool found;          /* perm holds a partition worth res->value > incumbent */
+    bool stopped;        /* the clock stopped the listing */
+    double value;
+} nmp_cg_enum;
+nmp_err nmp_cg_enumerate(nmp_cg *cg, double incumbent, double mip_seconds, int64_t mip_cols,
+                         nmp_clock *clk, const nmp_price_report *rep, int32_t *perm,
+                         nmp_cg_enum *res, nmp_msg *msg);
 /* Improves perm in place with the registered heuristic ("auto", else "swap" with escapes) for
  * at most `seconds` of clk's time. */
 nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, double seconds,
