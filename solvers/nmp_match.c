@@ -25,6 +25,10 @@
 #include <math.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 static const nmp_param_desc match_params[] = {
     { "max_cols", 4096, 2, 16384, "refuse larger inputs (O(cols^2) memory, O(cols^3) time)" },
     { 0 },
@@ -36,6 +40,7 @@ typedef struct match {
     const nmp_problem *pb;
     nmp_clock clock;
     int n;               /* vertices (= cols) */
+    int threads;         /* OpenMP threads for the weights */
     int64_t *w;          /* n * n scaled weights, symmetric */
     int64_t *dual;       /* 2n: vertex duals, then blossom duals (both doubled) */
     int32_t *mate;       /* n: endpoint at the mate, -1 when single */
@@ -116,6 +121,11 @@ static nmp_err match_create(const nmp_problem *pb, const nmp_params *par, void *
     const size_t nn = (size_t)n * (size_t)n, n2 = 2 * (size_t)n;
     st->pb = pb;
     st->n = n;
+    st->threads = par ? par->threads : 0;
+#ifdef _OPENMP
+    if (st->threads <= 0)
+        st->threads = omp_get_max_threads();
+#endif
     nmp_clock_start(&st->clock, par);
     st->w = nmp_malloc(nn * sizeof *st->w);
     st->dual = nmp_malloc(n2 * sizeof *st->dual);
@@ -643,7 +653,7 @@ static bool weights(match *st)
     for (int a = 0; a < n; a++) {
         const float *ca = nmp_col(pb, a);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (rows * (n - a) > (1 << 16))
+#pragma omp parallel for schedule(static) num_threads(st->threads) if (rows * (n - a) > (1 << 16))
 #endif
         for (int b = a + 1; b < n; b++) {
             const float *cb = nmp_col(pb, b);

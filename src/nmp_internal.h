@@ -120,9 +120,12 @@ extern const nmp_solver_ops nmp_identity_ops;
 extern const nmp_solver_ops nmp_random_ops;
 extern const nmp_solver_ops nmp_swap_ops;
 extern const nmp_solver_ops nmp_dp_ops;
+extern const nmp_solver_ops nmp_match_ops;
 extern const nmp_solver_ops nmp_osg_ops;
 extern const nmp_solver_ops nmp_lns_ops;
 #ifdef NMP_HAVE_GLPK
+extern const nmp_solver_ops nmp_sp_ops;
+extern const nmp_solver_ops nmp_blp_ops;
 extern const nmp_solver_ops nmp_colgen_ops;
 extern const nmp_solver_ops nmp_bnp_ops;
 #endif

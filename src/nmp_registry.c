@@ -8,10 +8,13 @@ static const nmp_solver_ops *const solvers[] = {
     &nmp_random_ops,
     &nmp_swap_ops,
     &nmp_dp_ops,
+    &nmp_match_ops,
     &nmp_osg_ops,
     &nmp_lns_ops,
 #ifdef NMP_HAVE_GLPK
     /* exact solvers through GLPK */
+    &nmp_sp_ops,
+    &nmp_blp_ops,
     &nmp_colgen_ops,
     &nmp_bnp_ops,
 #endif
