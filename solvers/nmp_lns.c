@@ -31,18 +31,25 @@ static const nmp_param_desc lns_params[] = {
     { "window", 16, 4, 32, "columns per window (k = window/m groups, at least 2)" },
     { "max_fail", 0, 0, 1e12, "stop after this many windows in a row without gain (0: 20 + 4G)" },
     { "iters", 0, 0, 1e15, "most windows to try (0: no limit)" },
-    { "strategy", -1, -1, 2, "-1 adaptive, 0 random, 1 pruned mass, 2 conflict" },
+    { "strategy", -1, -1, 3, "-1 adaptive, 0 random, 1 pruned mass, 2 conflict, 3 chain" },
+    { "kicks", 0, 0, 1e12, "perturbations after convergence (iterated local search)" },
+    { "kick_swaps", 2, 1, 1e6, "random swaps per kick" },
+    { "kick_fail", 30, 1, 1e12, "max_fail of the descents after a kick" },
+    { "kick_temp", 0.01, 0, 1e9, "accept a loss with prob exp(-loss/T), T = kick_temp * kept/cols" },
+    { "focus", 1, 0, 1, "after a kick, windows hold a group changed since the last accepted perm" },
     { 0 },
 };
 
 #define LNS_TOL 1e-9
 #define LNS_CANDIDATES 256
-#define LNS_STRATEGIES 3
+#define LNS_STRATEGIES 4
 
 typedef struct lns {
     const nmp_problem *pb;
     int m, k, strategy;
-    int64_t groups, max_fail, iters;
+    int64_t groups, max_fail, iters, kicks, kick_swaps, kick_fail;
+    bool focus_on;
+    double kick_temp;
     nmp_eval *ev;
     nmp_window *win;
     nmp_rng rng;
@@ -51,10 +58,19 @@ typedef struct lns {
     double *coltot;              /* saliency total of each source column */
     double *gtot;                /* of each group */
     double *weight;              /* G scratch: roulette weights / conflict scores */
-    int64_t *order;              /* G scratch: group indices */
+    int64_t *order;              /* G: a permutation of the groups (random picks) */
+    int64_t *cand;               /* G scratch: conflict candidates */
     int64_t *pick;               /* the k chosen groups */
     int32_t *in, *out;           /* k*m columns */
     uint8_t *taken;              /* G flags */
+    uint8_t *changed;            /* G: groups changed since the accepted perm */
+    int64_t *focus;              /* the changed groups, in order (nfocus of them) */
+    int64_t nfocus;
+    bool focused;                /* seeds come from focus[] (after a kick) */
+    int32_t *acc;                /* cols: the accepted perm (kicks) */
+    int32_t *best;               /* cols: the best perm */
+    int64_t *glist;              /* G scratch */
+    int32_t *clist;              /* cols scratch */
 } lns;
 
 static void lns_destroy(void *p)
@@ -68,10 +84,17 @@ static void lns_destroy(void *p)
     nmp_free(l->gtot);
     nmp_free(l->weight);
     nmp_free(l->order);
+    nmp_free(l->cand);
     nmp_free(l->pick);
     nmp_free(l->in);
     nmp_free(l->out);
     nmp_free(l->taken);
+    nmp_free(l->changed);
+    nmp_free(l->focus);
+    nmp_free(l->acc);
+    nmp_free(l->best);
+    nmp_free(l->glist);
+    nmp_free(l->clist);
     nmp_free(l);
 }
 
@@ -91,6 +114,11 @@ static nmp_err lns_create(const nmp_problem *pb, const nmp_params *par, void **s
     l->max_fail = max_fail > 0 ? (int64_t)max_fail : 20 + 4 * pb->groups;
     l->iters = (int64_t)nmp_param_get(par, lns_params, "iters");
     l->strategy = (int)nmp_param_get(par, lns_params, "strategy");
+    l->kicks = (int64_t)nmp_param_get(par, lns_params, "kicks");
+    l->kick_swaps = (int64_t)nmp_param_get(par, lns_params, "kick_swaps");
+    l->kick_temp = nmp_param_get(par, lns_params, "kick_temp");
+    l->focus_on = nmp_param_get(par, lns_params, "focus") > 0;
+    l->kick_fail = (int64_t)nmp_param_get(par, lns_params, "kick_fail");
     nmp_rng_seed(&l->rng, par->seed);
     nmp_clock_start(&l->clock, par);
     const size_t groups = (size_t)pb->groups, kc = (size_t)l->k * (size_t)pb->m;
@@ -98,19 +126,28 @@ static nmp_err lns_create(const nmp_problem *pb, const nmp_params *par, void **s
     l->gtot = nmp_malloc(groups * sizeof *l->gtot);
     l->weight = nmp_malloc(groups * sizeof *l->weight);
     l->order = nmp_malloc(groups * sizeof *l->order);
+    l->cand = nmp_malloc(groups * sizeof *l->cand);
     l->pick = nmp_malloc((size_t)l->k * sizeof *l->pick);
     l->in = nmp_malloc(kc * sizeof *l->in);
     l->out = nmp_malloc(kc * sizeof *l->out);
     l->taken = nmp_calloc(groups, 1);
-    if (!l->coltot || !l->gtot || !l->weight || !l->order || !l->pick || !l->in || !l->out ||
-        !l->taken) {
+    l->changed = nmp_calloc(groups, 1);
+    l->focus = nmp_malloc(groups * sizeof *l->focus);
+    l->acc = nmp_malloc((size_t)pb->cols * sizeof *l->acc);
+    l->best = nmp_malloc((size_t)pb->cols * sizeof *l->best);
+    l->glist = nmp_malloc(groups * sizeof *l->glist);
+    l->clist = nmp_malloc((size_t)pb->cols * sizeof *l->clist);
+    if (!l->coltot || !l->gtot || !l->weight || !l->order || !l->cand || !l->pick || !l->in ||
+        !l->out ||
+        !l->taken || !l->changed || !l->focus || !l->acc || !l->best || !l->glist || !l->clist) {
         e = NMP_ERR_NOMEM;
         goto out;
     }
     if (l->k >= 1) {
-        e = nmp_window_create(pb, l->k, &l->win, msg);
+        nmp_msg why = { { 0 } };
+        e = nmp_window_create(pb, l->k, &l->win, &why);
         if (e == NMP_ERR_UNSUPPORTED)
-            e = nmp_fail(msg, e, "lns: window=%d: %s", l->k * l->m, msg ? msg->text : "too big");
+            e = nmp_fail(msg, e, "lns: window=%d: %s", l->k * l->m, why.text);
         if (e != NMP_OK)
             goto out;
     }
@@ -129,6 +166,29 @@ out:
     return e;
 }
 
+static void mark(lns *l, int64_t g)
+{
+    if (!l->changed[g]) {
+        l->changed[g] = 1;
+        l->focus[l->nfocus++] = g;
+    }
+}
+
+static void clear_marks(lns *l)
+{
+    for (int64_t t = 0; t < l->nfocus; t++)
+        l->changed[l->focus[t]] = 0;
+    l->nfocus = 0;
+}
+
+/* A seed group: a changed one when focused, else uniform. */
+static int64_t seed_group(lns *l)
+{
+    if (l->focused && l->nfocus > 0)
+        return l->focus[nmp_rng_below(&l->rng, (uint64_t)l->nfocus)];
+    return (int64_t)nmp_rng_below(&l->rng, (uint64_t)l->groups);
+}
+
 static void group_total(lns *l, int64_t g)
 {
     const int32_t *perm = nmp_eval_perm(l->ev);
@@ -141,6 +201,24 @@ static void group_total(lns *l, int64_t g)
 /* k distinct groups, uniformly (partial Fisher-Yates over order[]). */
 static void pick_random(lns *l)
 {
+    if (l->focused && l->nfocus > 0) { /* a changed group first */
+        const int64_t g = seed_group(l);
+        for (int64_t t = 0; t < l->groups; t++)
+            if (l->order[t] == g) {
+                l->order[t] = l->order[0];
+                l->order[0] = g;
+                break;
+            }
+        l->pick[0] = g;
+        for (int t = 1; t < l->k; t++) {
+            const int64_t r = t + (int64_t)nmp_rng_below(&l->rng, (uint64_t)(l->groups - t));
+            const int64_t x = l->order[t];
+            l->order[t] = l->order[r];
+            l->order[r] = x;
+            l->pick[t] = l->order[t];
+        }
+        return;
+    }
     for (int t = 0; t < l->k; t++) {
         const int64_t r = t + (int64_t)nmp_rng_below(&l->rng, (uint64_t)(l->groups - t));
         const int64_t x = l->order[t];
@@ -206,29 +284,25 @@ static double conflict(const lns *l, int64_t g, int64_t h)
 }
 
 /* A random seed group and the k-1 groups that conflict most with it. */
-static void pick_conflict(lns *l)
+static void pick_conflict(lns *l, bool chain)
 {
     const int64_t G = l->groups;
-    const int64_t g = (int64_t)nmp_rng_below(&l->rng, (uint64_t)G);
-    int64_t ncand = 0;
-    if (G - 1 <= LNS_CANDIDATES) {
-        for (int64_t h = 0; h < G; h++)
-            if (h != g)
-                l->order[ncand++] = h;
-    } else { /* LNS_CANDIDATES distinct random others: partial Fisher-Yates */
+    const int64_t g = seed_group(l);
+    int64_t *cand = l->cand, ncand = 0;
+    for (int64_t h = 0; h < G; h++)
+        if (h != g)
+            cand[ncand++] = h;
+    if (ncand > LNS_CANDIDATES) { /* LNS_CANDIDATES distinct random others: partial shuffle */
         for (int64_t t = 0; t < LNS_CANDIDATES; t++) {
-            int64_t r;
-            do
-                r = t + (int64_t)nmp_rng_below(&l->rng, (uint64_t)(G - t));
-            while (l->order[r] == g);
-            const int64_t x = l->order[t];
-            l->order[t] = l->order[r];
-            l->order[r] = x;
+            const int64_t r = t + (int64_t)nmp_rng_below(&l->rng, (uint64_t)(ncand - t));
+            const int64_t x = cand[t];
+            cand[t] = cand[r];
+            cand[r] = x;
         }
         ncand = LNS_CANDIDATES;
     }
     for (int64_t c = 0; c < ncand; c++)
-        l->weight[c] = conflict(l, g, l->order[c]) * (0.5 + nmp_rng_uniform(&l->rng));
+        l->weight[c] = conflict(l, g, cand[c]) * (0.5 + nmp_rng_uniform(&l->rng));
     l->pick[0] = g;
     for (int t = 1; t < l->k; t++) { /* selection of the top k-1, first maximum kept */
         int64_t best = t - 1;
@@ -236,12 +310,15 @@ static void pick_conflict(lns *l)
             if (l->weight[c] > l->weight[best])
                 best = c;
         const double w = l->weight[t - 1];
-        const int64_t x = l->order[t - 1];
+        const int64_t x = cand[t - 1];
         l->weight[t - 1] = l->weight[best];
-        l->order[t - 1] = l->order[best];
+        cand[t - 1] = cand[best];
         l->weight[best] = w;
-        l->order[best] = x;
-        l->pick[t] = l->order[t - 1];
+        cand[best] = x;
+        l->pick[t] = cand[t - 1];
+        if (chain) /* the next partner conflicts with the window so far */
+            for (int64_t c = t; c < ncand; c++)
+                l->weight[c] += conflict(l, l->pick[t], cand[c]) * (0.5 + nmp_rng_uniform(&l->rng));
     }
 }
 
@@ -270,7 +347,7 @@ static bool step(lns *l, int strategy)
     else if (strategy == 1)
         pick_pruned(l);
     else
-        pick_conflict(l);
+        pick_conflict(l, strategy == 3);
     const int32_t *perm = nmp_eval_perm(l->ev);
     for (int t = 0; t < k; t++)
         memcpy(l->in + t * m, perm + l->pick[t] * m, (size_t)m * sizeof *l->in);
@@ -280,15 +357,67 @@ static bool step(lns *l, int strategy)
     if (!(gain > 0 && gain > LNS_TOL * fabs(cur)))
         return false;
     nmp_eval_regroup(l->ev, l->pick, k, l->out);
-    for (int t = 0; t < k; t++)
+    for (int t = 0; t < k; t++) {
         group_total(l, l->pick[t]);
+        mark(l, l->pick[t]);
+    }
     return true;
+}
+
+/* Windows until max_fail in a row fail or the iteration limit; false when the clock stopped it. */
+static bool descend(lns *l, int64_t max_fail, int64_t *it)
+{
+    int64_t fails = 0;
+    while (fails < max_fail && (l->iters <= 0 || *it < l->iters)) {
+        if (nmp_clock_tick(&l->clock, *it, nmp_eval_score(l->ev), l->pb->row_bound, "lns", false))
+            return false;
+        const int s = choose_strategy(l);
+        const bool gained = step(l, s);
+        l->rate[s] += 0.02 * ((gained ? 1.0 : 0.0) - l->rate[s]);
+        fails = gained ? 0 : fails + 1;
+        (*it)++;
+    }
+    return true;
+}
+
+/* Puts the changed groups back to the accepted perm. */
+static void restore(lns *l)
+{
+    const int m = l->m;
+    int k = 0;
+    for (int64_t t = 0; t < l->nfocus; t++) {
+        const int64_t g = l->focus[t];
+        l->glist[k] = g;
+        memcpy(l->clist + (size_t)k * m, l->acc + g * m, (size_t)m * sizeof *l->clist);
+        k++;
+    }
+    nmp_eval_regroup(l->ev, l->glist, k, l->clist);
+    for (int t = 0; t < k; t++)
+        group_total(l, l->glist[t]);
+}
+
+/* kick_swaps random swaps of columns in different groups. */
+static void kick(lns *l)
+{
+    const int64_t cols = l->pb->cols, m = l->m;
+    for (int64_t t = 0; t < l->kick_swaps; t++) {
+        const int64_t a = (int64_t)nmp_rng_below(&l->rng, (uint64_t)cols);
+        int64_t b = (int64_t)nmp_rng_below(&l->rng, (uint64_t)(cols - m));
+        if (b >= a / m * m)
+            b += m;
+        nmp_eval_swap(l->ev, a, b);
+        group_total(l, a / m);
+        group_total(l, b / m);
+        mark(l, a / m);
+        mark(l, b / m);
+    }
 }
 
 static nmp_err lns_solve(void *p, int32_t *perm, nmp_result *res)
 {
     lns *l = p;
     const nmp_problem *pb = l->pb;
+    const size_t bytes = (size_t)pb->cols * sizeof *perm;
     nmp_eval_reset(l->ev, perm);
     const double start = nmp_eval_score(l->ev);
     res->status = NMP_STATUS_FEASIBLE;
@@ -298,34 +427,50 @@ static nmp_err lns_solve(void *p, int32_t *perm, nmp_result *res)
     }
     for (int s = 0; s < LNS_STRATEGIES; s++)
         l->rate[s] = 0.5;
-    int64_t it = 0, fails = 0;
-    bool stopped = false;
+    int64_t it = 0;
+    bool running = true;
+    memcpy(l->best, perm, bytes);
+    double best = start;
     if (l->groups < 2 || l->k >= l->groups) { /* one window holds everything */
         if (l->groups >= 2)
             step(l, 0);
         it = 1;
         res->status = NMP_STATUS_OPTIMAL;
     } else {
-        while (fails < l->max_fail && (l->iters <= 0 || it < l->iters)) {
-            if (nmp_clock_tick(&l->clock, it, nmp_eval_score(l->ev), pb->row_bound, "lns",
-                               false)) {
-                stopped = true;
-                break;
+        running = descend(l, l->max_fail, &it);
+        memcpy(l->acc, nmp_eval_perm(l->ev), bytes);
+        double acc = nmp_eval_score(l->ev);
+        clear_marks(l);
+        l->focused = l->focus_on;
+        for (int64_t t = 0; running && t < l->kicks && (l->iters <= 0 || it < l->iters); t++) {
+            if (acc > best) {
+                best = acc;
+                memcpy(l->best, l->acc, bytes);
             }
-            const int s = choose_strategy(l);
-            const bool gained = step(l, s);
-            l->rate[s] += 0.02 * ((gained ? 1.0 : 0.0) - l->rate[s]);
-            fails = gained ? 0 : fails + 1;
-            it++;
+            kick(l);
+            running = descend(l, l->kick_fail, &it);
+            const double loss = acc - nmp_eval_score(l->ev);
+            const double temp = l->kick_temp * acc / (double)pb->cols;
+            if (loss <= 0 || (temp > 0 && nmp_rng_uniform(&l->rng) < exp(-loss / temp))) {
+                acc = nmp_eval_score(l->ev);
+                memcpy(l->acc, nmp_eval_perm(l->ev), bytes);
+            } else if (running) {
+                restore(l);
+            }
+            clear_marks(l);
         }
-        if (!stopped && l->iters > 0 && it >= l->iters && fails < l->max_fail)
+        l->focused = false;
+        if (running && l->iters > 0 && it >= l->iters)
             res->status = NMP_STATUS_ITER_LIMIT;
     }
-    if (stopped)
+    if (!running)
         res->status = nmp_clock_status(&l->clock);
     res->iterations = it;
-    if (nmp_eval_score(l->ev) >= start) /* moves are judged in window arithmetic: check */
-        memcpy(perm, nmp_eval_perm(l->ev), (size_t)pb->cols * sizeof *perm);
+    if (nmp_eval_score(l->ev) > best) {
+        best = nmp_eval_score(l->ev);
+        memcpy(l->best, nmp_eval_perm(l->ev), bytes);
+    }
+    memcpy(perm, l->best, bytes);
     return NMP_OK;
 }
 

@@ -1,4 +1,4 @@
-/* nmp_osg.c: apex's "optimize stripe groups" (Pool & Yu 2021): exhaustive stripe windows, escapes */
+/* nmp_osg.c: apex's "optimize stripe groups" (Pool & Yu 2021): exhaustive stripe windows */
 #include "nmp_internal.h"
 
 #include <math.h>
@@ -45,6 +45,8 @@ static const nmp_param_desc osg_params[] = {
 #define OSG_MAX_WINDOWS 8388608.0
 #define OSG_TOL 1e-9         /* a gain counts above this fraction of the window's value */
 #define OSG_CHUNK_NS 2e7     /* aim of work between two clock checks, in ~ns */
+#define OSG_PAR_NS 1e7       /* least work per thread for a parallel loop (a barrier can cost
+                             * a time slice when the cores are shared) */
 
 typedef struct osg_cand {
     float gain;
@@ -55,6 +57,7 @@ typedef struct osg {
     const nmp_problem *pb;
     int s, m, threads;
     int64_t groups, nwin, escapes, moves, chunk;
+    double cost;             /* ~ns per window evaluation */
     nmp_eval *ev;
     nmp_window **win;        /* one per thread */
     nmp_rng rng;
@@ -188,9 +191,10 @@ static nmp_err osg_create(const nmp_problem *pb, const nmp_params *par, void **s
     for (int t = 0; t < o->threads; t++)
         NMP_TRY(e, nmp_window_create(pb, s, &o->win[t], msg));
     NMP_TRY(e, nmp_eval_create(pb, NULL, &o->ev));
-    /* windows per clock check: ~C(s*m, m) * rows row-subsets per window, at least one a thread */
-    const double cost = (double)binom((int64_t)s * o->m, o->m) * (double)pb->rows + 200.0;
-    o->chunk = (int64_t)NMP_MAX(1.0, NMP_MIN(4096.0, OSG_CHUNK_NS / cost)) * o->threads;
+    /* windows per clock check (~OSG_CHUNK_NS of work), at least one a thread; parallel only
+     * where a thread gets OSG_PAR_NS of work, as a parallel region costs a barrier */
+    o->cost = nmp_window_cost(o->win[0], s);
+    o->chunk = (int64_t)NMP_MAX(1.0, NMP_MIN(4096.0, OSG_CHUNK_NS / o->cost)) * o->threads;
     *state = o;
     o = NULL;
 out:
@@ -220,7 +224,8 @@ static bool evaluate(osg *o, int64_t count)
     for (int64_t c0 = 0; c0 < count; c0 += o->chunk) {
         const int64_t c1 = NMP_MIN(count, c0 + o->chunk);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 4) num_threads(o->threads) if (c1 - c0 > 8)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(o->threads) \
+    if ((double)(c1 - c0) * o->cost >= OSG_PAR_NS * o->threads)
 #endif
         for (int64_t c = c0; c < c1; c++) {
             int t = 0;

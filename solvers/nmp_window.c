@@ -42,6 +42,7 @@
 #define WIN_LANES 8               /* float accumulators per partial sum */
 #define WIN_MAX_SUBSETS 4194304.0 /* entries of the D table */
 #define WIN_MAX_STATES 8388608.0  /* DP states over all levels */
+#define WIN_MAX_TRANS 134217728.0 /* DP transitions (~0.4 s) */
 #define WIN_DENSE_COLS 18         /* up to this many columns f is indexed by the used mask */
 
 struct nmp_window {
@@ -85,6 +86,25 @@ static double states_of(const nmp_window *w, int k)
     for (int t = 0; t < k; t++)
         total += (double)w->bn[cols - t][t * (w->m - 1)];
     return total;
+}
+
+/* Transitions of the DP for k groups: each state of level t < k-1 tries C(free - 1, m - 1)
+ * groups led by its lowest free column (level k-1 takes what is left). */
+static double transitions_of(const nmp_window *w, int k)
+{
+    const int cols = k * w->m, m = w->m;
+    double total = 0;
+    for (int t = 0; t + 1 < k; t++)
+        total += (double)w->bn[cols - t][t * (m - 1)] * (double)w->bn[cols - t * m - 1][m - 1];
+    return total;
+}
+
+double nmp_window_cost(const nmp_window *w, int k)
+{
+    const int m = w->m;
+    const double per_row = m == 4 && w->n == 2 ? 0.25 : 0.5 + 0.35 * m * w->n; /* ~ns */
+    return (double)w->bn[k * m][m] * ((double)w->pb->rows * per_row + 10.0) +
+           1.5 * transitions_of(w, k) + 200.0;
 }
 
 void nmp_window_free(nmp_window *w)
@@ -135,10 +155,12 @@ nmp_err nmp_window_create(const nmp_problem *pb, int max_k, nmp_window **out, nm
         w->pop[b] = (uint8_t)((b & 1) + w->pop[b >> 1]);
     const int m = w->m, kc = w->max_cols;
     const double nsub = (double)w->bn[kc][m], nstates = states_of(w, max_k);
-    if (nsub > WIN_MAX_SUBSETS || nstates > WIN_MAX_STATES) {
+    const double ntrans = transitions_of(w, max_k);
+    if (nsub > WIN_MAX_SUBSETS || nstates > WIN_MAX_STATES || ntrans > WIN_MAX_TRANS) {
         e = nmp_fail(msg, NMP_ERR_UNSUPPORTED,
-                     "window: %d columns in groups of %d need %.0f group values and %.0f states "
-                     "(limits %.0f, %.0f)", kc, m, nsub, nstates, WIN_MAX_SUBSETS, WIN_MAX_STATES);
+                     "window: %d columns in groups of %d need %.0f group values, %.0f states and "
+                     "%.0f transitions (limits %.0f, %.0f, %.0f)", kc, m, nsub, nstates, ntrans,
+                     WIN_MAX_SUBSETS, WIN_MAX_STATES, WIN_MAX_TRANS);
         goto out;
     }
     /* rank tables: chunk c has 8c + 1 rows (0 .. 8c bits below it) */
@@ -205,32 +227,6 @@ int nmp_window_max_k(const nmp_window *w)
     return w->max_k;
 }
 
-/* Sum of the n largest of v[0..m-1], by insertion into a sorted buffer of n. */
-static inline float topn_sum(const float *v, int m, int n)
-{
-    float top[NMP_MAX_M];
-    int len = 0;
-    for (int t = 0; t < m; t++) {
-        const float x = v[t];
-        int p;
-        if (len < n)
-            p = len++;
-        else if (x > top[n - 1])
-            p = n - 1;
-        else
-            continue;
-        while (p > 0 && top[p - 1] < x) {
-            top[p] = top[p - 1];
-            p--;
-        }
-        top[p] = x;
-    }
-    float sum = 0;
-    for (int t = 0; t < n; t++)
-        sum += top[t];
-    return sum;
-}
-
 static inline float lanes_sum(const float *acc)
 {
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
@@ -246,6 +242,7 @@ static void values_2of4(nmp_window *w, int cols)
         w->dval[r] = 0;
     for (int64_t j0 = 0; j0 < rows; j0 += WIN_BLOCK) {
         const int len = (int)NMP_MIN((int64_t)WIN_BLOCK, rows - j0);
+        const int span = (len + WIN_LANES - 1) / WIN_LANES * WIN_LANES;
         int p = 0;
         for (int b = 1; b < cols; b++)
             for (int a = 0; a < b; a++, p++) {
@@ -255,7 +252,7 @@ static void values_2of4(nmp_window *w, int cols)
                     h[j] = NMP_MAX(x[j], y[j]);
                     l[j] = NMP_MIN(x[j], y[j]);
                 }
-                for (int j = len; j < WIN_BLOCK; j++) /* zeros add nothing to a top-2 */
+                for (int j = len; j < span; j++) /* zeros add nothing to a top-2 */
                     h[j] = l[j] = 0;
             }
         for (int64_t r = 0; r < nsub; r++) {
@@ -263,7 +260,7 @@ static void values_2of4(nmp_window *w, int cols)
             const float *ha = hi + pa * WIN_BLOCK, *la = lo + pa * WIN_BLOCK;
             const float *hc = hi + pc * WIN_BLOCK, *lc = lo + pc * WIN_BLOCK;
             float acc[WIN_LANES] = { 0 };
-            for (int j = 0; j < WIN_BLOCK; j += WIN_LANES)
+            for (int j = 0; j < span; j += WIN_LANES)
                 for (int u = 0; u < WIN_LANES; u++) {
                     const float x = ha[j + u], y = hc[j + u];
                     const float lmax = NMP_MAX(la[j + u], lc[j + u]);
@@ -274,28 +271,47 @@ static void values_2of4(nmp_window *w, int cols)
     }
 }
 
-/* dval[r] = D(subset r) for the C(cols, m) subsets, any N:M. */
+/* dval[r] = D(subset r) for the C(cols, m) subsets, any N:M. Per block of rows the top n of a
+ * row are kept sorted in n arrays (one per rank) and each column is merged in by a min/max
+ * network, so the loops run over rows and vectorise; values are >= 0, so starting from zeros
+ * changes nothing. */
 static void values_any(nmp_window *w, int cols)
 {
     const int64_t rows = w->pb->rows;
     const int m = w->m, n = w->n;
     const int64_t nsub = w->bn[cols][m];
+    float top[NMP_MAX_M][WIN_BLOCK], x[WIN_BLOCK];
     for (int64_t r = 0; r < nsub; r++) {
         const uint8_t *q = w->members + r * m;
-        const float *c[NMP_MAX_M];
-        float v[NMP_MAX_M];
-        for (int t = 0; t < m; t++)
-            c[t] = w->col[q[t]];
         double total = 0;
         for (int64_t j0 = 0; j0 < rows; j0 += WIN_BLOCK) {
-            const int64_t j1 = NMP_MIN(rows, j0 + WIN_BLOCK);
-            float part = 0;
-            for (int64_t j = j0; j < j1; j++) {
-                for (int t = 0; t < m; t++)
-                    v[t] = c[t][j];
-                part += topn_sum(v, m, n);
+            const int len = (int)NMP_MIN((int64_t)WIN_BLOCK, rows - j0);
+            const int span = (len + WIN_LANES - 1) / WIN_LANES * WIN_LANES;
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < span; j++)
+                    top[i][j] = 0;
+            for (int t = 0; t < m; t++) {
+                const float *c = w->col[q[t]] + j0;
+                for (int j = 0; j < len; j++)
+                    x[j] = c[j];
+                for (int j = len; j < span; j++)
+                    x[j] = 0;
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < span; j++) {
+                        const float hi = NMP_MAX(top[i][j], x[j]);
+                        x[j] = NMP_MIN(top[i][j], x[j]);
+                        top[i][j] = hi;
+                    }
             }
-            total += (double)part;
+            float acc[WIN_LANES] = { 0 };
+            for (int j = 0; j < span; j += WIN_LANES)
+                for (int u = 0; u < WIN_LANES; u++) {
+                    float v = top[0][j + u];
+                    for (int i = 1; i < n; i++)
+                        v += top[i][j + u];
+                    acc[u] += v;
+                }
+            total += (double)lanes_sum(acc);
         }
         w->dval[r] = total;
     }
@@ -443,8 +459,14 @@ double nmp_window_solve(nmp_window *w, const int32_t *cols, int k, int32_t *out,
         uint32_t s = p ? (1u << p) - 1u : 0u;
         for (int64_t r = 0; r < count; r++) {
             const uint32_t u = s << t | lead;
-            walk_state(&wk, fnext, t, kc, u);
-            ft[w->fd ? u : (uint32_t)r] = wk.best;
+            double best;
+            if (t == k - 1) { /* the last group is what is left */
+                best = w->dval[rank32(w, full & ~u)];
+            } else {
+                walk_state(&wk, fnext, t, kc, u);
+                best = wk.best;
+            }
+            ft[w->fd ? u : (uint32_t)r] = best;
             if (r + 1 < count)
                 s = next_subset(s);
         }

@@ -255,13 +255,16 @@ void nmp_gpu_backend_close(nmp_backend *be); /* frees be->dev and restores the r
 /* ------------------------------ exact window re-partitioner (solvers/nmp_window.c) */
 
 /* Scratch for re-partitioning windows of up to max_k groups (max_k * m <= 32 columns), allocated
- * once. NMP_ERR_UNSUPPORTED (reason in msg) when the window needs more than 2^22 group values or
- * 2^23 DP states (2:4: up to 28 columns), NMP_ERR_ARG, NMP_ERR_NOMEM. Release with
- * nmp_window_free (accepts NULL). One per thread: nmp_window_solve writes its scratch. */
+ * once. NMP_ERR_UNSUPPORTED (reason in msg) when the window needs more than 2^22 group values,
+ * 2^23 DP states or 2^27 transitions (2:4: up to 24 columns), NMP_ERR_ARG, NMP_ERR_NOMEM.
+ * Release with nmp_window_free (accepts NULL). One per thread: nmp_window_solve writes its
+ * scratch. */
 typedef struct nmp_window nmp_window;
 nmp_err nmp_window_create(const nmp_problem *pb, int max_k, nmp_window **out, nmp_msg *msg);
 void nmp_window_free(nmp_window *w);
 int nmp_window_max_k(const nmp_window *w);
+/* Rough cost of one nmp_window_solve with k groups, in nanoseconds of one core (for pacing). */
+double nmp_window_cost(const nmp_window *w, int k);
 /* Best partition of the k*m source columns cols[] (1 <= k <= max_k) into k groups of m: returns
  * max sum_t D(group t) and writes the groups to out[t*m .. t*m+m-1] (out may be NULL; it must not
  * alias cols). *cur (may be NULL) gets the value of cols taken as k consecutive groups, summed

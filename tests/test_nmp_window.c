@@ -170,8 +170,11 @@ static void test_limits(void **s)
     nmp_msg msg = { { 0 } };
     assert_int_equal(nmp_window_create(pb, 8, &w, &msg), NMP_ERR_UNSUPPORTED); /* 32: states */
     assert_true(strlen(msg.text) > 0);
+    assert_int_equal(nmp_window_create(pb, 7, &w, NULL), NMP_ERR_UNSUPPORTED); /* transitions */
     assert_int_equal(nmp_window_create(pb, 0, &w, NULL), NMP_ERR_ARG);
-    nmp_assert_ok(nmp_window_create(pb, 7, &w, NULL)); /* 28 columns fit */
+    nmp_assert_ok(nmp_window_create(pb, 6, &w, NULL)); /* 24 columns fit */
+    assert_int_equal(nmp_window_max_k(w), 6);
+    assert_true(nmp_window_cost(w, 6) > nmp_window_cost(w, 5));
     nmp_window_free(w);
     nmp_window_free(NULL);
     for (int64_t k = 0;; k++) { /* every allocation failure is reported, without leaks */
