@@ -123,6 +123,9 @@ extern const nmp_solver_ops nmp_dp_ops;
 extern const nmp_solver_ops nmp_match_ops;
 extern const nmp_solver_ops nmp_osg_ops;
 extern const nmp_solver_ops nmp_lns_ops;
+extern const nmp_solver_ops nmp_anneal_ops;
+extern const nmp_solver_ops nmp_lap_ops;
+extern const nmp_solver_ops nmp_auto_ops;
 #ifdef NMP_HAVE_GLPK
 extern const nmp_solver_ops nmp_sp_ops;
 extern const nmp_solver_ops nmp_blp_ops;
@@ -271,5 +274,52 @@ double nmp_window_cost(const nmp_window *w, int k);
  * the same way, so the result is >= *cur exactly and their difference is the gain. Values use
  * float partial sums over 64 rows added in double (like nmp_eval's deltas). Allocates nothing. */
 double nmp_window_solve(nmp_window *w, const int32_t *cols, int k, int32_t *out, double *cur);
+
+/* ------------------------------------------- assignment moves (solvers/nmp_lap.c) */
+
+/* Bytes of scratch nmp_lap_solve needs for an n x n problem. */
+size_t nmp_lap_scratch_size(int64_t n);
+/* Linear assignment: assign[r] = column of row r minimising (maximise: maximising)
+ * sum_r cost[r * n + assign[r]]; cost is n x n row-major, any finite values (ties and negative
+ * costs are fine). O(n^3). scratch holds nmp_lap_scratch_size(n) bytes. NMP_ERR_ARG on n < 0,
+ * NULL pointers or non-finite costs. */
+nmp_err nmp_lap_solve(int64_t n, const double *cost, bool maximise, int32_t *assign,
+                      void *scratch);
+
+/* The position-wise assignment move on an nmp_eval: scratch for blocks of up to `block` groups.
+ * Release with nmp_lap_move_free (accepts NULL). */
+typedef struct nmp_lap_move nmp_lap_move;
+nmp_err nmp_lap_move_create(const nmp_problem *pb, int64_t block, int pick, int threads,
+                            nmp_lap_move **out);
+void nmp_lap_move_free(nmp_lap_move *lm);
+/* One round: for each position p = 0..m-1, for each block of a random split of the groups (rng
+ * may be NULL when all groups fit in one block), reassign the column at p optimally and apply
+ * it when it gains. Returns the total gain; counts applied moves in *moves (may be NULL); sets
+ * *stopped when clk (may be NULL) reports the time limit or an interrupt. */
+double nmp_lap_move_round(nmp_lap_move *lm, nmp_eval *ev, nmp_rng *rng, nmp_clock *clk,
+                          int64_t *moves, bool *stopped);
+
+/* ------------------------------------------------ annealing (solvers/nmp_anneal.c) */
+
+/* Annealing scratch and settings for pb; anneal's parameters are read from par by name (defaults
+ * where unset). Release with nmp_anneal_free (accepts NULL). */
+typedef struct nmp_anneal nmp_anneal;
+nmp_err nmp_anneal_create(const nmp_problem *pb, const nmp_params *par, nmp_anneal **out);
+void nmp_anneal_free(nmp_anneal *an);
+/* Moves of one default run (sweeps * cols). */
+int64_t nmp_anneal_default_moves(const nmp_anneal *an);
+/* Moves accepted (and descent steps) since create, for progress and iteration counts. */
+int64_t nmp_anneal_moves(const nmp_anneal *an);
+/* Anneals from ev's perm and leaves ev at the best perm seen (never below the start). The
+ * schedule ends after `moves` moves (> 0) and/or when clk's elapsed time reaches pace_end
+ * (> 0); with neither, after the default moves. Returns false when clk stopped it. */
+bool nmp_anneal_run(nmp_anneal *an, nmp_eval *ev, nmp_rng *rng, nmp_clock *clk, int64_t moves,
+                    double pace_end);
+bool nmp_anneal_tempering(nmp_anneal *an, nmp_eval *const *evs, int r, nmp_rng *rng,
+                          nmp_clock *clk, int64_t moves, double pace_end, double p_lo,
+                          double p_hi);
+/* Best-improvement swap descent to a 2-swap local optimum; skipped unless force or its pass
+ * cost is within the polish budget. Returns false when clk stopped it. */
+bool nmp_anneal_polish(nmp_anneal *an, nmp_eval *ev, nmp_clock *clk, bool force);
 
 #endif /* NMP_INTERNAL_H */

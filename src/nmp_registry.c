@@ -4,10 +4,13 @@
 #include <string.h>
 
 static const nmp_solver_ops *const solvers[] = {
+    &nmp_auto_ops, /* the default */
     &nmp_identity_ops,
     &nmp_random_ops,
     &nmp_swap_ops,
     &nmp_dp_ops,
+    &nmp_anneal_ops,
+    &nmp_lap_ops,
     &nmp_match_ops,
     &nmp_osg_ops,
     &nmp_lns_ops,

@@ -1,0 +1,406 @@
+/* nmp_lap.c: linear assignment (shortest augmenting paths) and position-wise assignment moves
+ *
+ * The move ("lap"): pick a position p in 0..m-1 and a block of k groups; take out the column at
+ * position p of each of them; put the k columns back, one per group, in the best way. With the
+ * m-1 columns that stay in group b fixed, the value of giving it column c is, row by row,
+ *   D(rest_b + c) = top_n(rest_b) + max(0, c_j - t_bj),  t_bj = n-th largest of rest_b in row j,
+ * the formula nmp_eval's swap delta uses. The first term does not depend on c, so the best
+ * reassignment maximises sum_a w(a, assign(a)) over the k x k matrix
+ *   w(a, b) = sum_j max(0, s(j, c_a) - t_bj),
+ * where c_a is the column group a gave up; a linear assignment problem, solved exactly below.
+ * The current grouping is the diagonal, so a move never loses. rest_b comes from the cached
+ * (n-th, (n+1)-th) values of nmp_eval: t_bj = vn1 if group b's column p is kept in row j (it is
+ * >= vn), else vn. Building w costs k^2 * rows; solving it k^3. One LAP move is a very large
+ * neighbourhood (k! reassignments), complementary to swaps: it moves k columns at once.
+ *
+ * Scale: with G groups the full move costs G^2 * rows (2 G flops per saliency entry), too much at
+ * G = 1024, so groups are split into random blocks of at most `block` groups (default 256) per
+ * position; a round visits every position once, with a fresh random split each time.
+ *
+ * As a solver: rounds until one improves nothing (with a single block, every position is then
+ * LAP-optimal). Other solvers (auto) call nmp_lap_move_round directly.
+ */
+#include "nmp_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Rows per float partial sum, as in nmp_eval.c; LANES independent partial sums so that the
+ * compiler vectorises the row loop (one serial float sum would not be). */
+#define LAP_ROWS 256
+#define LANES 8
+
+/* ----------------------------------------------------- linear assignment */
+
+size_t nmp_lap_scratch_size(int64_t n)
+{
+    const size_t k = (size_t)n + 1;
+    return k * (3 * sizeof(double) + 2 * sizeof(int32_t) + 1);
+}
+
+/* min (or max) sum_r cost[r * n + assign[r]] over permutations assign.
+ * The Hungarian method in its shortest-augmenting-path form (Kuhn-Munkres with potentials, as in
+ * Jonker & Volgenant's augmentation): rows are added one at a time; each addition runs a
+ * Dijkstra-like search over reduced costs cost - u - v >= 0 until it reaches a free column, then
+ * flips the path. O(n^3) worst case, O(n^2) memory-free beyond the 6 vectors in scratch. The
+ * potentials keep the reduced costs non-negative, so ties and negative costs need no care. */
+nmp_err nmp_lap_solve(int64_t n, const double *cost, bool maximise, int32_t *assign,
+                      void *scratch)
+{
+    if (n < 0 || (n > 0 && (!cost || !assign || !scratch)) || n >= INT32_MAX)
+        return NMP_ERR_ARG;
+    if (n == 0)
+        return NMP_OK;
+    const size_t k = (size_t)n + 1;
+    double *u = scratch, *v = u + k, *minv = v + k;
+    int32_t *p = (int32_t *)(minv + k), *way = p + k;
+    unsigned char *used = (unsigned char *)(way + k);
+    const double sign = maximise ? -1.0 : 1.0;
+    for (size_t j = 0; j < k; j++) {
+        u[j] = v[j] = 0;
+        p[j] = way[j] = 0;
+    }
+    /* 1-based: row i and column j of the algorithm are cost row i-1, column j-1; column 0 is a
+     * virtual column holding the row being added. */
+    for (int64_t i = 1; i <= n; i++) {
+        int64_t j0 = 0;
+        p[0] = (int32_t)i;
+        for (size_t j = 0; j < k; j++) {
+            minv[j] = HUGE_VAL;
+            used[j] = 0;
+        }
+        do {
+            used[j0] = 1;
+            const int64_t i0 = p[j0];
+            const double *row = cost + (i0 - 1) * n - 1;
+            const double ui0 = u[i0];
+            double delta = HUGE_VAL;
+            int64_t j1 = 0;
+            for (int64_t j = 1; j <= n; j++)
+                if (!used[j]) {
+                    const double cur = sign * row[j] - ui0 - v[j];
+                    if (cur < minv[j]) {
+                        minv[j] = cur;
+                        way[j] = (int32_t)j0;
+                    }
+                    if (minv[j] < delta) {
+                        delta = minv[j];
+                        j1 = j;
+                    }
+                }
+            if (j1 == 0) /* only with non-finite costs */
+                return NMP_ERR_ARG;
+            for (int64_t j = 0; j <= n; j++)
+                if (used[j]) {
+                    u[p[j]] += delta;
+                    v[j] -= delta;
+                } else {
+                    minv[j] -= delta;
+                }
+            j0 = j1;
+        } while (p[j0] != 0);
+        do {
+            const int64_t j1 = way[j0];
+            p[j0] = p[j1];
+            j0 = j1;
+        } while (j0 != 0);
+    }
+    for (int64_t j = 1; j <= n; j++)
+        assign[p[j] - 1] = (int32_t)(j - 1);
+    return NMP_OK;
+}
+
+/* ------------------------------------------------------------- the move */
+
+struct nmp_lap_move {
+    const nmp_problem *pb;
+    int64_t block;     /* most groups per assignment */
+    float *t;          /* block * rows: t_bj, the n-th largest of group b without position p */
+    const float **c;   /* block: the columns taken out */
+    double *w;         /* block * block */
+    int32_t *assign;   /* block */
+    void *scratch;     /* nmp_lap_scratch_size(block) */
+    int64_t *order;    /* groups: the random split into blocks */
+    int64_t *changed;  /* block: groups whose column p changes */
+    int32_t *cols;     /* block * m: their new columns */
+    uint8_t *sel;      /* groups: the position taken out of each group */
+    int pick;          /* 0: position p of every group; 1: a random position per group */
+    int threads;       /* OpenMP threads for the weights */
+};
+
+void nmp_lap_move_free(nmp_lap_move *lm)
+{
+    if (!lm)
+        return;
+    nmp_free(lm->t);
+    nmp_free(lm->c);
+    nmp_free(lm->w);
+    nmp_free(lm->assign);
+    nmp_free(lm->scratch);
+    nmp_free(lm->order);
+    nmp_free(lm->changed);
+    nmp_free(lm->cols);
+    nmp_free(lm->sel);
+    nmp_free(lm);
+}
+
+nmp_err nmp_lap_move_create(const nmp_problem *pb, int64_t block, int pick, int threads,
+                            nmp_lap_move **out)
+{
+    nmp_err e = NMP_OK;
+    nmp_lap_move *lm = nmp_calloc(1, sizeof *lm);
+    *out = NULL;
+    if (!lm)
+        return NMP_ERR_NOMEM;
+    if (block < 2)
+        block = 2;
+    block = NMP_MIN(block, pb->groups);
+    lm->pb = pb;
+    lm->block = block;
+    lm->pick = pick;
+    lm->threads = NMP_MAX(1, threads);
+    const size_t k = (size_t)NMP_MAX(block, 1);
+    lm->t = nmp_malloc(k * (size_t)pb->rows * sizeof *lm->t);
+    lm->c = nmp_malloc(k * sizeof *lm->c);
+    lm->w = nmp_malloc(k * k * sizeof *lm->w);
+    lm->assign = nmp_malloc(k * sizeof *lm->assign);
+    lm->scratch = nmp_malloc(nmp_lap_scratch_size((int64_t)k));
+    lm->order = nmp_malloc((size_t)pb->groups * sizeof *lm->order);
+    lm->changed = nmp_malloc(k * sizeof *lm->changed);
+    lm->cols = nmp_malloc(k * (size_t)pb->m * sizeof *lm->cols);
+    lm->sel = nmp_malloc((size_t)pb->groups * sizeof *lm->sel);
+    if (!lm->t || !lm->c || !lm->w || !lm->assign || !lm->scratch || !lm->order || !lm->changed ||
+        !lm->cols || !lm->sel) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    for (int64_t g = 0; g < pb->groups; g++)
+        lm->order[g] = g;
+    *out = lm;
+    lm = NULL;
+out:
+    nmp_lap_move_free(lm);
+    return e;
+}
+
+/* w(a, b) = sum_j max(c_a(j), t_b(j)) for a, b < k. This is the value of the text above plus
+ * sum_j t_b(j), a constant per column b of the assignment, which changes no assignment's rank
+ * (every b is used once) and saves a subtraction per entry. Row chunks outermost, so a chunk of
+ * the k columns and k thresholds stays in cache while all k^2 pairs use it; the rows a of w are
+ * shared among lm->threads threads (each entry is computed by one thread in a fixed order, so the
+ * result does not depend on the thread count). */
+static void fill_weights(nmp_lap_move *lm, int64_t k)
+{
+    const int64_t rows = lm->pb->rows;
+    double *w = lm->w;
+    memset(w, 0, (size_t)(k * k) * sizeof *w);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(lm->threads) if (lm->threads > 1 && k * k * rows > 1000000)
+#endif
+    for (int64_t j0 = 0; j0 < rows; j0 += LAP_ROWS) {
+        const int64_t len = NMP_MIN(LAP_ROWS, rows - j0);
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int64_t a = 0; a < k; a++) {
+            const float *restrict ca = lm->c[a] + j0;
+            double *wa = w + a * k;
+            for (int64_t b = 0; b < k; b++) {
+                const float *restrict tb = lm->t + b * rows + j0;
+                float acc[LANES] = { 0 };
+                int64_t j = 0;
+                for (; j + LANES <= len; j += LANES)
+                    for (int q = 0; q < LANES; q++)
+                        acc[q] += NMP_MAX(ca[j + q], tb[j + q]);
+                for (; j < len; j++)
+                    acc[0] += NMP_MAX(ca[j], tb[j]);
+                float part = 0;
+                for (int q = 0; q < LANES; q++)
+                    part += acc[q];
+                wa[b] += (double)part;
+            }
+        }
+    }
+}
+
+/* One assignment over the k groups gl[0..k-1] at position p; returns the exact gain applied
+ * (0 when the current grouping is already the best). */
+static double move_block(nmp_lap_move *lm, nmp_eval *ev, const int64_t *gl, int64_t k)
+{
+    const nmp_problem *pb = lm->pb;
+    const int64_t rows = pb->rows;
+    const int m = pb->m;
+    const int32_t *perm = nmp_eval_perm(ev);
+    for (int64_t b = 0; b < k; b++) {
+        const int64_t g = gl[b];
+        const float *x = nmp_col(pb, perm[g * m + lm->sel[g]]);
+        const float *vn = ev->vn + g * rows, *vn1 = ev->vn1 + g * rows;
+        float *t = lm->t + b * rows;
+        for (int64_t j = 0; j < rows; j++)
+            t[j] = x[j] >= vn[j] ? vn1[j] : vn[j];
+        lm->c[b] = x;
+    }
+    fill_weights(lm, k);
+    if (nmp_lap_solve(k, lm->w, true, lm->assign, lm->scratch) != NMP_OK)
+        return 0;
+    double now = 0, best = 0;
+    for (int64_t a = 0; a < k; a++) {
+        now += lm->w[a * k + a];
+        best += lm->w[a * k + lm->assign[a]];
+    }
+    if (!(best - now > 1e-9 * (now + 1.0)))
+        return 0;
+    /* group assign[a] receives column c_a in position p */
+    int nc = 0;
+    for (int64_t a = 0; a < k; a++) {
+        const int64_t b = lm->assign[a];
+        if (b == a)
+            continue;
+        const int64_t g = gl[b];
+        memcpy(lm->cols + nc * m, perm + g * m, (size_t)m * sizeof *perm);
+        lm->cols[nc * m + lm->sel[g]] = perm[gl[a] * m + lm->sel[gl[a]]];
+        lm->changed[nc++] = g;
+    }
+    const double exact = nmp_eval_regroup_delta(ev, lm->changed, nc, lm->cols);
+    if (!(exact > 0))
+        return 0;
+    nmp_eval_regroup(ev, lm->changed, nc, lm->cols);
+    return exact;
+}
+
+double nmp_lap_move_round(nmp_lap_move *lm, nmp_eval *ev, nmp_rng *rng, nmp_clock *clk,
+                          int64_t *moves, bool *stopped)
+{
+    const nmp_problem *pb = lm->pb;
+    const int64_t groups = pb->groups;
+    const int m = pb->m;
+    double gain = 0;
+    *stopped = false;
+    if (groups < 2)
+        return 0;
+    const int64_t nb = (groups + lm->block - 1) / lm->block;
+    for (int p = 0; p < m && !*stopped; p++) {
+        if (nb > 1 && rng) /* a fresh random split into nb blocks of near-equal size */
+            for (int64_t g = groups - 1; g > 0; g--) {
+                const int64_t r = (int64_t)nmp_rng_below(rng, (uint64_t)g + 1);
+                const int64_t tmp = lm->order[g];
+                lm->order[g] = lm->order[r];
+                lm->order[r] = tmp;
+            }
+        for (int64_t g = 0; g < groups; g++)
+            lm->sel[g] = (uint8_t)(lm->pick && rng ? (int)nmp_rng_below(rng, (uint64_t)m) : p);
+        for (int64_t q = 0; q < nb && !*stopped; q++) {
+            const int64_t lo = q * groups / nb, hi = (q + 1) * groups / nb;
+            const double d = move_block(lm, ev, lm->order + lo, hi - lo);
+            gain += d;
+            if (moves && d > 0)
+                (*moves)++;
+            if (clk)
+                *stopped = nmp_clock_tick(clk, moves ? *moves : 0, nmp_eval_score(ev),
+                                          pb->row_bound, "lap", false);
+        }
+    }
+    return gain;
+}
+
+/* ------------------------------------------------------------ the solver */
+
+static const nmp_param_desc lap_params[] = {
+    { "block", 256, 2, 1e6, "most groups in one assignment (cost block^2 * rows + block^3)" },
+    { "pick", 1, 0, 1, "column taken out of each group: 0 position p (cycling), 1 random" },
+    { "rounds", 0, 0, 1e9, "most rounds (all m positions each); 0: until a round gains nothing" },
+    { 0 },
+};
+
+typedef struct lap_state {
+    const nmp_problem *pb;
+    nmp_params par;
+    int64_t rounds;
+    int pick;
+    nmp_eval *ev;
+    nmp_lap_move *lm;
+} lap_state;
+
+static void lap_destroy(void *p)
+{
+    lap_state *st = p;
+    if (!st)
+        return;
+    nmp_eval_free(st->ev);
+    nmp_lap_move_free(st->lm);
+    nmp_free(st);
+}
+
+static nmp_err lap_create(const nmp_problem *pb, const nmp_params *par, void **state,
+                          nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    (void)msg;
+    lap_state *st = nmp_calloc(1, sizeof *st);
+    if (!st)
+        return NMP_ERR_NOMEM;
+    st->pb = pb;
+    st->par = *par;
+    st->rounds = (int64_t)nmp_param_get(par, lap_params, "rounds");
+    st->pick = (int)nmp_param_get(par, lap_params, "pick");
+    NMP_TRY(e, nmp_eval_create(pb, NULL, &st->ev));
+    int threads = par->threads;
+#ifdef _OPENMP
+    if (threads <= 0)
+        threads = omp_get_max_threads();
+#endif
+    NMP_TRY(e, nmp_lap_move_create(pb, (int64_t)nmp_param_get(par, lap_params, "block"),
+                                   (int)nmp_param_get(par, lap_params, "pick"), threads,
+                                   &st->lm));
+    *state = st;
+    st = NULL;
+out:
+    lap_destroy(st);
+    return e;
+}
+
+static nmp_err lap_solve(void *p, int32_t *perm, nmp_result *res)
+{
+    lap_state *st = p;
+    const nmp_problem *pb = st->pb;
+    nmp_clock clk;
+    nmp_rng rng;
+    nmp_clock_start(&clk, &st->par);
+    nmp_rng_seed(&rng, st->par.seed);
+    nmp_eval_reset(st->ev, perm);
+    res->status = NMP_STATUS_FEASIBLE;
+    res->start_score = nmp_eval_score(st->ev);
+    bool stopped = false;
+    int64_t round = 0, idle = 0;
+    /* with random positions one idle round proves little: stop after two in a row */
+    const int64_t patience = st->pick ? 2 : 1;
+    while (!stopped && idle < patience) {
+        if (st->rounds > 0 && round == st->rounds) {
+            res->status = NMP_STATUS_ITER_LIMIT;
+            break;
+        }
+        const double gain = nmp_lap_move_round(st->lm, st->ev, &rng, &clk, &res->iterations,
+                                               &stopped);
+        round++;
+        idle = gain > 0 ? 0 : idle + 1;
+    }
+    if (stopped)
+        res->status = nmp_clock_status(&clk);
+    memcpy(perm, nmp_eval_perm(st->ev), (size_t)pb->cols * sizeof *perm);
+    res->score = nmp_eval_score(st->ev);
+    nmp_clock_tick(&clk, res->iterations, res->score, pb->row_bound, "lap", true);
+    return NMP_OK;
+}
+
+const nmp_solver_ops nmp_lap_ops = {
+    "lap",
+    "position-wise assignment moves: reassign column p of every group optimally (Hungarian)",
+    lap_params,
+    lap_create,
+    lap_solve,
+    lap_destroy,
+};

@@ -1,0 +1,245 @@
+/* test_nmp_auto.c: the default portfolio: listed first, exact when small, optima of small
+ * instances against dp, reproducible per (seed, threads), starts, time limit, interruption, out
+ * of memory */
+#include "nmp_test.h"
+
+#include "nmp_internal.h"
+
+static double score_of(const nmp_problem *pb, const int32_t *perm)
+{
+    double kept;
+    nmp_assert_ok(nmp_score(pb, perm, &kept));
+    return kept;
+}
+
+static void listed_first(void **state)
+{
+    (void)state;
+    const nmp_solver_ops *const *list = nmp_solver_list();
+    assert_non_null(list[0]);
+    assert_string_equal(list[0]->name, "auto");
+    assert_ptr_equal(nmp_solver_find("auto"), &nmp_auto_ops);
+    nmp_auto_ops.destroy(NULL);
+}
+
+/* Up to dp_cols columns auto is dp: optimal, with the status to say so. */
+static void exact_when_small(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        nmp_problem *pb = nmp_test_problem(32, 16, 2, 4, kind, 40 + (uint64_t)kind);
+        int32_t a[16], b[16];
+        nmp_result ra, rb;
+        nmp_assert_ok(nmp_solve(pb, "auto", NULL, a, 1, &ra, NULL));
+        nmp_assert_ok(nmp_solve(pb, "dp", NULL, b, 1, &rb, NULL));
+        assert_int_equal(ra.status, NMP_STATUS_OPTIMAL);
+        nmp_assert_close(ra.score, rb.score, 1e-9 * rb.score);
+        nmp_assert_close(ra.bound, ra.score, 1e-9 * rb.score);
+        nmp_problem_free(pb);
+    }
+}
+
+/* With dp switched off, the heuristics find the dp optimum of small instances. */
+static void heuristics_reach_dp(void **state)
+{
+    (void)state;
+    int hits = 0, total = 0;
+    for (int kind = 0; kind < 2; kind++)
+        for (uint64_t seed = 1; seed <= 4; seed++) {
+            const int64_t rows = seed % 2 ? 64 : 128, cols = seed <= 2 ? 20 : 24;
+            nmp_problem *pb = nmp_test_problem(rows, cols, 2, 4, kind, 100 + seed);
+            int32_t opt[24], perm[24];
+            nmp_result rd, ra;
+            nmp_assert_ok(nmp_solve(pb, "dp", NULL, opt, 1, &rd, NULL));
+            nmp_params par;
+            nmp_params_init(&par);
+            par.seed = seed;
+            par.threads = 2;
+            nmp_assert_ok(nmp_params_set(&par, "dp_cols", 0));
+            nmp_assert_ok(nmp_params_set(&par, "effort", 0.05));
+            nmp_assert_ok(nmp_solve(pb, "auto", &par, perm, 1, &ra, NULL));
+            assert_true(nmp_perm_is_valid(perm, cols));
+            nmp_assert_close(ra.score, score_of(pb, perm), 1e-9 * ra.score);
+            assert_int_equal(ra.status, NMP_STATUS_FEASIBLE);
+            hits += ra.score >= rd.score - 1e-6 * rd.score;
+            total++;
+            nmp_problem_free(pb);
+        }
+    if (hits < total) {
+        print_error("auto (no dp) found the optimum of %d of %d instances\n", hits, total);
+        fail();
+    }
+}
+
+/* The same (seed, threads) gives the same perm, in the multi-start and the one-search plans, from
+ * the identity and from a random start that it never falls below. */
+static void reproducible(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(64, 128, 2, 4, 0, 77);
+    nmp_rng r;
+    nmp_rng_seed(&r, 3);
+    int32_t start[128], a[128], b[128];
+    nmp_perm_random(start, 128, &r);
+    for (int plan = 0; plan < 2; plan++) {
+        nmp_params par;
+        nmp_params_init(&par);
+        par.seed = 12;
+        par.threads = 2;
+        nmp_assert_ok(nmp_params_set(&par, "effort", 0.05));
+        if (plan == 1)
+            nmp_assert_ok(nmp_params_set(&par, "ms_cols", 0)); /* the LAP plan */
+        nmp_result ra, rb;
+        memcpy(a, start, sizeof a);
+        memcpy(b, start, sizeof b);
+        nmp_assert_ok(nmp_solve(pb, "auto", &par, a, 0, &ra, NULL));
+        nmp_assert_ok(nmp_solve(pb, "auto", &par, b, 0, &rb, NULL));
+        assert_memory_equal(a, b, sizeof a);
+        assert_true(nmp_perm_is_valid(a, 128));
+        nmp_assert_close(ra.score, score_of(pb, a), 1e-9 * ra.score);
+        nmp_assert_close(ra.start_score, score_of(pb, start), 1e-9 * ra.score);
+        assert_true(ra.score > ra.start_score);
+        assert_true(ra.iterations > 0);
+        if (plan == 1) { /* no dependence on the thread count at all */
+            par.threads = 1;
+            memcpy(b, start, sizeof b);
+            nmp_assert_ok(nmp_solve(pb, "auto", &par, b, 0, &rb, NULL));
+            assert_memory_equal(a, b, sizeof a);
+        }
+    }
+    nmp_problem_free(pb);
+}
+
+/* Several patterns and tiny or degenerate shapes keep the contract. */
+static void contract_on_shapes(void **state)
+{
+    (void)state;
+    nmp_rng r;
+    nmp_rng_seed(&r, 5);
+    const int pat[][2] = { { 2, 4 }, { 1, 4 }, { 3, 4 }, { 1, 2 }, { 4, 8 } };
+    const int64_t shapes[][2] = { { 1, 8 }, { 3, 40 }, { 40, 32 }, { 16, 64 } };
+    for (int t = 0; t < 5; t++)
+        for (int s = 0; s < 4; s++) {
+            const int n = pat[t][0], m = pat[t][1];
+            const int64_t rows = shapes[s][0], cols = shapes[s][1];
+            if (cols % m)
+                continue;
+            float *w = malloc((size_t)(rows * cols) * sizeof *w);
+            assert_non_null(w);
+            for (int64_t k = 0; k < rows * cols; k++)
+                w[k] = (float)nmp_rng_below(&r, 4); /* ties */
+            nmp_problem_desc d = { 0 };
+            d.weights = nmp_matrix_view(w, rows, cols);
+            d.nm.n = n;
+            d.nm.m = m;
+            nmp_problem *pb = NULL;
+            nmp_assert_ok(nmp_problem_create(&d, &pb, NULL));
+            free(w);
+            int32_t perm[64];
+            nmp_params par;
+            nmp_params_init(&par);
+            par.threads = 2;
+            nmp_assert_ok(nmp_params_set(&par, "effort", 0.02));
+            nmp_result res;
+            nmp_assert_ok(nmp_solve(pb, "auto", &par, perm, 1, &res, NULL));
+            assert_true(nmp_perm_is_valid(perm, cols));
+            nmp_assert_close(res.score, score_of(pb, perm), 1e-9 * (1 + res.score));
+            assert_true(res.score >= res.start_score);
+            assert_true(res.bound >= res.score);
+            nmp_problem_free(pb);
+        }
+}
+
+static int stop_now(const nmp_progress *p, void *user)
+{
+    (void)p;
+    ++*(int *)user;
+    return 1;
+}
+
+static void time_limit_and_interrupt(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(128, 256, 2, 4, 0, 9);
+    int32_t perm[256];
+    nmp_params par;
+    nmp_params_init(&par);
+    par.threads = 2;
+    par.time_limit = 0.3;
+    nmp_result res;
+    double t0 = nmp_now();
+    nmp_assert_ok(nmp_solve(pb, "auto", &par, perm, 1, &res, NULL));
+    double took = nmp_now() - t0;
+    assert_true(took < 1.5);
+    assert_true(res.score > res.start_score);
+    assert_true(nmp_perm_is_valid(perm, 256));
+    /* interrupted at the first report: every thread stops */
+    int calls = 0;
+    nmp_params_init(&par);
+    par.threads = 2;
+    par.progress = stop_now;
+    par.progress_user = &calls;
+    nmp_assert_ok(nmp_params_set(&par, "effort", 100));
+    t0 = nmp_now();
+    nmp_assert_ok(nmp_solve(pb, "auto", &par, perm, 1, &res, NULL));
+    took = nmp_now() - t0;
+    assert_int_equal(res.status, NMP_STATUS_INTERRUPTED);
+    assert_true(took < 2.0);
+    assert_true(calls >= 1);
+    assert_true(nmp_perm_is_valid(perm, 256));
+    /* the one-search plan too */
+    nmp_assert_ok(nmp_params_set(&par, "ms_cols", 0));
+    nmp_problem *big = nmp_test_problem(1024, 2048, 2, 4, 0, 10);
+    int32_t *p2 = malloc(2048 * sizeof *p2);
+    assert_non_null(p2);
+    t0 = nmp_now();
+    nmp_assert_ok(nmp_solve(big, "auto", &par, p2, 1, &res, NULL));
+    assert_int_equal(res.status, NMP_STATUS_INTERRUPTED);
+    assert_true(nmp_now() - t0 < 3.0);
+    nmp_params_init(&par);
+    par.time_limit = 0.2;
+    t0 = nmp_now();
+    nmp_assert_ok(nmp_solve(big, "auto", &par, p2, 1, &res, NULL));
+    assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
+    assert_true(nmp_now() - t0 < 2.0);
+    assert_true(res.score >= res.start_score);
+    free(p2);
+    nmp_problem_free(big);
+    nmp_problem_free(pb);
+}
+
+static void out_of_memory(void **state)
+{
+    (void)state;
+    for (int small = 0; small < 2; small++) {
+        nmp_problem *pb = nmp_test_problem(16, small ? 16 : 64, 2, 4, 0, 8);
+        int32_t perm[64];
+        nmp_result res;
+        nmp_params par;
+        nmp_params_init(&par);
+        par.threads = 2;
+        nmp_assert_ok(nmp_params_set(&par, "effort", 0.01));
+        nmp_err e = NMP_ERR_NOMEM;
+        for (int64_t k = 0; e == NMP_ERR_NOMEM && k < 500; k++) {
+            nmp_alloc_fail_after(k);
+            e = nmp_solve(pb, "auto", &par, perm, 1, &res, NULL);
+            nmp_alloc_fail_after(-1);
+        }
+        nmp_assert_ok(e);
+        nmp_problem_free(pb);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(listed_first),
+        cmocka_unit_test(exact_when_small),
+        cmocka_unit_test(heuristics_reach_dp),
+        cmocka_unit_test(reproducible),
+        cmocka_unit_test(contract_on_shapes),
+        cmocka_unit_test(time_limit_and_interrupt),
+        cmocka_unit_test(out_of_memory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
