@@ -26,6 +26,7 @@ static const nmp_param_desc bnp_params[] = {
     { "smoothing", 0.5, 0, 0.99, "Wentges dual smoothing factor (0: off)" },
     { "heur_time", 2, 0, 1e6, "seconds of heuristic for the incumbent" },
     { "node_limit", 1e7, 1, 1e12, "most nodes to process" },
+    { "dive", 1, 0, 1, "dive from the root LP for an incumbent (fix columns near 1, re-price)" },
     { "enum_max", 50000, 0, 1e7, "longest list of a reduced-cost enumeration (0: never list)" },
     { "mip_time", 10, 0, 1e6, "seconds of a binary program over a list that is too long" },
     { "mip_cols", 5000, 1, 1e7, "columns of that binary program (the best by reduced cost)" },
@@ -45,6 +46,7 @@ typedef struct bnp_state {
     nmp_params par;
     nmp_cg *cg;
     double heur_time, mip_time;
+    bool dive;
     int64_t node_limit, mip_cols;
     int32_t *inc, *work;
     bnp_node *node;
@@ -85,6 +87,7 @@ static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **s
     st->mip_time = nmp_param_get(par, bnp_params, "mip_time");
     st->node_limit = (int64_t)nmp_param_get(par, bnp_params, "node_limit");
     st->mip_cols = (int64_t)nmp_param_get(par, bnp_params, "mip_cols");
+    st->dive = nmp_param_get(par, bnp_params, "dive") > 0;
     st->inc = nmp_malloc((size_t)pb->cols * sizeof *st->inc);
     st->work = nmp_malloc((size_t)pb->cols * sizeof *st->work);
     st->ncap = 1024;
@@ -232,6 +235,87 @@ out:
     return e;
 }
 
+/* Diving from the root LP: fix every column with x > 0.9 and the largest other one (its members
+ * together: the component fills a group, so only that column can hold them), re-price, repeat
+ * until the master is integral or its bound falls to the incumbent. The rules are cleared at
+ * the end; *stopped when the clock ran out. */
+static nmp_err dive(bnp_state *st, double *best, nmp_clock *clk, int64_t *rounds, bool *stopped)
+{
+    nmp_err e = NMP_OK;
+    const int m = st->pb->m;
+    const int most = (int)st->pb->groups * (m - 1);
+    int nr = 0;
+    *stopped = false;
+    if (most > st->rcap) {
+        int32_t *ra = nmp_realloc(st->ra, (size_t)most * sizeof *ra);
+        if (!ra)
+            return NMP_ERR_NOMEM;
+        st->ra = ra;
+        int32_t *rb = nmp_realloc(st->rb, (size_t)most * sizeof *rb);
+        if (!rb)
+            return NMP_ERR_NOMEM;
+        st->rb = rb;
+        uint8_t *rt = nmp_realloc(st->rt, (size_t)most * sizeof *rt);
+        if (!rt)
+            return NMP_ERR_NOMEM;
+        st->rt = rt;
+        st->rcap = most;
+    }
+    for (int64_t step = 0; step < st->pb->groups; step++) {
+        const double tol = 1e-9 * fabs(*best);
+        NMP_TRY(e, nmp_cg_set_rules(st->cg, nr, st->ra, st->rb, st->rt, -1));
+        nmp_price_report rep = { *best, st->node[0].bound, 0 };
+        nmp_cg_out out;
+        NMP_TRY(e, nmp_cg_solve(st->cg, *best + tol, clk, &rep, &out, st->msg));
+        *rounds += out.rounds;
+        if (out.end == NMP_CG_STOPPED) {
+            *stopped = true;
+            break;
+        }
+        if (out.end == NMP_CG_CUTOFF || out.bound <= *best + tol || out.artificial)
+            break;
+        if (nmp_cg_integral(st->cg, st->work)) {
+            NMP_TRY(e, offer(st, st->work, best));
+            break;
+        }
+        int64_t top = -1;
+        const int before = nr;
+        for (int64_t q = 0; q < nmp_cg_pool(st->cg); q++) {
+            const double x = nmp_cg_x(st->cg, q);
+            if (x < 1e-6)
+                continue;
+            const int32_t *c = nmp_cg_column(st->cg, q);
+            bool fixed = false; /* already a full component? */
+            for (int r = 0; r < before && !fixed; r++)
+                fixed = st->ra[r] == c[0] && st->rb[r] == c[1];
+            if (fixed)
+                continue;
+            if (x > 0.9) {
+                for (int t = 1; t < m && nr < most; t++) {
+                    st->ra[nr] = c[0];
+                    st->rb[nr] = c[t];
+                    st->rt[nr++] = 1;
+                }
+            } else if (top < 0 || x > nmp_cg_x(st->cg, top)) {
+                top = q;
+            }
+        }
+        if (top >= 0) {
+            const int32_t *c = nmp_cg_column(st->cg, top);
+            for (int t = 1; t < m && nr < most; t++) {
+                st->ra[nr] = c[0];
+                st->rb[nr] = c[t];
+                st->rt[nr++] = 1;
+            }
+        }
+        if (nr == before)
+            break;
+    }
+    NMP_TRY(e, nmp_cg_set_rules(st->cg, 0, st->ra, st->rb, st->rt, -1));
+out:
+    return e;
+}
+
 static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
 {
     nmp_err e = NMP_OK;
@@ -291,6 +375,29 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
         if (!out.artificial && nmp_cg_integral(st->cg, st->work)) {
             NMP_TRY(e, offer(st, st->work, &best));
             continue;
+        }
+        if (st->node[id].parent < 0 && st->dive) { /* the root: dive, then back to the root LP */
+            int64_t rounds = 0;
+            bool dstop;
+            NMP_TRY(e, dive(st, &best, &clk, &rounds, &dstop));
+            res->iterations += rounds;
+            const double tol2 = 1e-9 * fabs(best);
+            if (!dstop) {
+                NMP_TRY(e, apply_rules(st, id));
+                NMP_TRY(e, nmp_cg_solve(st->cg, best + tol2, &clk, &rep, &out, st->msg));
+                res->iterations += out.rounds;
+                dstop = out.end == NMP_CG_STOPPED;
+            }
+            if (dstop) {
+                st->node[id].bound = nb;
+                heap_push(st, id);
+                res->nodes--;
+                stopped = true;
+                break;
+            }
+            nb = NMP_MIN(nb, out.bound);
+            if (out.end == NMP_CG_CUTOFF || nb <= best + tol2)
+                continue;
         }
         /* small gap: list the columns that matter, and go on without pricing */
         if (st->node[id].list < 0 && nb - best < enum_gap) {

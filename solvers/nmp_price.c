@@ -45,8 +45,6 @@
 #include <omp.h>
 #endif
 
-#define NMP_PRICE_PAIR_BYTES 268435456.0 /* largest table of pair gains: 256 MiB */
-
 typedef struct pr_item {
     double rc, value;
     int32_t cols[NMP_MAX_M]; /* ascending */
@@ -86,7 +84,6 @@ struct nmp_price {
     int32_t *pos;     /* pos[i] = position of column i */
     double *yo;       /* duals by position */
     double *h0, *suf0;
-    float *pair;      /* n <= 2: pair[pair_index(a, b) * cols + c] = g_{a,b}(c), columns a < b */
     struct key_pos *kp; /* sort scratch */
     /* rules, by column */
     int nrules;
@@ -190,7 +187,6 @@ void nmp_price_free(nmp_price *pr)
     nmp_free(pr->work);
     nmp_free(pr->merge);
     nmp_free(pr->colsum);
-    nmp_free(pr->pair);
     nmp_free(pr->sord);
     nmp_free(pr->ord);
     nmp_free(pr->pos);
@@ -206,36 +202,6 @@ void nmp_price_free(nmp_price *pr)
     nmp_free(pr->adj);
     nmp_free(pr->uf);
     nmp_free(pr);
-}
-
-/* Row of pair (a, b), a < b, in the table of pair gains */
-static inline int64_t pair_index(const nmp_price *pr, int32_t a, int32_t b)
-{
-    return (int64_t)a * pr->cols - (int64_t)a * (a + 1) / 2 + (b - a - 1);
-}
-
-static float gain(const float *restrict s, const float *restrict t, int64_t rows);
-
-/* g_{a,b}(c) = sum_j max(0, s(j,c) - t_j), t_j the n-th largest of s(j,a), s(j,b) (n <= 2) */
-static void pair_table(nmp_price *pr)
-{
-    const int C = pr->cols;
-    const int64_t rows = pr->rows;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(pr->threads) if (C >= 48)
-#endif
-    for (int a = 0; a < C - 1; a++) {
-        float *t = pr->sord + (int64_t)a * rows; /* scratch: sord is filled at each solve */
-        const float *sa = nmp_col(pr->pb, a);
-        for (int b = a + 1; b < C; b++) {
-            const float *sb = nmp_col(pr->pb, b);
-            for (int64_t j = 0; j < rows; j++)
-                t[j] = pr->n == 1 ? NMP_MAX(sa[j], sb[j]) : NMP_MIN(sa[j], sb[j]);
-            float *row = pr->pair + pair_index(pr, a, b) * C;
-            for (int c = 0; c < C; c++)
-                row[c] = gain(nmp_col(pr->pb, c), t, rows);
-        }
-    }
 }
 
 nmp_err nmp_price_create(const nmp_problem *pb, int threads, int64_t kmax, nmp_price **out)
@@ -302,16 +268,6 @@ nmp_err nmp_price_create(const nmp_problem *pb, int threads, int64_t kmax, nmp_p
             goto out;
         }
         memset(w->t, 0, (size_t)pr->n * R * sizeof *w->t); /* level 0: empty P, all zeros */
-    }
-    /* pair gains, when they fit in NMP_PRICE_PAIR_BYTES: they replace the row passes at pairs
-     * and tighten the filter of deeper nodes */
-    if (pr->n <= 2 && pr->m >= 3 && 2.0 * C * C * C <= NMP_PRICE_PAIR_BYTES) {
-        pr->pair = nmp_malloc(C * (C - 1) / 2 * C * sizeof *pr->pair);
-        if (!pr->pair) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-        pair_table(pr);
     }
     for (int i = 0; i < pr->cols; i++) {
         const float *c = nmp_col(pb, i);
@@ -410,7 +366,7 @@ nmp_err nmp_price_set_rules(nmp_price *pr, int count, const int32_t *a, const in
 /* ---------------------------------------------------------------- search */
 
 /* g = sum_j max(0, s_j - t_j), in float */
-static float gain(const float *restrict s, const float *restrict t, int64_t rows)
+static inline float gain(const float *restrict s, const float *restrict t, int64_t rows)
 {
     float g = 0;
 #ifdef _OPENMP
@@ -651,27 +607,6 @@ static void expand(nmp_price *pr, pr_work *w, int p, int len, double val)
     top_r(h, len, r, &sr, &sr1, &vr);
     if (val + sr < w->thr)
         return;
-    if (pr->pair && p >= 3) { /* g_P(c) <= g_{x, P[p-1]}(c) for every x in P */
-        const int32_t z = pr->ord[w->P[p - 1]];
-        const float *rows_of[NMP_MAX_M];
-        for (int i = 0; i < p - 1; i++) {
-            const int32_t x = pr->ord[w->P[i]];
-            rows_of[i] = pr->pair + pair_index(pr, NMP_MIN(x, z), NMP_MAX(x, z)) * C;
-        }
-        const double infl = pr->inflate;
-        for (int k = 0; k < len; k++) {
-            const int32_t c = pr->ord[cand[k]];
-            float g = rows_of[0][c];
-            for (int i = 1; i < p - 1; i++)
-                g = NMP_MIN(g, rows_of[i][c]);
-            const double u = (double)g * infl - pr->yo[cand[k]];
-            if (u < h[k])
-                h[k] = u;
-        }
-        top_r(h, len, r, &sr, &sr1, &vr);
-        if (val + sr < w->thr)
-            return;
-    }
     int k2 = 0;
     for (int k = 0; k < len; k++) {
         const double u = h[k];
@@ -690,17 +625,10 @@ static void expand(nmp_price *pr, pr_work *w, int p, int len, double val)
         const float *t = w->t + ((int64_t)p * n + n - 1) * rows;
         const double infl = pr->inflate;
         w->ngain += len;
-        if (pr->pair && p == 2) {
-            const int32_t a = pr->ord[w->P[0]], b = pr->ord[w->P[1]];
-            const float *row = pr->pair + pair_index(pr, NMP_MIN(a, b), NMP_MAX(a, b)) * C;
-            for (int k = 0; k < len; k++)
-                h[k] = (double)row[pr->ord[cand[k]]] * infl - pr->yo[cand[k]];
-        } else {
-            for (int k = 0; k < len; k++) {
-                const int32_t c = cand[k];
-                const double g = (double)gain(pr->sord + (int64_t)c * rows, t, rows) * infl;
-                h[k] = g - pr->yo[c];
-            }
+        for (int k = 0; k < len; k++) {
+            const int32_t c = cand[k];
+            const double g = (double)gain(pr->sord + (int64_t)c * rows, t, rows) * infl;
+            h[k] = g - pr->yo[c];
         }
         top_r(h, len, r, &sr, &sr1, &vr);
         if (val + sr < w->thr)
