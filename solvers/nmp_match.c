@@ -263,7 +263,7 @@ static int scan_blossom(match *st, int v, int w)
     return base;
 }
 
-/* Shrink the odd cycle closed by edge k (code v * n + w) with the given base into a new S-blossom. */
+/* Shrink the odd cycle closed by edge k (code v * n + w) with the given base into an S-blossom. */
 static void add_blossom(match *st, int base, int32_t k)
 {
     const int n = st->n;

@@ -2,25 +2,35 @@
  *
  * sp: one binary x_q per m-subset q of the columns, worth D(q) = sum_j topn(s(j, q)):
  *
- *     max sum_q D(q) x_q   s.t.  sum_{q ∋ i} x_q = 1 for every column i,  x_q in {0, 1}.
+ *     max sum_q D(q) x_q   s.t.  sum_{q containing i} x_q = 1 for every column i,  x_q in {0, 1}.
  *
  * The LP relaxation is very tight (within 0.003-0.2 % of the optimum on random inputs), so the
  * method is: (1) a heuristic incumbent: the `swap` solver run from the start perm, so it is never
  * worse than the start; (2) every D(q) once, in colex order (OpenMP); (3) the LP by sifting: GLPK
  * holds a few thousand subsets, every round prices all C(cols, m) of them against the row duals y
- * and adds the best positive reduced costs, until none prices out; (4) reduced-cost fixing;
- * (5) GLPK's branch-and-cut over the survivors, warm-started with the incumbent.
+ * and adds the best positive reduced costs, until none prices out; (4) reduced-cost fixing in
+ * stages, each stage GLPK's branch-and-cut over the surviving subsets, warm-started with the
+ * incumbent through the MIP callback (glp_ios_heur_sol), which makes it the cutoff.
  *
  * Bound and fixing (Lagrangian, valid for ANY duals y, so GLPK's tolerances cannot break them):
  * with d_q = D(q) - sum_{i in q} y_i, every partition P into G = cols/m groups has value
  *     sum_{q in P} D(q) = sum_i y_i + sum_{q in P} d_q  <=  sum_i y_i + G * max(0, max_q d_q) =: L.
  * L is the bound reported (at the LP optimum it is the LP value). A partition that uses q has
- * value <= sum_i y_i + d_q + (G - 1) * max(0, max d) =: L_q, so when L_q < incumbent, q is in no
- * better solution and is removed before the MIP. The incumbent's own subsets always survive
- * (L_q >= incumbent for them), so the reduced MIP stays feasible and its optimum is the optimum.
- * With a gap of 0.03 % this keeps a few hundred to a few thousand of the 635,376 subsets of a
- * 64-column 2:4 problem, which is what lets GLPK finish. The proven bound at the end is
- * max(score, min(L, GLPK's best node bound)).
+ * value <= sum_i y_i + d_q + (G - 1) * max(0, max d) =: L_q ("LP value + reduced cost"), so when
+ * L_q < incumbent, q is in no better solution and is removed before the MIP. The incumbent's own
+ * subsets always survive (L_q >= incumbent for them), so the reduced MIP stays feasible and its
+ * optimum is the optimum. How much survives depends on the incumbent: on the 64-column reference
+ * (635,376 subsets, L - optimum = 0.875) 1,128 subsets survive the optimum as cutoff but 632,438
+ * the swap incumbent (0.28 % below). Hence the stages (see sp_mip): a MIP over the ~16 * cols
+ * subsets of least reduced cost first, which finds the optimum or close, then the exact stage
+ * with that cutoff. GLPK branches on the most fractional variable (parameter `branch`): on
+ * 64-column instances 3-20 times fewer nodes than its default Driebeck-Tomlin rule. The proven
+ * bound at the end is max(score, min(L, GLPK's best node bound, bound of the excluded subsets)).
+ *
+ * Measured (2 shared cores, |N(0,1)| 2:4, time to proven optimum): 64 x 32 0.2 s, 64 x 48 0.4 s,
+ * 64 x 64 0.7-3.2 s, 64 x 80 5 s, 128 x 96 4.7 s, apex reference 128 x 64 1.2 s. Without fixing
+ * the reference takes 122 s; without sifting (all subsets in GLPK's LP) 17 s. 128 x 128 (10.7 M
+ * subsets, max_subsets raised) ends its 10 minutes at a 0.017 % gap: beyond sp, see bnp.
  *
  * blp: x[i,k] = column i in group k (binary), 0 <= z[i,j,k] <= x[i,k] the pruned entries:
  *
@@ -31,10 +41,13 @@
  * (parameter `symmetry`): groups are ordered by their lowest column, i.e. column i may only join
  * groups k <= i, and x[i,k] <= sum_{i' < i} x[i', k-1] (group k's lowest column lies above group
  * k-1's). The LP relaxation stays weak (fractional x spreads every column over all groups and z
- * prunes the smallest fractions), so blp proves far less than sp: a documented finding, kept to
- * measure it.
+ * prunes the smallest fractions): on 64 x 16 its root bound is 630.30 for an optimum of 617.37
+ * (2.1 %; sp's LP: 0.0 %), and blp proves 64 x 12 in 2.5 s but not 64 x 16 in 120 s (0.02 %
+ * gap), 16 x 20 in 39 s, where sp needs 0.03 s. Without symmetry breaking 64 x 12 takes 25 s.
+ * A documented finding: blp is kept to measure it, not to use.
  *
- * GLPK: terminal output is off unless par->verbose (glp_term_out is global: it is restored);
+ * GLPK: terminal output is off unless par->verbose (glp_term_out and a swallowing glp_term_hook,
+ * both per-thread global state: the first is restored, the second reset to none afterwards);
  * its return codes become NMP_ERR_LP with a reason; an internal GLPK error (e.g. out of memory)
  * is caught through glp_error_hook and longjmp, after which glp_free_env() has released every
  * GLPK object of the calling thread. The time limit is honoured in slices of 0.2 s (simplex
@@ -231,6 +244,15 @@ static nmp_err glpk_fail(mip *st, const char *what, int ret)
                     st->blp ? "blp" : "sp", what, glpk_reason(ret), ret);
 }
 
+/* Swallows GLPK's terminal output: glp_term_out(GLP_OFF) alone does not silence the message
+ * GLPK prints before calling the error hook. */
+static int glpk_quiet(void *info, const char *text)
+{
+    (void)info;
+    (void)text;
+    return 1;
+}
+
 static void glpk_error(void *info)
 {
     mip *st = info;
@@ -299,8 +321,8 @@ static void mip_callback(glp_tree *tree, void *info)
     const double best = glp_mip_status(P) == GLP_FEAS
                             ? NMP_MAX(st->inc_score, glp_mip_obj_val(P)) : st->inc_score;
     const double tb = NMP_MAX(st->tree_bound, st->outside);
-    if (nmp_clock_tick(&st->clock, st->nodes + st->run_nodes, best, NMP_MAX(best, NMP_MIN(st->bound, tb)),
-                       "mip", false))
+    const double bound = NMP_MAX(best, NMP_MIN(st->bound, tb));
+    if (nmp_clock_tick(&st->clock, st->nodes + st->run_nodes, best, bound, "mip", false))
         glp_ios_terminate(tree);
 }
 
@@ -655,7 +677,7 @@ static void sp_prepare(mip *st)
  * stage is exact. Small first stages find the optimum quickly when the swap incumbent is weak:
  * with the optimum known, 1,128 of the 635,376 subsets of the 64-column reference survive, with
  * the swap incumbent 632,438. st->dj must hold the reduced costs at the duals st->y. */
-static nmp_err sp_mip(mip *st, nmp_status *status, int64_t *kept)
+static nmp_err sp_mip(mip *st, nmp_status *status)
 {
     nmp_err e = NMP_OK;
     const nmp_problem *pb = st->pb;
@@ -672,9 +694,6 @@ static nmp_err sp_mip(mip *st, nmp_status *status, int64_t *kept)
     /* from here dj[q] = L_q - L <= 0: every partition using q is worth at most L + dj[q] */
     for (int64_t q = 0; q < nsub; q++)
         st->dj[q] -= pos;
-    sp_incumbent_subsets(st, st->cand);
-    for (int64_t g = 0; g < groups; g++) /* exact in reals; keeps rounding from dropping them */
-        st->dj[st->cand[g]] = NMP_MAX(st->dj[st->cand[g]], st->inc_score - L);
     int64_t target = NMP_MAX(1000, 16 * cols);
     for (int stage = 0;; stage++) {
         const double exact = L - st->inc_score + tol;
@@ -692,6 +711,11 @@ static nmp_err sp_mip(mip *st, nmp_status *status, int64_t *kept)
             delta = need <= 2 * target ? exact : NMP_MIN(exact, -kth);
         }
         st->outside = delta < exact ? L - delta : -INFINITY;
+        /* the incumbent's subsets always join S: the warm start must be a feasible solution of
+         * the MIP (S may be any superset of S(delta)) */
+        sp_incumbent_subsets(st, st->cand);
+        for (int64_t g = 0; g < groups; g++)
+            st->dj[st->cand[g]] = NMP_MAX(st->dj[st->cand[g]], -delta);
         if (stage == 0) { /* drop the LP's nonbasic columns outside S(delta) */
             const int ncols = glp_get_num_cols(st->lp);
             int ndel = 0, w = 0;
@@ -714,7 +738,6 @@ static nmp_err sp_mip(mip *st, nmp_status *status, int64_t *kept)
                 st->cand[k++] = (int32_t)q;
         sp_add(st, st->cand, k);
         sp_prepare(st);
-        *kept = glp_get_num_cols(st->lp);
         bool solved, found;
         NMP_TRY(e, lp_solve(st, "mip", &solved));
         if (!solved) {
@@ -755,7 +778,6 @@ static nmp_err sp_run(mip *st, nmp_result *res)
     const nmp_problem *pb = st->pb;
     nmp_status status = NMP_STATUS_OPTIMAL;
     bool done = false;
-    int64_t kept = 0;
     if (tick(st, 0, "heuristic") || !sp_values(st)) {
         status = nmp_clock_status(&st->clock);
         goto out;
@@ -770,11 +792,10 @@ static nmp_err sp_run(mip *st, nmp_result *res)
         st->bound = st->inc_score; /* the LP proves the incumbent optimal */
         goto out;
     }
-    NMP_TRY(e, sp_mip(st, &status, &kept));
+    NMP_TRY(e, sp_mip(st, &status));
     res->iterations = glp_get_it_cnt(st->lp);
     res->nodes = st->nodes;
 out:
-    (void)kept;
     res->status = status;
     if (pb->groups == 1)
         res->status = NMP_STATUS_OPTIMAL;
@@ -1008,6 +1029,8 @@ static nmp_err mip_solve(void *p, int32_t *perm, nmp_result *res)
     }
     NMP_TRY(e, warm_start(st, perm));
     const int term = glp_term_out(st->par.verbose ? GLP_ON : GLP_OFF);
+    if (!st->par.verbose)
+        glp_term_hook(glpk_quiet, NULL);
     glp_error_hook(glpk_error, st);
     if (setjmp(st->fail) == 0)
         e = st->blp ? blp_run(st, res) : sp_run(st, res);
@@ -1018,6 +1041,8 @@ static nmp_err mip_solve(void *p, int32_t *perm, nmp_result *res)
                      st->blp ? "blp" : "sp");
     }
     glp_error_hook(NULL, NULL);
+    if (!st->par.verbose)
+        glp_term_hook(NULL, NULL);
     glp_term_out(term);
     if (e != NMP_OK)
         goto out;

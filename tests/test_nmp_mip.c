@@ -3,6 +3,7 @@
 
 #include "nmp_internal.h"
 
+#include <glpk.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------ brute force */
@@ -350,6 +351,26 @@ static void test_silent(void **unused)
     assert_int_equal(size, 0);
 }
 
+/* An internal GLPK error (here its memory limit) becomes NMP_ERR_LP with a reason, prints
+ * nothing, and the next solve works. */
+static void test_glpk_error(void **unused)
+{
+    (void)unused;
+    nmp_problem *pb = nmp_test_problem(64, 32, 2, 4, 0, 12);
+    nmp_params par;
+    nmp_params_init(&par);
+    nmp_assert_ok(nmp_params_set(&par, "sift", 0)); /* all 35,960 subsets in GLPK at once */
+    int32_t perm[32];
+    nmp_result res;
+    nmp_msg msg = { { 0 } };
+    glp_mem_limit(1);
+    assert_int_equal(nmp_solve(pb, "sp", &par, perm, 1, &res, &msg), NMP_ERR_LP);
+    assert_non_null(strstr(msg.text, "GLPK"));
+    nmp_assert_ok(nmp_solve(pb, "sp", &par, perm, 1, &res, &msg));
+    assert_int_equal(res.status, NMP_STATUS_OPTIMAL);
+    nmp_problem_free(pb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -357,7 +378,7 @@ int main(void)
         cmocka_unit_test(test_bounds),      cmocka_unit_test(test_reference),
         cmocka_unit_test(test_time_limit),  cmocka_unit_test(test_keeps_start),
         cmocka_unit_test(test_refusals),    cmocka_unit_test(test_nomem),
-        cmocka_unit_test(test_silent),
+        cmocka_unit_test(test_silent),      cmocka_unit_test(test_glpk_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
