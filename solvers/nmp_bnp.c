@@ -28,8 +28,8 @@ static const nmp_param_desc bnp_params[] = {
     { "node_limit", 1e7, 1, 1e12, "most nodes to process" },
     { "dive", 1, 0, 1, "dive from the root LP for an incumbent (fix columns near 1, re-price)" },
     { "enum_max", 50000, 0, 1e7, "longest list of a reduced-cost enumeration (0: never list)" },
-    { "mip_time", 10, 0, 1e6, "seconds of a binary program over a list that is too long" },
-    { "mip_cols", 5000, 1, 1e7, "columns of that binary program (the best by reduced cost)" },
+    { "heur_cols", 5000, 0, 1e7, "columns of the restricted problem searched when a list is too long" },
+    { "heur_nodes", 2000, 0, 1e9, "nodes of that depth-first search" },
     { 0 },
 };
 
@@ -45,9 +45,9 @@ typedef struct bnp_state {
     const nmp_problem *pb;
     nmp_params par;
     nmp_cg *cg;
-    double heur_time, mip_time;
+    double heur_time;
     bool dive;
-    int64_t node_limit, mip_cols;
+    int64_t node_limit, heur_cols, heur_nodes;
     int32_t *inc, *work;
     bnp_node *node;
     int32_t *heap;
@@ -84,9 +84,9 @@ static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **s
     st->par = *par;
     st->msg = msg;
     st->heur_time = nmp_param_get(par, bnp_params, "heur_time");
-    st->mip_time = nmp_param_get(par, bnp_params, "mip_time");
     st->node_limit = (int64_t)nmp_param_get(par, bnp_params, "node_limit");
-    st->mip_cols = (int64_t)nmp_param_get(par, bnp_params, "mip_cols");
+    st->heur_cols = (int64_t)nmp_param_get(par, bnp_params, "heur_cols");
+    st->heur_nodes = (int64_t)nmp_param_get(par, bnp_params, "heur_nodes");
     st->dive = nmp_param_get(par, bnp_params, "dive") > 0;
     st->inc = nmp_malloc((size_t)pb->cols * sizeof *st->inc);
     st->work = nmp_malloc((size_t)pb->cols * sizeof *st->work);
@@ -189,26 +189,33 @@ static nmp_err new_node(bnp_state *st, int32_t parent, int32_t a, int32_t b, uin
     return NMP_OK;
 }
 
+static nmp_err rules_reserve(bnp_state *st, int need)
+{
+    if (need <= st->rcap)
+        return NMP_OK;
+    const int cap = NMP_MAX(need, 2 * st->rcap);
+    int32_t *ra = nmp_realloc(st->ra, (size_t)cap * sizeof *ra);
+    if (!ra)
+        return NMP_ERR_NOMEM;
+    st->ra = ra;
+    int32_t *rb = nmp_realloc(st->rb, (size_t)cap * sizeof *rb);
+    if (!rb)
+        return NMP_ERR_NOMEM;
+    st->rb = rb;
+    uint8_t *rt = nmp_realloc(st->rt, (size_t)cap * sizeof *rt);
+    if (!rt)
+        return NMP_ERR_NOMEM;
+    st->rt = rt;
+    st->rcap = cap;
+    return NMP_OK;
+}
+
 /* The rules of node id, from its path to the root. */
 static nmp_err apply_rules(bnp_state *st, int32_t id)
 {
-    const int depth = st->node[id].depth;
-    if (depth > st->rcap) {
-        const int cap = NMP_MAX(depth, 2 * st->rcap);
-        int32_t *ra = nmp_realloc(st->ra, (size_t)cap * sizeof *ra);
-        if (!ra)
-            return NMP_ERR_NOMEM;
-        st->ra = ra;
-        int32_t *rb = nmp_realloc(st->rb, (size_t)cap * sizeof *rb);
-        if (!rb)
-            return NMP_ERR_NOMEM;
-        st->rb = rb;
-        uint8_t *rt = nmp_realloc(st->rt, (size_t)cap * sizeof *rt);
-        if (!rt)
-            return NMP_ERR_NOMEM;
-        st->rt = rt;
-        st->rcap = cap;
-    }
+    nmp_err e = rules_reserve(st, st->node[id].depth);
+    if (e != NMP_OK)
+        return e;
     int k = 0;
     for (int32_t v = id; st->node[v].parent >= 0; v = st->node[v].parent) {
         st->ra[k] = st->node[v].a;
@@ -246,21 +253,7 @@ static nmp_err dive(bnp_state *st, double *best, nmp_clock *clk, int64_t *rounds
     const int most = (int)st->pb->groups * (m - 1);
     int nr = 0;
     *stopped = false;
-    if (most > st->rcap) {
-        int32_t *ra = nmp_realloc(st->ra, (size_t)most * sizeof *ra);
-        if (!ra)
-            return NMP_ERR_NOMEM;
-        st->ra = ra;
-        int32_t *rb = nmp_realloc(st->rb, (size_t)most * sizeof *rb);
-        if (!rb)
-            return NMP_ERR_NOMEM;
-        st->rb = rb;
-        uint8_t *rt = nmp_realloc(st->rt, (size_t)most * sizeof *rt);
-        if (!rt)
-            return NMP_ERR_NOMEM;
-        st->rt = rt;
-        st->rcap = most;
-    }
+    NMP_TRY(e, rules_reserve(st, most));
     for (int64_t step = 0; step < st->pb->groups; step++) {
         const double tol = 1e-9 * fabs(*best);
         NMP_TRY(e, nmp_cg_set_rules(st->cg, nr, st->ra, st->rb, st->rt, -1));
@@ -312,6 +305,48 @@ static nmp_err dive(bnp_state *st, double *best, nmp_clock *clk, int64_t *rounds
             break;
     }
     NMP_TRY(e, nmp_cg_set_rules(st->cg, 0, st->ra, st->rb, st->rt, -1));
+out:
+    return e;
+}
+
+/* Depth-first branch-and-bound on a heuristic list (the best columns of a listing that was too
+ * long): rules st->ra/rb/rt[0 .. nr-1] plus those of the search, the child that follows the LP
+ * (together when the pair's value is >= 1/2) first, at most *budget nodes. Integral masters are
+ * incumbents. A heuristic: the list may miss columns, so nothing here is a proof. */
+static nmp_err hdfs(bnp_state *st, int list, int nr, double *best, int64_t *budget,
+                    nmp_clock *clk, int64_t *rounds, bool *stopped)
+{
+    nmp_err e = NMP_OK;
+    if (*budget <= 0 || *stopped)
+        return NMP_OK;
+    (*budget)--;
+    NMP_TRY(e, nmp_cg_set_rules(st->cg, nr, st->ra, st->rb, st->rt, list));
+    const double tol = 1e-9 * fabs(*best);
+    nmp_price_report rep = { *best, st->node[0].bound, 0 };
+    nmp_cg_out out;
+    NMP_TRY(e, nmp_cg_solve(st->cg, *best + tol, clk, &rep, &out, st->msg));
+    *rounds += out.rounds;
+    if (out.end == NMP_CG_STOPPED) {
+        *stopped = true;
+        goto out;
+    }
+    if (out.end == NMP_CG_CUTOFF || out.bound <= *best + tol || out.artificial)
+        goto out;
+    if (nmp_cg_integral(st->cg, st->work)) {
+        NMP_TRY(e, offer(st, st->work, best));
+        goto out;
+    }
+    int32_t a, b;
+    double together;
+    if (!nmp_cg_branch_pair(st->cg, &a, &b, &together))
+        goto out;
+    NMP_TRY(e, rules_reserve(st, nr + 1));
+    for (int side = 0; side < 2; side++) {
+        st->ra[nr] = a;
+        st->rb[nr] = b;
+        st->rt[nr] = (uint8_t)((together >= 0.5) != (side == 1));
+        NMP_TRY(e, hdfs(st, list, nr + 1, best, budget, clk, rounds, stopped));
+    }
 out:
     return e;
 }
@@ -403,19 +438,37 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
         if (st->node[id].list < 0 && nb - best < enum_gap) {
             nmp_cg_enum en;
             rep.best = best;
-            NMP_TRY(e, nmp_cg_enumerate(st->cg, best, st->mip_time, st->mip_cols, &clk, &rep,
-                                        st->work, &en, st->msg));
-            if (en.found)
-                NMP_TRY(e, offer(st, st->work, &best));
-            if (en.stopped) {
+            NMP_TRY(e, nmp_cg_enumerate(st->cg, best, st->heur_cols, &clk, &rep, &en));
+            bool lstop = en.stopped;
+            if (!lstop && en.list >= 0 && !en.complete) { /* too many: search the best of them */
+                int64_t budget = st->heur_nodes, rounds = 0;
+                const int nr = st->node[id].depth;
+                NMP_TRY(e, apply_rules(st, id));
+                NMP_TRY(e, hdfs(st, en.list, nr, &best, &budget, &clk, &rounds, &lstop));
+                res->iterations += rounds;
+                NMP_TRY(e, nmp_cg_relist(st->cg, best, &en));
+            }
+            if (lstop) {
                 st->node[id].bound = nb;
                 heap_push(st, id);
                 res->nodes--;
                 stopped = true;
                 break;
             }
-            if (en.list < 0) {
+            if (en.list < 0 || !en.complete) {
                 enum_gap = 0.8 * (nb - best); /* too many: try again on smaller gaps */
+                NMP_TRY(e, apply_rules(st, id)); /* back to this node's master */
+                NMP_TRY(e, nmp_cg_solve(st->cg, best + tol, &clk, &rep, &out, st->msg));
+                if (out.end == NMP_CG_STOPPED) {
+                    st->node[id].bound = nb;
+                    heap_push(st, id);
+                    res->nodes--;
+                    stopped = true;
+                    break;
+                }
+                nb = NMP_MIN(nb, out.bound);
+                if (out.end == NMP_CG_CUTOFF || nb <= best + tol)
+                    continue;
             } else {
                 st->node[id].list = en.list;
                 NMP_TRY(e, apply_rules(st, id));
@@ -430,14 +483,15 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
                 nb = NMP_MIN(nb, out.bound);
                 if (out.end == NMP_CG_CUTOFF || nb <= best + tol)
                     continue;
-                if (!out.artificial && nmp_cg_integral(st->cg, st->work)) {
-                    NMP_TRY(e, offer(st, st->work, &best));
-                    continue;
-                }
+            }
+            if (!out.artificial && nmp_cg_integral(st->cg, st->work)) {
+                NMP_TRY(e, offer(st, st->work, &best));
+                continue;
             }
         }
         int32_t a, b;
-        if (!nmp_cg_branch_pair(st->cg, &a, &b))
+        double together;
+        if (!nmp_cg_branch_pair(st->cg, &a, &b, &together))
             continue; /* only artificial columns are fractional: no partition here */
         NMP_TRY(e, new_node(st, id, a, b, 1, nb));
         NMP_TRY(e, new_node(st, id, a, b, 0, nb));

@@ -62,7 +62,10 @@ struct nmp_cg {
     int cur_list;            /* -1: the B&B prices; else a scan of list cur_list */
     uint8_t *lst_ok;         /* columns of cur_list that obey the rules */
     uint8_t *inlist;         /* pool: in cur_list */
-    int32_t *scan;           /* enum_max: indices of a scan */
+    int32_t *scan;           /* indices of a scan */
+    double *scan_rc;         /* rc of the list's columns in a scan */
+    int64_t enum_found;      /* columns of the last listing (in ecols, eval, erc) */
+    double enum_base;        /* its sum of duals + (G - 1) * max rc */
     /* pool */
     int64_t npool, cap;
     int32_t *mem;            /* cap * m members, ascending */
@@ -242,6 +245,7 @@ void nmp_cg_free(nmp_cg *cg)
     nmp_free(cg->lst_off);
     nmp_free(cg->lst_ok);
     nmp_free(cg->scan);
+    nmp_free(cg->scan_rc);
     nmp_free(cg->inlist);
     nmp_free(cg->ecols);
     nmp_free(cg->eval);
@@ -293,7 +297,8 @@ nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out,
         cg->erc = nmp_malloc(k * sizeof *cg->erc);
         cg->lst_ok = nmp_malloc(k * sizeof *cg->lst_ok);
         cg->scan = nmp_malloc(NMP_MAX(k, (size_t)cg->kmax) * sizeof *cg->scan);
-        if (!cg->ecols || !cg->eval || !cg->erc || !cg->lst_ok || !cg->scan) {
+        cg->scan_rc = nmp_malloc(k * sizeof *cg->scan_rc);
+        if (!cg->ecols || !cg->eval || !cg->erc || !cg->lst_ok || !cg->scan || !cg->scan_rc) {
             e = NMP_ERR_NOMEM;
             goto out;
         }
@@ -558,8 +563,8 @@ static void read_primal(nmp_cg *cg, nmp_cg_out *out)
  * lexicographically, the order of the B&B's results. */
 static bool scan_before(const nmp_cg *cg, const int32_t *c0, int32_t u, int32_t v)
 {
-    if (cg->erc[u] != cg->erc[v])
-        return cg->erc[u] > cg->erc[v];
+    if (cg->scan_rc[u] != cg->scan_rc[v])
+        return cg->scan_rc[u] > cg->scan_rc[v];
     const int32_t *a = c0 + (int64_t)u * cg->m, *b = c0 + (int64_t)v * cg->m;
     for (int t = 0; t < cg->m; t++)
         if (a[t] != b[t])
@@ -601,8 +606,8 @@ static void scan_price(nmp_cg *cg, const double *y, double thr, int64_t k, nmp_p
         double ys = 0;
         for (int t = 0; t < m; t++)
             ys += y[c[t]];
-        cg->erc[q] = cg->lst_val[base + q] - ys;
-        if (!(cg->erc[q] > thr))
+        cg->scan_rc[q] = cg->lst_val[base + q] - ys;
+        if (!(cg->scan_rc[q] > thr))
             continue;
         if (n < k) { /* sift up */
             int64_t j = n++;
@@ -623,7 +628,7 @@ static void scan_price(nmp_cg *cg, const double *y, double thr, int64_t k, nmp_p
         scan_sift(cg, c0, h, t, 0);
         memcpy(po->cols + t * m, c0 + (int64_t)q * m, (size_t)m * sizeof *po->cols);
         po->value[t] = cg->lst_val[base + q];
-        po->rc[t] = cg->erc[q];
+        po->rc[t] = cg->scan_rc[q];
     }
     po->nodes = len;
     po->complete = true;
@@ -765,7 +770,7 @@ bool nmp_cg_integral(nmp_cg *cg, int32_t *perm)
     return perm_from_x(cg, cg->x, perm);
 }
 
-bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *pa, int32_t *pb)
+bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *pa, int32_t *pb, double *together)
 {
     const int m = cg->m;
     int64_t nf = 0;
@@ -795,6 +800,7 @@ bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *pa, int32_t *pb)
                 const double d = fabs(tog - 0.5);
                 if (d < best - 1e-12 || (d < best + 1e-12 && (i < ba || (i == ba && j < bb)))) {
                     best = d;
+                    *together = tog;
                     ba = i;
                     bb = j;
                 }
@@ -931,133 +937,15 @@ out:
  *     rc_c(q) > thr(incumbent) = incumbent - sum_i c_i - (G - 1) * M,
  * a threshold just below 0 when the node's gap is small. The pricing lists the best enum_max + 1
  * columns above it (under the node's rules). With at most enum_max of them the list is complete:
- * the node's subtree needs no more pricing, its master holds the list and its bound is a scan
- * (list_solve). This is the route-enumeration step of exact VRP codes (Baldacci, Christofides,
- * Mingozzi), here with exact subset pricing. When the list is too long, a binary program over its
- * best mip_cols columns (GLPK, mip_seconds) may raise the incumbent, and with it thr, enough to
- * complete the list after all. */
-static nmp_err enum_mip(nmp_cg *cg, const nmp_price_out *po, int64_t k, double seconds,
-                        double target, nmp_clock *clk, const nmp_price_report *rep, int32_t *perm,
-                        double *value, bool *found, nmp_msg *msg)
-{
-    nmp_err e = NMP_OK;
-    const int C = cg->cols, m = cg->m;
-    *found = false;
-    glp_prob *ip = glp_create_prob();
-    glp_set_obj_dir(ip, GLP_MAX);
-    glp_add_rows(ip, C);
-    for (int i = 1; i <= C; i++)
-        glp_set_row_bnds(ip, i, GLP_FX, 1.0, 1.0);
-    glp_add_cols(ip, (int)k);
-    for (int64_t q = 0; q < k; q++) {
-        for (int t = 0; t < m; t++)
-            cg->ind[t + 1] = po->cols[q * m + t] + 1;
-        glp_set_mat_col(ip, (int)q + 1, m, cg->ind, cg->one);
-        glp_set_obj_coef(ip, (int)q + 1, po->value[q]);
-        glp_set_col_kind(ip, (int)q + 1, GLP_BV);
-    }
-    /* the LP first (no presolve), so that the callback sees each new solution in ip */
-    glp_smcp smcp = cg->smcp;
-    smcp.meth = GLP_PRIMAL;
-    smcp.tm_lim = (int)NMP_MIN(1e9, 1e3 * seconds + 1);
-    int ret = glp_simplex(ip, &smcp);
-    if (ret == GLP_ETMLIM)
-        goto out;
-    if (ret != 0) {
-        e = nmp_fail(msg, NMP_ERR_LP, "glp_simplex: %s (code %d)", glp_ret_str(ret), ret);
-        goto out;
-    }
-    if (glp_get_status(ip) != GLP_OPT)
-        goto out; /* no partition among these columns */
-    mip_ctx ctx = { clk, rep, nmp_now() + seconds, NULL, target, false, false };
-    glp_iocp iocp;
-    glp_init_iocp(&iocp);
-    iocp.msg_lev = cg->verbose ? GLP_MSG_ON : GLP_MSG_OFF;
-    iocp.presolve = GLP_OFF;
-    iocp.br_tech = GLP_BR_DTH;
-    iocp.bt_tech = GLP_BT_BLB;
-    iocp.cb_func = mip_cb;
-    iocp.cb_info = &ctx;
-    iocp.tm_lim = (int)NMP_MIN(1e9, 1e3 * seconds + 1);
-    ret = glp_intopt(ip, &iocp);
-    if (ret != 0 && ret != GLP_ETMLIM && ret != GLP_ESTOP && ret != GLP_EMIPGAP) {
-        e = nmp_fail(msg, NMP_ERR_LP, "glp_intopt: %s (code %d)", glp_ret_str(ret), ret);
-        goto out;
-    }
-    const int st = glp_mip_status(ip);
-    if (st == GLP_OPT || st == GLP_FEAS) {
-        int64_t g = 0;
-        double v = 0;
-        memset(cg->inq, 0, (size_t)C);
-        bool ok = true;
-        for (int64_t q = 0; q < k && ok; q++) {
-            if (!(glp_mip_col_val(ip, (int)q + 1) > 0.5))
-                continue;
-            ok = g < cg->groups;
-            for (int t = 0; ok && t < m; t++) {
-                const int32_t i = po->cols[q * m + t];
-                ok = !cg->inq[i];
-                cg->inq[i] = 1;
-                perm[g * m + t] = i;
-            }
-            v += po->value[q];
-            g++;
-        }
-        *found = ok && g == cg->groups;
-        *value = v;
-    }
-#ifdef NMP_PRICE_STATS
-    fprintf(stderr, "enum mip: columns %lld ret %d status %d found %d value %.4f target %.4f\n",
-            (long long)k, ret, st, (int)*found, *value, target);
-#endif
-out:
-    glp_delete_prob(ip);
-    return e;
-}
-
-nmp_err nmp_cg_enumerate(nmp_cg *cg, double incumbent, double mip_seconds, int64_t mip_cols,
-                         nmp_clock *clk, const nmp_price_report *rep, int32_t *perm,
-                         nmp_cg_enum *res, nmp_msg *msg)
+ * the node's subtree needs no more pricing, its master holds the list and its bound is a scan.
+ * This is the route-enumeration step of exact VRP codes (Baldacci, Christofides, Mingozzi), here
+ * with exact subset pricing. When the list is too long, its best columns make a heuristic list
+ * (a restricted problem to search for incumbents); a better incumbent raises thr and may complete
+ * the list after all (nmp_cg_relist). */
+static nmp_err list_register(nmp_cg *cg, int64_t count, double base, int *id)
 {
     nmp_err e = NMP_OK;
     const int m = cg->m;
-    memset(res, 0, sizeof *res);
-    res->list = -1;
-    if (cg->enum_max <= 0 || !cg->node_bound)
-        return NMP_OK;
-    const double G = (double)cg->groups, keep = 1e-9 * NMP_MAX(fabs(incumbent), 1.0);
-    const double base = cg->center_sum + (G - 1) * NMP_MAX(cg->center_max, 0.0);
-    double thr = incumbent - base - keep;
-    nmp_price_out po = { cg->ecols, cg->eval, cg->erc, 0, 0, false };
-    NMP_TRY(e, nmp_price_solve(cg->pr, cg->center, thr, cg->enum_max + 1, clk, rep, &po));
-    res->columns = po.found;
-    if (!po.complete) {
-        res->stopped = true;
-        goto out;
-    }
-    int64_t count = po.found;
-    if (count > cg->enum_max) {
-        if (mip_seconds <= 0 || mip_cols <= 0)
-            goto out;
-        double v = 0;
-        /* enough to complete the list: thr(v) >= the rc of the first column left out */
-        const double target = po.rc[cg->enum_max] + base + keep;
-        NMP_TRY(e, enum_mip(cg, &po, NMP_MIN(count, mip_cols), mip_seconds, target, clk, rep,
-                            perm, &v, &res->found, msg));
-        if (!res->found || !(v > incumbent))
-            goto out;
-        res->value = v;
-        thr = v - base - keep;
-        if (thr < po.rc[cg->enum_max])
-            goto out; /* still too many */
-        while (count > 0 && !(po.rc[count - 1] > thr))
-            count--;
-    }
-#ifdef NMP_PRICE_STATS
-    fprintf(stderr, "enum: thr %.4f listed %lld kept %lld\n", thr, (long long)po.found,
-            (long long)count);
-#endif
-    /* the list is complete: registered */
     if (cg->nlst + 2 > cg->lst_offcap) {
         const int cap = NMP_MAX(8, 2 * cg->lst_offcap);
         int64_t *off = nmp_realloc(cg->lst_off, (size_t)cap * sizeof *off);
@@ -1099,15 +987,75 @@ nmp_err nmp_cg_enumerate(nmp_cg *cg, double incumbent, double mip_seconds, int64
         cg->lst_rc = lr;
         cg->lst_cap = cap;
     }
-    memcpy(cg->lst + start * m, po.cols, (size_t)(count * m) * sizeof *cg->lst);
-    memcpy(cg->lst_val + start, po.value, (size_t)count * sizeof *cg->lst_val);
-    memcpy(cg->lst_rc + start, po.rc, (size_t)count * sizeof *cg->lst_rc);
+    memcpy(cg->lst + start * m, cg->ecols, (size_t)(count * m) * sizeof *cg->lst);
+    memcpy(cg->lst_val + start, cg->eval, (size_t)count * sizeof *cg->lst_val);
+    memcpy(cg->lst_rc + start, cg->erc, (size_t)count * sizeof *cg->lst_rc);
     cg->lst_base[cg->nlst] = base;
     cg->lst_off[cg->nlst + 1] = start + count;
-    res->list = cg->nlst++;
-    res->columns = count;
+    *id = cg->nlst++;
 out:
     return e;
+}
+
+/* A complete list from the last listing if thr(incumbent) leaves out everything it cut off. */
+static nmp_err relist(nmp_cg *cg, double incumbent, nmp_cg_enum *res)
+{
+    const double keep = 1e-9 * NMP_MAX(fabs(incumbent), 1.0);
+    const double thr = incumbent - cg->enum_base - keep;
+    int64_t count = cg->enum_found;
+    if (count > cg->enum_max && thr < cg->erc[cg->enum_max])
+        return NMP_OK;
+    while (count > 0 && !(cg->erc[count - 1] > thr))
+        count--;
+#ifdef NMP_PRICE_STATS
+    fprintf(stderr, "enum: thr %.4f listed %lld kept %lld\n", thr, (long long)cg->enum_found,
+            (long long)count);
+#endif
+    res->columns = count;
+    res->complete = true;
+    return list_register(cg, count, cg->enum_base, &res->list);
+}
+
+nmp_err nmp_cg_enumerate(nmp_cg *cg, double incumbent, int64_t heur_cols, nmp_clock *clk,
+                         const nmp_price_report *rep, nmp_cg_enum *res)
+{
+    nmp_err e = NMP_OK;
+    memset(res, 0, sizeof *res);
+    res->list = -1;
+    cg->enum_found = 0;
+    if (cg->enum_max <= 0 || !cg->node_bound)
+        return NMP_OK;
+    const double G = (double)cg->groups, keep = 1e-9 * NMP_MAX(fabs(incumbent), 1.0);
+    cg->enum_base = cg->center_sum + (G - 1) * NMP_MAX(cg->center_max, 0.0);
+    const double thr = incumbent - cg->enum_base - keep;
+    nmp_price_out po = { cg->ecols, cg->eval, cg->erc, 0, 0, false };
+    NMP_TRY(e, nmp_price_solve(cg->pr, cg->center, thr, cg->enum_max + 1, clk, rep, &po));
+    res->columns = po.found;
+    if (!po.complete) {
+        res->stopped = true;
+        goto out;
+    }
+    cg->enum_found = po.found;
+#ifdef NMP_PRICE_STATS
+    fprintf(stderr, "enum: thr %.4f listed %lld\n", thr, (long long)po.found);
+#endif
+    if (po.found <= cg->enum_max) {
+        NMP_TRY(e, relist(cg, incumbent, res));
+    } else if (heur_cols > 0) {
+        res->columns = NMP_MIN(heur_cols, po.found);
+        NMP_TRY(e, list_register(cg, res->columns, cg->enum_base, &res->list));
+    }
+out:
+    return e;
+}
+
+nmp_err nmp_cg_relist(nmp_cg *cg, double incumbent, nmp_cg_enum *res)
+{
+    memset(res, 0, sizeof *res);
+    res->list = -1;
+    if (cg->enum_found == 0)
+        return NMP_OK;
+    return relist(cg, incumbent, res);
 }
 
 /* ------------------------------------------------------------- heuristic */

@@ -216,8 +216,9 @@ double nmp_cg_value(const nmp_cg *cg, int64_t q);
 double nmp_cg_x(const nmp_cg *cg, int64_t q);
 /* After nmp_cg_solve: true when the master's solution is integral (perm gets its groups). */
 bool nmp_cg_integral(nmp_cg *cg, int32_t *perm);
-/* The pair of columns whose "together" value is most fractional; false when there is none. */
-bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *a, int32_t *b);
+/* The pair of columns whose "together" value (*together) is most fractional; false when there
+ * is none. */
+bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *a, int32_t *b, double *together);
 /* The restricted master as a binary program for at most `seconds` (start: an incumbent perm
  * whose groups are in the pool, or NULL); *found and perm when it found a solution. */
 nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *clk,
@@ -227,20 +228,20 @@ nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *
 void nmp_cg_set_incumbent(nmp_cg *cg, double value);
 /* After nmp_cg_solve converged at a node: lists every column that can be in a partition worth
  * more than incumbent (reduced cost at the best duals above a threshold). With at most enum_max
- * of them, res->list >= 0 names the list (now in the pool): pass it to nmp_cg_set_rules for this
- * node and its descendants, whose masters then hold the list only and need no pricing. When
- * there are more, a binary program over the best mip_cols of them (GLPK, at most mip_seconds)
- * may find a better partition (res->found: perm, res->value) and so complete the list. */
+ * of them (res->complete), res->list names the list: pass it to nmp_cg_set_rules for this node
+ * and its descendants, whose masters then hold the list only and need no pricing. With more, and
+ * heur_cols > 0, res->list names a heuristic list of the best heur_cols: a restricted problem in
+ * which to search for incumbents, after which nmp_cg_relist may complete the list. */
 typedef struct nmp_cg_enum {
-    int64_t columns;     /* columns listed */
+    int64_t columns;     /* columns in res->list (or listed, when none) */
     int list;            /* the list's id, or -1 */
-    bool found;          /* perm holds a partition worth res->value > incumbent */
+    bool complete;       /* the list holds every column that matters at the node */
     bool stopped;        /* the clock stopped the listing */
-    double value;
 } nmp_cg_enum;
-nmp_err nmp_cg_enumerate(nmp_cg *cg, double incumbent, double mip_seconds, int64_t mip_cols,
-                         nmp_clock *clk, const nmp_price_report *rep, int32_t *perm,
-                         nmp_cg_enum *res, nmp_msg *msg);
+nmp_err nmp_cg_enumerate(nmp_cg *cg, double incumbent, int64_t heur_cols, nmp_clock *clk,
+                         const nmp_price_report *rep, nmp_cg_enum *res);
+/* After a listing that was too long: a complete list if a better incumbent now allows one. */
+nmp_err nmp_cg_relist(nmp_cg *cg, double incumbent, nmp_cg_enum *res);
 /* Improves perm in place with the registered heuristic ("auto", else "swap" with escapes) for
  * at most `seconds` of clk's time. */
 nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, double seconds,

@@ -46,12 +46,24 @@ static void test_bnp_vs_dp(void **state)
         nmp_assert_close(b.score, d.score, 1e-7 * d.score); /* float sums: ties differ */
         nmp_assert_close(score_of(pb, perm), b.score, 0);
         nmp_assert_close(b.bound, b.score, 0);
-        /* without the heuristic and the root MIP: the tree alone proves it */
+        /* without heuristic, dive and lists: the priced tree alone proves it */
         nmp_params_set(&par, "heur_time", 0);
-        nmp_params_set(&par, "mip_time", 0);
+        nmp_params_set(&par, "dive", 0);
+        nmp_params_set(&par, "enum_max", 0);
         const nmp_result b2 = run(pb, "bnp", &par, perm, 1);
         assert_int_equal(b2.status, NMP_STATUS_OPTIMAL);
         nmp_assert_close(b2.score, d.score, 1e-7 * d.score);
+        /* short lists: heuristic lists, their depth-first search, lists completed later */
+        nmp_params_set(&par, "enum_max", 6);
+        nmp_params_set(&par, "heur_cols", 4);
+        const nmp_result b3 = run(pb, "bnp", &par, perm, 1);
+        assert_int_equal(b3.status, NMP_STATUS_OPTIMAL);
+        nmp_assert_close(b3.score, d.score, 1e-7 * d.score);
+        nmp_params_set(&par, "enum_max", 30);
+        nmp_params_set(&par, "heur_cols", 20);
+        const nmp_result b4 = run(pb, "bnp", &par, perm, 1);
+        assert_int_equal(b4.status, NMP_STATUS_OPTIMAL);
+        nmp_assert_close(b4.score, d.score, 1e-7 * d.score);
         nmp_problem_free(pb);
     }
 }
@@ -81,7 +93,8 @@ static void test_bnp_limits(void **state)
     nmp_params par;
     nmp_params_init(&par);
     nmp_params_set(&par, "heur_time", 0);
-    nmp_params_set(&par, "mip_time", 0);
+    nmp_params_set(&par, "dive", 0);
+    nmp_params_set(&par, "enum_max", 0);
     nmp_params_set(&par, "node_limit", 1);
     int32_t perm[24];
     const nmp_result b = run(pb, "bnp", &par, perm, 1);
@@ -120,7 +133,6 @@ static void test_bnp_threads(void **state)
     nmp_params par;
     nmp_params_init(&par);
     nmp_params_set(&par, "heur_time", 0);
-    nmp_params_set(&par, "mip_time", 0);
     int32_t a[48], b[48];
     par.threads = 1;
     const nmp_result r1 = run(pb, "bnp", &par, a, 1);
