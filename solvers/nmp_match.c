@@ -16,8 +16,9 @@
  * The result is a maximum-weight matching; all weights are >= 0, so pairing any columns it left
  * single (there are none unless weights tie at 0) keeps it optimal among perfect matchings.
  *
- * Edges of the complete graph are implicit. An "endpoint" is the code p = a * cols + b: the end at
- * vertex b of the edge {a, b}; flip(p) is the end at a. mate[v], labelend[b], bestedge[b] and the
+ * Edges of the complete graph are implicit. An "endpoint" is the code p = a << shift | b (2^shift
+ * >= cols, so no division decodes it): the end at vertex b of the edge {a, b}; flip(p) is the end
+ * at a. mate[v], labelend[b], bestedge[b] and the
  * blossom endpoint lists hold such codes, so no edge list is stored. Memory: the weight matrix and
  * the per-blossom lists, O(cols^2) (about 50 MB at 2048 columns); max_cols bounds it. */
 #include "nmp_internal.h"
@@ -40,6 +41,7 @@ typedef struct match {
     const nmp_problem *pb;
     nmp_clock clock;
     int n;               /* vertices (= cols) */
+    int shift, mask;     /* endpoint codes: a << shift | b, 2^shift >= n */
     int threads;         /* OpenMP threads for the weights */
     int64_t *w;          /* n * n scaled weights, symmetric */
     int64_t *dual;       /* 2n: vertex duals, then blossom duals (both doubled) */
@@ -121,6 +123,9 @@ static nmp_err match_create(const nmp_problem *pb, const nmp_params *par, void *
     const size_t nn = (size_t)n * (size_t)n, n2 = 2 * (size_t)n;
     st->pb = pb;
     st->n = n;
+    while ((1 << st->shift) < n)
+        st->shift++;
+    st->mask = (1 << st->shift) - 1;
     st->threads = par ? par->threads : 0;
 #ifdef _OPENMP
     if (st->threads <= 0)
@@ -166,20 +171,22 @@ out:
 
 /* ------------------------------------------------------------ endpoints */
 
-static inline int ep_vertex(const match *st, int32_t p) { return p % st->n; }
+static inline int32_t ep_code(const match *st, int a, int b) { return a << st->shift | b; }
+static inline int ep_vertex(const match *st, int32_t p) { return p & st->mask; }
+static inline int ep_far(const match *st, int32_t p) { return p >> st->shift; }
 static inline int32_t ep_flip(const match *st, int32_t p)
 {
-    return (p % st->n) * st->n + p / st->n;
+    return (p & st->mask) << st->shift | p >> st->shift;
 }
 static inline int64_t slack(const match *st, int32_t p)
 {
-    const int a = p / st->n, b = p % st->n;
-    return st->dual[a] + st->dual[b] - 2 * st->w[p];
+    const int a = ep_far(st, p), b = ep_vertex(st, p);
+    return st->dual[a] + st->dual[b] - 2 * st->w[(size_t)a * st->n + b];
 }
 static inline void set_allow(match *st, int32_t p)
 {
-    st->allow[p] = 1;
-    st->allow[ep_flip(st, p)] = 1;
+    const int a = ep_far(st, p), b = ep_vertex(st, p);
+    st->allow[(size_t)a * st->n + b] = st->allow[(size_t)b * st->n + a] = 1;
 }
 static inline int32_t *kids(match *st, int b) { return st->childs + (size_t)(b - st->n) * st->n; }
 static inline int32_t *eps(match *st, int b) { return st->endps + (size_t)(b - st->n) * st->n; }
@@ -263,11 +270,11 @@ static int scan_blossom(match *st, int v, int w)
     return base;
 }
 
-/* Shrink the odd cycle closed by edge k (code v * n + w) with the given base into an S-blossom. */
+/* Shrink the odd cycle closed by edge k (from v to w) with the given base into an S-blossom. */
 static void add_blossom(match *st, int base, int32_t k)
 {
     const int n = st->n;
-    int v = k / n, w = k % n;
+    int v = ep_far(st, k), w = ep_vertex(st, k);
     const int bb = st->inblossom[base];
     int bv = st->inblossom[v], bw = st->inblossom[w];
     const int b = st->unused[--st->nunused];
@@ -329,9 +336,9 @@ static void add_blossom(match *st, int base, int32_t k)
                 else {
                     if (t == st->leaves[l])
                         continue;
-                    e = st->leaves[l] * n + t;
+                    e = ep_code(st, st->leaves[l], t);
                 }
-                int i = e / n, j = e % n;
+                int i = ep_far(st, e), j = ep_vertex(st, e);
                 if (st->inblossom[j] == b) {
                     const int x = i;
                     i = j;
@@ -492,11 +499,11 @@ static void augment_blossom(match *st, int b, int v)
     st->base[b] = st->base[c[0]];
 }
 
-/* Augment along the path through edge k = v * n + w between two S-trees. */
+/* Augment along the path through edge k (from v to w) between two S-trees. */
 static void augment_matching(match *st, int32_t k)
 {
     const int n = st->n;
-    const int v = k / n, w = k % n;
+    const int v = ep_far(st, k), w = ep_vertex(st, k);
     int s_list[2] = { v, w };
     int32_t p_list[2] = { k, ep_flip(st, k) };
     for (int side = 0; side < 2; side++) {
@@ -543,18 +550,20 @@ static bool stage(match *st)
         while (st->nqueue > 0) {
             const int v = st->queue[--st->nqueue];
             st->queued[v] = 0;
+            const int64_t *wv = st->w + (size_t)v * n;
+            uint8_t *av = st->allow + (size_t)v * n;
             for (int w = 0; w < n; w++) {
                 if (w == v || st->inblossom[v] == st->inblossom[w])
                     continue;
-                const int32_t p = v * n + w; /* the end at w */
+                const int32_t p = ep_code(st, v, w); /* the end at w */
                 int64_t ks = 0;
-                if (!st->allow[p]) {
-                    ks = slack(st, p);
+                if (!av[w]) {
+                    ks = st->dual[v] + st->dual[w] - 2 * wv[w];
                     if (ks <= 0)
                         set_allow(st, p);
                 }
                 const int bw = st->inblossom[w];
-                if (st->allow[p]) {
+                if (av[w]) {
                     if (st->label[bw] == 0)
                         assign_label(st, w, 2, ep_flip(st, p));
                     else if (st->label[bw] == 1) {
@@ -628,13 +637,13 @@ static bool stage(match *st)
             return false;
         if (type == 2) {
             set_allow(st, edge);
-            int i = edge / n;
+            int i = ep_far(st, edge);
             if (st->label[st->inblossom[i]] == 0)
-                i = edge % n;
+                i = ep_vertex(st, edge);
             push(st, i);
         } else if (type == 3) {
             set_allow(st, edge);
-            push(st, edge / n);
+            push(st, ep_far(st, edge));
         } else
             expand_blossom(st, eblossom, false);
     }
