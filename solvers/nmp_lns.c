@@ -7,8 +7,8 @@
 /*
  * Move: choose k groups (k*m columns, param `window`), re-partition their columns optimally with
  * the window solver (nmp_window.c) and apply the result when it gains. This generalises OSG's 2-
- * and 3-stripe windows to 4..8 groups, but instead of sweeping all C(G, k) windows it samples
- * them (G = cols/m groups), by four strategies:
+ * and 3-stripe windows, but instead of sweeping all C(G, k) windows it samples them (G = cols/m
+ * groups), by four strategies:
  *   random    k distinct groups, uniformly;
  *   pruned    k groups drawn with probability proportional to their pruned mass
  *             (sum of their saliencies minus what they keep): where the loss is;
@@ -21,20 +21,25 @@
  *             window so far.
  * Strategies are chosen at random with probability proportional to 1 + 20 * (their recent
  * success rate, an exponential average over ~50 uses), so the ones that pay get the time
- * (measured on |N(0,1)| 256^2: conflict and chain find ~2x the gain of random or pruned).
+ * (on |N(0,1)| 256^2, 16-column windows: conflict or chain alone reach ~39800 where random or
+ * pruned alone stop at ~39758; identity 39008).
  * Descent: windows until max_fail in a row give nothing (auto: 20 + 4 G).
  * Kicks (iterated local search): from the accepted perm, swap kick_swaps random pairs of
- * columns in different groups, then repair: every changed group in turn is tried with all
- * other groups in windows of kick_window columns (pairs at 2:4, as in OSG; above two groups a
- * window, kick_fail partner sets drawn by the strategies), groups that change are queued again,
- * until the queue is empty. The result is accepted if it is no worse, or else with probability
- * exp(-loss / T), T = kick_temp * kept / cols (a scale-free temperature: the loss of a kick is
- * proportional to the kept score per column); otherwise the changed groups go back. The best
- * perm seen is returned. Default kicks: max(100, 32768 / G), so that their cost, ~G * rows per
- * kick, stays near 32768 * rows pair windows (~2 s at 1024 x 1024).
- * Measured on apex's 128 x 64 reference (2:4; optimum 2926.952 proven by bnp): descents alone
- * stop at 2921-2925 (local optima differing from the optimum in 11-15 of the 16 groups); with
- * 2000 kicks (about 1 s of one core here) 8 of 10 seeds reach the optimum, with 1000 6 of 10.
+ * columns in different groups, then repair: every changed group in turn is tried with other
+ * groups in windows of kick_window columns (pairs at 2:4, as in OSG: with every other group, or
+ * above 64 of them with the 64 of most conflict among 256 drawn; windows of more groups use
+ * kick_fail partner sets drawn by the strategies), groups that change are queued again, until
+ * the queue is empty. The result is accepted if it is no worse, or else with probability
+ * exp(-loss / T), T = kick_temp * kept / cols (the loss of a kick scales like the kept score per
+ * column, so the default suits any size); otherwise the changed groups go back. The best perm
+ * seen is returned. Default kicks: clamp(4.2e6 / (min(G-1, 64) * rows), 100, 4000), about a
+ * second of repairs on one core here (a repair visit costs ~min(G-1, 64) * rows).
+ * Window size, measured per time (one core, 2:4, |N(0,1)| squares): a descent with 12 columns
+ * takes 0.14 s at 256^2, 0.56 s at 512^2, 5.7 s at 1024^2; with 16 columns 0.6, 4.3 and 18 s
+ * for a slightly better local optimum, which kicks from the 12-column descent overtake in that
+ * time, hence the default 12. On apex's 128 x 64 reference (optimum 2926.952, proven by bnp)
+ * descents stop at 2921-2925, local optima that differ from the optimum in 11-15 of the 16
+ * groups; the default run (2187 kicks, ~1 s) reaches the optimum for 8 of 10 seeds.
  * Stop: after the kicks, `iters` windows, the time limit or an interrupt. When the window holds
  * every group the problem is solved exactly in one move (status OPTIMAL).
  * Gains are judged in the window solver's arithmetic and must exceed 1e-9 of the window's value,
@@ -43,11 +48,11 @@
  */
 
 static const nmp_param_desc lns_params[] = {
-    { "window", 16, 4, 32, "columns per window (k = window/m groups, at least 2)" },
+    { "window", 12, 4, 32, "columns per window in the descent (k = window/m groups, >= 2)" },
     { "max_fail", 0, 0, 1e12, "stop after this many windows in a row without gain (0: 20 + 4G)" },
     { "iters", 0, 0, 1e15, "most windows to try (0: no limit)" },
     { "strategy", -1, -1, 3, "-1 adaptive, 0 random, 1 pruned mass, 2 conflict, 3 chain" },
-    { "kicks", -1, -1, 1e12, "perturbations after the descent (-1: max(100, 32768 / G))" },
+    { "kicks", -1, -1, 1e12, "perturbations after the descent (-1: auto, see nmp_lns.c)" },
     { "kick_swaps", 2, 1, 1e6, "random swaps per kick" },
     { "kick_window", 8, 4, 32, "columns per window in the repairs after a kick" },
     { "kick_fail", 30, 1, 1e12, "partner sets tried per changed group in a repair (k > 2)" },
@@ -57,6 +62,7 @@ static const nmp_param_desc lns_params[] = {
 
 #define LNS_TOL 1e-9
 #define LNS_CANDIDATES 256
+#define LNS_PARTNERS 64      /* partners of a repaired group in pair windows, above that many */
 #define LNS_STRATEGIES 4
 
 typedef struct lns {
@@ -139,7 +145,10 @@ static nmp_err lns_create(const nmp_problem *pb, const nmp_params *par, void **s
     l->iters = (int64_t)nmp_param_get(par, lns_params, "iters");
     l->strategy = (int)nmp_param_get(par, lns_params, "strategy");
     const double kicks = nmp_param_get(par, lns_params, "kicks");
-    l->kicks = kicks >= 0 ? (int64_t)kicks : NMP_MAX(100, 32768 / NMP_MAX(1, pb->groups));
+    /* auto: a repair visit costs ~partners * rows; 4.2e6 of it is ~1 s here */
+    const double partners = (double)NMP_MAX(1, NMP_MIN(pb->groups - 1, LNS_PARTNERS));
+    const double kicks_auto = 4.2e6 / (partners * (double)pb->rows);
+    l->kicks = kicks >= 0 ? (int64_t)kicks : (int64_t)NMP_MAX(100.0, NMP_MIN(4000.0, kicks_auto));
     l->kick_swaps = (int64_t)nmp_param_get(par, lns_params, "kick_swaps");
     l->kick_temp = nmp_param_get(par, lns_params, "kick_temp");
     l->kick_fail = (int64_t)nmp_param_get(par, lns_params, "kick_fail");
@@ -169,15 +178,13 @@ static nmp_err lns_create(const nmp_problem *pb, const nmp_params *par, void **s
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    if (l->k >= 1) {
-        nmp_msg why = { { 0 } };
-        e = nmp_window_create(pb, l->k, &l->win, &why);
-        if (e == NMP_ERR_UNSUPPORTED)
-            e = nmp_fail(msg, e, "lns: window=%d, kick_window=%d: %s", l->kd * l->m,
-                         l->kr * l->m, why.text);
-        if (e != NMP_OK)
-            goto out;
-    }
+    nmp_msg why = { { 0 } };
+    e = nmp_window_create(pb, NMP_MAX(1, l->k), &l->win, &why);
+    if (e == NMP_ERR_UNSUPPORTED)
+        e = nmp_fail(msg, e, "lns: window=%d, kick_window=%d: %s", l->kd * l->m, l->kr * l->m,
+                     why.text);
+    if (e != NMP_OK)
+        goto out;
     NMP_TRY(e, nmp_eval_create(pb, NULL, &l->ev));
     for (int64_t i = 0; i < pb->cols; i++) {
         const float *c = nmp_col(pb, i);
@@ -353,6 +360,40 @@ static void pick_conflict(lns *l, bool chain)
     }
 }
 
+/* cand[0..LNS_PARTNERS-1] = the groups of largest conflict with g (of LNS_CANDIDATES random
+ * others), in decreasing order; needs G - 1 > LNS_PARTNERS. */
+static void rank_partners(lns *l, int64_t g)
+{
+    const int64_t G = l->groups;
+    int64_t *cand = l->cand, ncand = 0;
+    for (int64_t h = 0; h < G; h++)
+        if (h != g)
+            cand[ncand++] = h;
+    if (ncand > LNS_CANDIDATES) {
+        for (int64_t t = 0; t < LNS_CANDIDATES; t++) {
+            const int64_t r = t + (int64_t)nmp_rng_below(&l->rng, (uint64_t)(ncand - t));
+            const int64_t x = cand[t];
+            cand[t] = cand[r];
+            cand[r] = x;
+        }
+        ncand = LNS_CANDIDATES;
+    }
+    for (int64_t c = 0; c < ncand; c++)
+        l->weight[c] = conflict(l, g, cand[c]);
+    for (int64_t t = 0; t < LNS_PARTNERS; t++) { /* selection, first maximum kept */
+        int64_t best = t;
+        for (int64_t c = t + 1; c < ncand; c++)
+            if (l->weight[c] > l->weight[best])
+                best = c;
+        const double w = l->weight[t];
+        const int64_t x = cand[t];
+        l->weight[t] = l->weight[best];
+        cand[t] = cand[best];
+        l->weight[best] = w;
+        cand[best] = x;
+    }
+}
+
 static int choose_strategy(lns *l)
 {
     if (l->strategy >= 0)
@@ -434,8 +475,12 @@ static bool repair(lns *l, int64_t *it)
         l->qlen--;
         l->queued[g] = 0;
         l->seed = g;
-        const int64_t tries = l->k == 2 ? G - 1 : l->kick_fail;
+        int64_t tries = l->k == 2 ? G - 1 : l->kick_fail;
         const int64_t h0 = (int64_t)nmp_rng_below(&l->rng, (uint64_t)G);
+        if (l->k == 2 && tries > LNS_PARTNERS) { /* the partners that conflict most, in order */
+            rank_partners(l, g);
+            tries = LNS_PARTNERS;
+        }
         for (int64_t t = 0; t < tries && (l->iters <= 0 || *it < l->iters); t++) {
             if (nmp_clock_tick(&l->clock, *it, nmp_eval_score(l->ev), l->pb->row_bound, "lns",
                                false)) {
@@ -447,6 +492,8 @@ static bool repair(lns *l, int64_t *it)
                 int64_t h = (h0 + t) % (G - 1); /* the others, from a random one on */
                 if (h >= g)
                     h++;
+                if (G - 1 > LNS_PARTNERS)
+                    h = l->cand[t];
                 l->pick[0] = g;
                 l->pick[1] = h;
                 gained = solve_pick(l);
@@ -548,7 +595,9 @@ static nmp_err lns_solve(void *p, int32_t *perm, nmp_result *res)
             const double temp = l->kick_temp * acc / (double)pb->cols;
             if (loss <= 0 || (temp > 0 && nmp_rng_uniform(&l->rng) < exp(-loss / temp))) {
                 acc = nmp_eval_score(l->ev);
-                memcpy(l->acc, nmp_eval_perm(l->ev), bytes);
+                for (int64_t c = 0; c < l->nfocus; c++) /* only the changed groups differ */
+                    memcpy(l->acc + l->focus[c] * l->m, nmp_eval_perm(l->ev) + l->focus[c] * l->m,
+                           (size_t)l->m * sizeof *l->acc);
             } else if (running) {
                 restore(l);
             }

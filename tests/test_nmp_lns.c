@@ -68,6 +68,7 @@ static void one_window_is_exact(void **state)
         nmp_assert_ok(nmp_solve(pb, "dp", NULL, opt, 1, &ro, NULL));
         nmp_params par;
         nmp_params_init(&par);
+        nmp_assert_ok(nmp_params_set(&par, "window", 16));
         nmp_rng r;
         nmp_rng_seed(&r, inst);
         nmp_perm_random(perm, cols, &r);
