@@ -73,8 +73,10 @@ typedef struct lns {
     double kick_temp;
     nmp_eval *ev;
     nmp_window *win;
+    nmp_params par;              /* seed, time limit and progress callback of each solve */
     nmp_rng rng;
     nmp_clock clock;
+    double best_score;           /* for progress reports */
     double rate[LNS_STRATEGIES]; /* recent success rate of each strategy */
     double *coltot;              /* saliency total of each source column */
     double *gtot;                /* of each group */
@@ -152,8 +154,7 @@ static nmp_err lns_create(const nmp_problem *pb, const nmp_params *par, void **s
     l->kick_swaps = (int64_t)nmp_param_get(par, lns_params, "kick_swaps");
     l->kick_temp = nmp_param_get(par, lns_params, "kick_temp");
     l->kick_fail = (int64_t)nmp_param_get(par, lns_params, "kick_fail");
-    nmp_rng_seed(&l->rng, par->seed);
-    nmp_clock_start(&l->clock, par);
+    l->par = *par;
     const size_t groups = (size_t)pb->groups, kc = (size_t)l->k * (size_t)pb->m;
     l->coltot = nmp_malloc((size_t)pb->cols * sizeof *l->coltot);
     l->gtot = nmp_malloc(groups * sizeof *l->gtot);
@@ -450,7 +451,8 @@ static bool descend(lns *l, int64_t max_fail, int64_t *it)
 {
     int64_t fails = 0;
     while (fails < max_fail && (l->iters <= 0 || *it < l->iters)) {
-        if (nmp_clock_tick(&l->clock, *it, nmp_eval_score(l->ev), l->pb->row_bound, "lns", false))
+        if (nmp_clock_tick(&l->clock, *it, NMP_MAX(l->best_score, nmp_eval_score(l->ev)),
+                           l->pb->row_bound, "lns", false))
             return false;
         const int s = choose_strategy(l);
         const bool gained = step(l, s);
@@ -482,8 +484,8 @@ static bool repair(lns *l, int64_t *it)
             tries = LNS_PARTNERS;
         }
         for (int64_t t = 0; t < tries && (l->iters <= 0 || *it < l->iters); t++) {
-            if (nmp_clock_tick(&l->clock, *it, nmp_eval_score(l->ev), l->pb->row_bound, "lns",
-                               false)) {
+            if (nmp_clock_tick(&l->clock, *it, NMP_MAX(l->best_score, nmp_eval_score(l->ev)),
+                               l->pb->row_bound, "lns", false)) {
                 running = false;
                 break;
             }
@@ -556,6 +558,8 @@ static nmp_err lns_solve(void *p, int32_t *perm, nmp_result *res)
     lns *l = p;
     const nmp_problem *pb = l->pb;
     const size_t bytes = (size_t)pb->cols * sizeof *perm;
+    nmp_rng_seed(&l->rng, l->par.seed);
+    nmp_clock_start(&l->clock, &l->par);
     nmp_eval_reset(l->ev, perm);
     const double start = nmp_eval_score(l->ev);
     res->status = NMP_STATUS_FEASIBLE;
@@ -571,7 +575,7 @@ static nmp_err lns_solve(void *p, int32_t *perm, nmp_result *res)
     int64_t it = 0;
     bool running = true;
     memcpy(l->best, perm, bytes);
-    double best = start;
+    double best = l->best_score = start;
     if (l->groups < 2 || l->k >= l->groups) { /* one window holds everything */
         if (l->groups >= 2)
             step(l, 0);
@@ -586,7 +590,7 @@ static nmp_err lns_solve(void *p, int32_t *perm, nmp_result *res)
         l->k = l->kr;
         for (int64_t t = 0; running && t < l->kicks && (l->iters <= 0 || it < l->iters); t++) {
             if (acc > best) {
-                best = acc;
+                best = l->best_score = acc;
                 memcpy(l->best, l->acc, bytes);
             }
             kick(l);

@@ -60,8 +60,10 @@ typedef struct osg {
     double cost;             /* ~ns per window evaluation */
     nmp_eval *ev;
     nmp_window **win;        /* one per thread */
+    nmp_params par;          /* seed, time limit and progress callback of each solve */
     nmp_rng rng;
     nmp_clock clock;
+    double best;             /* best score so far (for progress reports) */
     float *gain, *snap;      /* cached gain per window; its copy at the best perm */
     osg_cand *cand;          /* windows to evaluate, then improving windows */
     uint8_t *dirty;          /* stripes changed since their windows were evaluated */
@@ -160,8 +162,7 @@ static nmp_err osg_create(const nmp_problem *pb, const nmp_params *par, void **s
 #ifdef _OPENMP
     o->threads = par->threads > 0 ? par->threads : omp_get_max_threads();
 #endif
-    nmp_rng_seed(&o->rng, par->seed);
-    nmp_clock_start(&o->clock, par);
+    o->par = *par;
     const int s = NMP_MAX(o->s, 1);
     o->nwin = binom(pb->groups, s);
     if ((double)o->nwin > OSG_MAX_WINDOWS) {
@@ -236,8 +237,8 @@ static bool evaluate(osg *o, int64_t count)
             const uint32_t w = o->cand[c].w;
             o->gain[w] = (float)window_gain(o, t, w, NULL, st);
         }
-        if (nmp_clock_tick(&o->clock, o->moves, nmp_eval_score(o->ev), o->pb->row_bound, "osg",
-                           false))
+        if (nmp_clock_tick(&o->clock, o->moves, NMP_MAX(o->best, nmp_eval_score(o->ev)),
+                           o->pb->row_bound, "osg", false))
             return false;
     }
     return true;
@@ -298,10 +299,10 @@ static bool converge(osg *o, const char *phase)
         for (int64_t c = 0; c < count; c++) {
             int64_t st[3];
             decode(o, o->cand[c].w, st);
-            bool free = true;
+            bool disjoint = true;
             for (int u = 0; u < s; u++)
-                free = free && !o->used[st[u]];
-            if (!free)
+                disjoint = disjoint && !o->used[st[u]];
+            if (!disjoint)
                 continue;
             if (window_gain(o, 0, o->cand[c].w, out, st) > 0) {
                 nmp_eval_regroup(o->ev, st, s, out);
@@ -311,8 +312,8 @@ static bool converge(osg *o, const char *phase)
             for (int u = 0; u < s; u++)
                 o->used[st[u]] = o->dirty[st[u]] = o->changed[st[u]] = 1;
         }
-        if (nmp_clock_tick(&o->clock, o->moves, nmp_eval_score(o->ev), o->pb->row_bound, phase,
-                           false))
+        if (nmp_clock_tick(&o->clock, o->moves, NMP_MAX(o->best, nmp_eval_score(o->ev)),
+                           o->pb->row_bound, phase, false))
             return false;
     }
 }
@@ -369,11 +370,13 @@ static nmp_err osg_solve(void *p, int32_t *perm, nmp_result *res)
     const nmp_problem *pb = o->pb;
     const int m = o->m;
     const size_t bytes = (size_t)pb->cols * sizeof *perm;
+    nmp_rng_seed(&o->rng, o->par.seed);
+    nmp_clock_start(&o->clock, &o->par);
     nmp_eval_reset(o->ev, perm);
     o->moves = 0;
     res->status = NMP_STATUS_FEASIBLE;
     memcpy(o->keep, perm, bytes);
-    double best = nmp_eval_score(o->ev);
+    double best = o->best = nmp_eval_score(o->ev);
     if (o->groups < 2) {
         res->status = NMP_STATUS_OPTIMAL;
         return NMP_OK;
@@ -381,7 +384,7 @@ static nmp_err osg_solve(void *p, int32_t *perm, nmp_result *res)
     memset(o->dirty, 1, (size_t)o->groups);
     bool running = converge(o, "osg");
     if (nmp_eval_score(o->ev) > best) {
-        best = nmp_eval_score(o->ev);
+        best = o->best = nmp_eval_score(o->ev);
         memcpy(o->keep, nmp_eval_perm(o->ev), bytes);
     }
     if (running && o->s == o->groups) /* one window holds every column: solved exactly */
@@ -399,7 +402,7 @@ static nmp_err osg_solve(void *p, int32_t *perm, nmp_result *res)
         o->changed[a / m] = o->changed[b / m] = 1;
         running = converge(o, "escape");
         if (nmp_eval_score(o->ev) > best) {
-            best = nmp_eval_score(o->ev);
+            best = o->best = nmp_eval_score(o->ev);
             memcpy(o->keep, nmp_eval_perm(o->ev), bytes);
             copy_changed(o, o->snap, o->gain);
         } else if (running) {

@@ -220,6 +220,33 @@ static void refusals_and_nomem(void **state)
     nmp_problem_free(one);
 }
 
+/* One state solves twice, from the same start, to the same perm (seed and clock restart). */
+static void same_state_twice(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(32, 64, 2, 4, 1, 11);
+    const nmp_solver_ops *ops = nmp_solver_find("lns");
+    assert_non_null(ops);
+    nmp_params par;
+    nmp_params_init(&par);
+    par.seed = 5;
+    nmp_assert_ok(nmp_params_set(&par, "kicks", 20));
+    void *st = NULL;
+    nmp_assert_ok(ops->create(pb, &par, &st, NULL));
+    int32_t a[64], b[64];
+    nmp_result ra, rb;
+    memset(&ra, 0, sizeof ra);
+    memset(&rb, 0, sizeof rb);
+    nmp_perm_identity(a, 64);
+    nmp_perm_identity(b, 64);
+    nmp_assert_ok(ops->solve(st, a, &ra));
+    nmp_assert_ok(ops->solve(st, b, &rb));
+    assert_memory_equal(a, b, sizeof a);
+    assert_true(score_of(pb, a) > nmp_score_identity(pb));
+    ops->destroy(st);
+    nmp_problem_free(pb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +256,7 @@ int main(void)
         cmocka_unit_test(seeds_and_kicks),
         cmocka_unit_test(limits),
         cmocka_unit_test(refusals_and_nomem),
+        cmocka_unit_test(same_state_twice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
