@@ -1,29 +1,37 @@
 /* nmp_auto.c: the default portfolio: exact dp when small, else annealing, assignment moves, lns
  *
  * Plan by size (C = cols, R = rows, G = C / m groups, T = threads):
- *   C <= dp_cols (24) and dp built in: a short anneal (a fallback should dp be stopped), then the
- *       exact dp, which proves optimality (status OPTIMAL) and uses the T threads itself.
- *   C <= ms_cols (512): multi-start. Each of the T threads runs its own searches from the start
- *       perm, each one anneal -> assignment (LAP) rounds -> swap descent, then lns (if built) on
- *       its best; the answer is the best thread's (ties: the lowest thread index). Thread t
- *       draws from the seed mix(seed, t). Annealing dominates here: it is what finds the optimum
- *       of small instances (LAP and lns add little after it).
- *   larger: one search, its assignment moves spread over the T threads (the k x k weight matrix
- *       of a block by rows; the blocks' work is split in a fixed way, so the result does not
- *       depend on T): LAP rounds with random positions until they stall, a swap descent where its
- *       C^2 R / 2 pass is affordable, LAP again. Here LAP is by far the best value per second
- *       (annealing first lowers the result at 1024 x 1024 in equal time).
- * Budget. Without a time limit the work is fixed by the instance (deterministic): the anneal
- *   moves per thread are effort * clamp(1.5e7 * 128 / (R + 32), ...) so that one thread spends
- *   about 0.6-0.8 s on the reference 128 x 64 and the whole run aims at ~1 s at 64 columns, ~0.2-
- *   0.5 s at 256 x 256, 1-2 s at 512 x 512; at >= 1024 the LAP rounds' stall rule bounds the work
- *   (measured on 2 cores: ~2-4 s at 1024 x 1024, <= 60 s at 4096 x 4096; see the report).
- *   With a time limit, annealing is paced by the clock to use most of it, LAP rounds continue
- *   until the limit or until they stall, and everything stops at the limit.
+ *   exact        C <= dp_cols (24) and dp built in: a short anneal (the answer should dp be
+ *                stopped), then the exact dp, which proves optimality (status OPTIMAL) and uses
+ *                the T threads itself.
+ *   multi-start  when the annealing budget of a thread (below) gives every column at least
+ *                ms_sweeps (3000) offers: up to 512 x 512, or wider when short. Each of the T
+ *                threads runs its own searches from the start perm, each one anneal -> LAP
+ *                rounds -> swap descent, then lns (when built) on its best; the answer is the best
+ *                thread's (ties: the lowest thread index). Thread t draws from splitmix(seed, t).
+ *                Annealing at a constant low temperature (see nmp_anneal.c) is what finds the
+ *                optimum of small instances; LAP and lns add a little after it.
+ *   LAP          larger: one search, its assignment moves spread over the T threads (blocks of
+ *                groups side by side, or one block's weight matrix by rows): LAP rounds with
+ *                random positions until two rounds gain nothing, a swap descent where its
+ *                C^2 R / 2 pass is affordable, LAP again. Here LAP gives by far the most per
+ *                second (annealing first lowers the result at 1024 x 1024 in equal time). Blocks:
+ *                all G groups up to G = 512, else 512 (larger blocks are stronger and cost G k R
+ *                per selection).
+ * Budget. Without a time limit the work is fixed by the instance, so the result depends on the
+ *   seed and T only: annealing gets effort * 1.5e7 * 128 / (R + 32) moves per thread (~1.2e7
+ *   at R = 128, about 0.6 s of one core here), capped at 2e4 * C * G per search for tiny
+ *   inputs, in one search per thread up to 128 columns and two above; LAP rounds are capped at
+ *   effort * 1e12 weight entries (~90 core-seconds). Measured with 2 threads (loaded machine,
+ *   CPU time): ~0.7 s at 128 x 64, ~0.8 s at 256^2, ~2 s at 512^2, ~1.5 s at 1024^2, ~15 s at
+ *   2048^2, ~60 s at 4096^2 (30-35 s wall when the two cores are free).
+ *   With a time limit, the annealing of every search is paced by the clock to use an equal share
+ *   of 85 % of it, LAP rounds run until they stall or the limit, and everything stops at the limit
+ *   (then the result also depends on the machine's speed).
  * Threads. For a fixed seed and thread count (and no binding time limit) the result is the same
- *   on every run. Below ms_cols more threads run more independent searches (the search of
- *   thread t is the same whatever T, so T + 1 threads never do worse than T); above, the result
- *   does not depend on T at all, only the time does.
+ *   on every run. In the multi-start plan more threads run more independent searches (the
+ *   search of thread t is the same whatever T, so T + 1 threads never do worse than T); in the
+ *   exact and LAP plans the result does not depend on T at all, only the time does.
  */
 #include "nmp_internal.h"
 
@@ -38,10 +46,10 @@
 static const nmp_param_desc auto_params[] = {
     { "effort", 1, 0.001, 1000, "scale of the default work (no time limit)" },
     { "dp_cols", 24, 0, 30, "solve exactly with dp up to this many columns (0: never)" },
-    { "ms_cols", 512, 0, 1e9, "multi-start annealing up to this many columns, LAP above" },
+    { "ms_sweeps", 3000, 0, 1e12, "multi-start annealing when a thread's budget has this many sweeps" },
     { "starts", 0, 0, 1e6, "searches per thread in multi-start (0: by size)" },
     { "lns", 1, 0, 1, "finish each thread with lns (when built)" },
-    { "block", 256, 2, 1e6, "most groups per assignment (see lap)" },
+    { "block", 0, 0, 1e6, "most groups per assignment (0: all up to 512, else 512)" },
     { 0 },
 };
 
@@ -64,13 +72,17 @@ typedef struct slot {
     bool stopped;
     int64_t iterations;      /* LAP moves applied */
     int64_t moves0;          /* the annealer's move count when the solve began */
+    int64_t rounds_left;     /* LAP rounds still allowed */
 } slot;
 
 struct auto_state {
     const nmp_problem *pb;
     nmp_params par;
     double effort;
-    int64_t dp_cols, ms_cols, starts, block;
+    int64_t dp_cols, starts, block;
+    double ms_sweeps;
+    int64_t moves, nstarts;  /* multi-start: anneal moves per search, searches per thread */
+    double kicks;            /* lns kicks per thread */
     bool use_lns, multi, exact;
     int threads, nslots;     /* OpenMP threads; searches (threads in multi-start, else 1) */
     const nmp_solver_ops *dp_ops, *lns_ops;
@@ -135,6 +147,23 @@ static nmp_params sub_params(const auto_state *st, slot *s)
     return q;
 }
 
+/* The work of a thread without a time limit: anneal moves per search, searches, lns kicks. */
+static void plan(auto_state *st)
+{
+    const nmp_problem *pb = st->pb;
+    /* ~1.2e7 moves per second and thread at 128 rows, the cost of a move growing like rows + 32:
+     * annealing gets ~0.45 s of a core, lns's kicks (~0.25 us per group and row each) ~0.4 s */
+    const double per_thread = st->effort * 0.55 * 1.5e7 * 128.0 / ((double)pb->rows + 32.0);
+    int64_t k = st->starts;
+    if (k <= 0)
+        k = pb->cols <= 128 ? 1 : 2;
+    const double cap = st->effort * 2e4 * (double)pb->cols * (double)pb->groups;
+    st->nstarts = k;
+    st->moves = (int64_t)NMP_MAX(1000.0, NMP_MIN(cap, per_thread / (double)k));
+    st->kicks = NMP_MAX(10.0, NMP_MIN(1e4, st->effort * 0.4 /
+                                               (0.25e-6 * (double)pb->groups * (double)pb->rows)));
+}
+
 static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **state,
                            nmp_msg *msg)
 {
@@ -147,10 +176,12 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
     st->par = *par;
     st->effort = nmp_param_get(par, d, "effort");
     st->dp_cols = (int64_t)nmp_param_get(par, d, "dp_cols");
-    st->ms_cols = (int64_t)nmp_param_get(par, d, "ms_cols");
+    st->ms_sweeps = nmp_param_get(par, d, "ms_sweeps");
     st->starts = (int64_t)nmp_param_get(par, d, "starts");
     st->use_lns = nmp_param_get(par, d, "lns") != 0;
     st->block = (int64_t)nmp_param_get(par, d, "block");
+    if (st->block <= 0)
+        st->block = pb->groups <= 512 ? NMP_MAX(pb->groups, 2) : 512;
     atomic_init(&st->stop, 0);
     int threads = par->threads;
 #ifdef _OPENMP
@@ -159,9 +190,12 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
 #endif
     st->threads = NMP_MIN(NMP_MAX(threads, 1), AUTO_MAX_THREADS);
     st->dp_ops = nmp_solver_find("dp");
-    st->lns_ops = st->use_lns ? nmp_solver_find("lns") : NULL;
+    /* lns's kicks repair with pair windows; above m = 4 one kick took ~0.5 s (4:8, 16 x 64) */
+    st->lns_ops = st->use_lns && pb->m <= 4 ? nmp_solver_find("lns") : NULL;
     st->exact = st->dp_ops && pb->cols <= st->dp_cols;
-    st->multi = !st->exact && pb->cols <= st->ms_cols;
+    plan(st);
+    st->multi = !st->exact && (double)st->moves * (double)st->nstarts >=
+                                  st->ms_sweeps * (double)pb->cols;
     st->nslots = st->multi ? st->threads : 1;
     st->slots = nmp_calloc((size_t)st->nslots, sizeof *st->slots);
     if (!st->slots) {
@@ -202,8 +236,11 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
                 e = NMP_ERR_NOMEM;
                 goto out;
             }
-            if (st->lns_ops)
-                NMP_TRY(e, st->lns_ops->create(pb, &q, &s->lns, msg));
+            if (st->lns_ops) { /* its kicks by the plan; with a time limit, as many as fit */
+                nmp_params ql = q;
+                NMP_TRY(e, nmp_params_set(&ql, "kicks", par->time_limit > 0 ? 1e12 : st->kicks));
+                NMP_TRY(e, st->lns_ops->create(pb, &ql, &s->lns, msg));
+            }
         }
     }
     *state = st;
@@ -215,12 +252,14 @@ out:
 
 /* ------------------------------------------------------------- helpers */
 
-/* LAP rounds with random positions until two in a row gain nothing; false if stopped. */
+/* LAP rounds with random positions until two in a row gain nothing or the round budget is
+ * spent; false if stopped. */
 static bool lap_until_stall(slot *s)
 {
     int idle = 0;
     bool stopped = false;
-    while (idle < 2 && !stopped) {
+    while (idle < 2 && !stopped && s->rounds_left > 0) {
+        s->rounds_left--;
         const double gain = nmp_lap_move_round(s->lm, s->ev, &s->rng, &s->clk, &s->iterations,
                                                &stopped);
         idle = gain > 0 ? 0 : idle + 1;
@@ -252,37 +291,27 @@ static bool run_lns(slot *s)
     return r.status != NMP_STATUS_INTERRUPTED && r.status != NMP_STATUS_TIME_LIMIT;
 }
 
-/* Anneal moves per search and searches per thread when no time limit is set. */
-static void plan(const auto_state *st, int64_t *moves, int64_t *starts)
-{
-    const nmp_problem *pb = st->pb;
-    /* ~1.2e7 moves per second and thread at 128 rows; the cost of a move grows like rows + 32 */
-    const double per_thread = st->effort * 1.5e7 * 128.0 / ((double)pb->rows + 32.0);
-    int64_t k = st->starts;
-    if (k <= 0)
-        k = pb->cols <= 128 ? 1 : 2;
-    *starts = k;
-    *moves = (int64_t)NMP_MAX(1000.0, per_thread / (double)k);
-}
-
 /* One thread of the multi-start plan. */
 static void run_slot(slot *s, const int32_t *start)
 {
     auto_state *st = s->st;
     const nmp_problem *pb = st->pb;
-    int64_t moves, starts;
-    plan(st, &moves, &starts);
+    const int64_t moves = st->moves, starts = st->nstarts;
     const double limit = st->par.time_limit;
     memcpy(s->best, start, (size_t)pb->cols * sizeof *s->best);
     nmp_eval_reset(s->ev, start);
     s->score = nmp_eval_score(s->ev);
     bool running = true;
+    if (limit > 0) { /* a quick LAP descent first secures a good answer should the limit be short */
+        running = lap_until_stall(s);
+        keep_if_better(s);
+    }
     for (int64_t r = 0; r < starts && running; r++) {
         nmp_eval_reset(s->ev, start);
         double pace = 0;
-        if (limit > 0) { /* search r gets an equal share of 85 % of the remaining time */
+        if (limit > 0) { /* search r gets an equal share of 45 % of the time, lns the rest */
             const double now = nmp_clock_elapsed(&s->clk);
-            pace = now + (0.85 * limit - now) / (double)(starts - r);
+            pace = now + (0.45 * limit - now) / (double)(starts - r);
         }
         running = nmp_anneal_run(s->an, s->ev, &s->rng, &s->clk, limit > 0 ? 0 : moves, pace);
         running = running && lap_until_stall(s);
@@ -297,7 +326,12 @@ static void run_slot(slot *s, const int32_t *start)
 /* The one-search plan for large inputs. */
 static void run_large(slot *s, const int32_t *start)
 {
-    const nmp_problem *pb = s->st->pb;
+    const auto_state *st = s->st;
+    const nmp_problem *pb = st->pb;
+    /* a round costs m selections of about G * block * R weight entries */
+    const double round = (double)pb->m * (double)pb->groups *
+                         (double)NMP_MIN(st->block, pb->groups) * (double)pb->rows;
+    s->rounds_left = (int64_t)NMP_MAX(2.0, st->effort * 1e12 / round);
     memcpy(s->best, start, (size_t)pb->cols * sizeof *s->best);
     nmp_eval_reset(s->ev, start);
     s->score = nmp_eval_score(s->ev);
@@ -332,6 +366,7 @@ static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
         s->stopped = false;
         s->iterations = 0;
         s->moves0 = nmp_anneal_moves(s->an);
+        s->rounds_left = INT64_MAX;
         nmp_rng_seed(&s->rng, mix(st->par.seed, (uint64_t)t));
     }
     if (st->exact) {

@@ -88,7 +88,7 @@ static void reproducible(void **state)
         par.threads = 2;
         nmp_assert_ok(nmp_params_set(&par, "effort", 0.05));
         if (plan == 1)
-            nmp_assert_ok(nmp_params_set(&par, "ms_cols", 0)); /* the LAP plan */
+            nmp_assert_ok(nmp_params_set(&par, "ms_sweeps", 1e12)); /* the LAP plan */
         nmp_result ra, rb;
         memcpy(a, start, sizeof a);
         memcpy(b, start, sizeof b);
@@ -188,7 +188,7 @@ static void time_limit_and_interrupt(void **state)
     assert_true(calls >= 1);
     assert_true(nmp_perm_is_valid(perm, 256));
     /* the one-search plan too */
-    nmp_assert_ok(nmp_params_set(&par, "ms_cols", 0));
+    nmp_assert_ok(nmp_params_set(&par, "ms_sweeps", 1e12));
     nmp_problem *big = nmp_test_problem(1024, 2048, 2, 4, 0, 10);
     int32_t *p2 = malloc(2048 * sizeof *p2);
     assert_non_null(p2);
