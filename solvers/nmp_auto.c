@@ -1,37 +1,41 @@
-/* nmp_auto.c: the default portfolio: exact dp when small, else annealing, assignment moves, lns
+/* nmp_auto.c: the default portfolio: exact dp when small, else annealing or iterated LAP
  *
- * Plan by size (C = cols, R = rows, G = C / m groups, T = threads):
- *   exact        C <= dp_cols (24) and dp built in: a short anneal (the answer should dp be
- *                stopped), then the exact dp, which proves optimality (status OPTIMAL) and uses
- *                the T threads itself.
- *   multi-start  when the annealing budget of a thread (below) gives every column at least
- *                ms_sweeps (3000) offers: up to 512 x 512, or wider when short. Each of the T
- *                threads runs its own searches from the start perm, each one anneal -> LAP
- *                rounds -> swap descent, then lns (when built) on its best; the answer is the best
- *                thread's (ties: the lowest thread index). Thread t draws from splitmix(seed, t).
- *                Annealing at a constant low temperature (see nmp_anneal.c) is what finds the
- *                optimum of small instances; LAP and lns add a little after it.
- *   LAP          larger: one search, its assignment moves spread over the T threads (blocks of
- *                groups side by side, or one block's weight matrix by rows): LAP rounds with
- *                random positions until two rounds gain nothing, a swap descent where its
- *                C^2 R / 2 pass is affordable, LAP again. Here LAP gives by far the most per
- *                second (annealing first lowers the result at 1024 x 1024 in equal time). Blocks:
- *                all G groups up to G = 512, else 512 (larger blocks are stronger and cost G k R
- *                per selection).
- * Budget. Without a time limit the work is fixed by the instance, so the result depends on the
- *   seed and T only: annealing gets effort * 1.5e7 * 128 / (R + 32) moves per thread (~1.2e7
- *   at R = 128, about 0.6 s of one core here), capped at 2e4 * C * G per search for tiny
- *   inputs, in one search per thread up to 128 columns and two above; LAP rounds are capped at
- *   effort * 1e12 weight entries (~90 core-seconds). Measured with 2 threads (loaded machine,
- *   CPU time): ~0.7 s at 128 x 64, ~0.8 s at 256^2, ~2 s at 512^2, ~1.5 s at 1024^2, ~15 s at
- *   2048^2, ~60 s at 4096^2 (30-35 s wall when the two cores are free).
- *   With a time limit, the annealing of every search is paced by the clock to use an equal share
- *   of 85 % of it, LAP rounds run until they stall or the limit, and everything stops at the limit
- *   (then the result also depends on the machine's speed).
+ * Plans by size (C = cols, R = rows, G = C / m groups, T = threads):
+ *   exact    C <= dp_cols (24) and dp is built in: a short anneal (the answer should dp be
+ *            stopped), then the exact dp, which proves optimality (status OPTIMAL) and uses the
+ *            T threads itself.
+ *   anneal   C <= sa_cols (160): T independent searches, one per thread, from the start perm:
+ *            constant-temperature annealing (nmp_anneal.c) -> LAP rounds -> swap descent, then
+ *            lns (when built, m <= 4) with a budget of kicks, from the thread's best.
+ *   ils      G < one_groups (256): T independent iterated-LAP searches, one per thread: LAP
+ *            rounds (random positions) until two rounds gain nothing, a swap descent, LAP again,
+ *            then kicks: a few random swaps, LAP rounds until they stall, kept if better.
+ *   one      larger: the same iterated LAP as one search whose assignment moves use the T
+ *            threads (blocks of groups side by side, or one block's weights by rows).
+ * Why: measured on |N(0,1)| squares and the apex reference with one thread at equal time,
+ * annealing wins up to ~128 columns (64^2: 51.8 vs 51.0 % efficacy; 128^2: 40.1 vs 39.4-39.8 %)
+ * and finds the reference's optimum, lns's kicks (exact windows) help it there; iterated LAP wins
+ * from 256 columns (256^2: 31.5 vs 30.8 %; 512^2: 24.4 vs 23.9 % at ~1 s), where annealing needs
+ * too many sweeps, and lns adds nothing after LAP at 1024^2 (+0 % in 14 s).
+ * The answer of the multi-search plans is the best search's, ties to the lowest thread index;
+ * thread t draws from splitmix(seed, t).
+ * Budget. Without a time limit the work is fixed by the instance, so the result depends only on
+ * the seed and T:
+ *   anneal   effort * 0.55 * 1.5e7 * 128 / (R + 32) moves per thread (~0.45 s of a core), at most
+ *            effort * 2e4 * C * G, in one search up to 128 columns, two above; lns kicks
+ *            effort * 0.4 s / (0.25 us * G * R), at most effort * 100 * G.
+ *   ils/one  LAP rounds to the first stall capped at effort * 7e11 weight entries (~65 s of a
+ *            core), kicks until effort * 6e9 (ils, ~1 s per thread) or effort * 2.5e10 (one)
+ *            further entries are spent (a round costs about m * G * block * R).
+ *   Measured (2 threads, 2-core machine shared with other jobs, so core-seconds): ~0.8 s of
+ *   each core at 128 x 64 and 64^2, ~1 s at 256^2 and 512^2, ~4.5 at 1024^2, ~60-100 at 4096^2.
+ * With a time limit every thread first runs LAP to a stall (a good answer early), annealing is
+ * paced by the clock to 45 % of the limit, lns (created then, with the time left) and kicks use
+ * the rest, and everything stops at the limit: the result then also depends on the machine.
  * Threads. For a fixed seed and thread count (and no binding time limit) the result is the same
- *   on every run. In the multi-start plan more threads run more independent searches (the
- *   search of thread t is the same whatever T, so T + 1 threads never do worse than T); in the
- *   exact and LAP plans the result does not depend on T at all, only the time does.
+ * on every run. In the anneal and ils plans more threads run more independent searches (the
+ * search of thread t is the same whatever T, so T + 1 threads never do worse than T); in the
+ * exact and one plans the result does not depend on T at all, only the time does.
  */
 #include "nmp_internal.h"
 
@@ -46,18 +50,21 @@
 static const nmp_param_desc auto_params[] = {
     { "effort", 1, 0.001, 1000, "scale of the default work (no time limit)" },
     { "dp_cols", 24, 0, 30, "solve exactly with dp up to this many columns (0: never)" },
-    { "ms_sweeps", 3000, 0, 1e12, "multi-start annealing when a thread's budget has this many sweeps" },
-    { "starts", 0, 0, 1e6, "searches per thread in multi-start (0: by size)" },
-    { "lns", 1, 0, 1, "finish each thread with lns (when built)" },
+    { "sa_cols", 160, 0, 1e9, "anneal (one search per thread) up to this many columns" },
+    { "one_groups", 256, 2, 1e12, "one LAP search on all threads from this many groups" },
+    { "starts", 0, 0, 1e6, "anneal searches per thread (0: 1 up to 128 columns, else 2)" },
+    { "lns", 1, 0, 1, "finish each annealing thread with lns (when built, m <= 4)" },
     { "block", 0, 0, 1e6, "most groups per assignment (0: all up to 512, else 512)" },
     { 0 },
 };
 
 #define AUTO_MAX_THREADS 256
 
+typedef enum plan_kind { PLAN_EXACT, PLAN_ANNEAL, PLAN_ILS, PLAN_ONE } plan_kind;
+
 typedef struct auto_state auto_state;
 
-/* One thread's search. */
+/* One search (a thread's, or the one search of PLAN_ONE). */
 typedef struct slot {
     auto_state *st;
     int index;
@@ -66,7 +73,9 @@ typedef struct slot {
     nmp_lap_move *lm;
     void *lns;
     int32_t *best;
-    double score;
+    int32_t *work;           /* cols: lns's copy */
+    double score;            /* of best */
+    nmp_err err;             /* a failure inside the parallel region */
     nmp_rng rng;
     nmp_clock clk;
     bool stopped;
@@ -79,12 +88,12 @@ struct auto_state {
     const nmp_problem *pb;
     nmp_params par;
     double effort;
-    int64_t dp_cols, starts, block;
-    double ms_sweeps;
-    int64_t moves, nstarts;  /* multi-start: anneal moves per search, searches per thread */
-    double kicks;            /* lns kicks per thread */
-    bool use_lns, multi, exact;
-    int threads, nslots;     /* OpenMP threads; searches (threads in multi-start, else 1) */
+    int64_t dp_cols, sa_cols, one_groups, starts, block;
+    plan_kind plan;
+    int64_t moves, nstarts;  /* anneal: moves per search, searches per thread */
+    double kicks;            /* anneal: lns kicks per thread */
+    bool use_lns;
+    int threads, nslots;     /* OpenMP threads; searches */
     const nmp_solver_ops *dp_ops, *lns_ops;
     void *dp;
     slot *slots;
@@ -127,14 +136,14 @@ static void auto_destroy(void *p)
         if (s->lns)
             st->lns_ops->destroy(s->lns);
         nmp_free(s->best);
+        nmp_free(s->work);
     }
     nmp_free(st->slots);
     nmp_free(st);
 }
 
-/* A parameter set for a sub-solver or the annealer of thread t: the seed of the thread, one
- * thread, the user's time limit, progress through slot_progress; no named values (each sub-solver
- * keeps its defaults). */
+/* A parameter set for a sub-solver or the annealer of search s: its seed, one thread, the
+ * user's time limit, progress through slot_progress; no named values (defaults). */
 static nmp_params sub_params(const auto_state *st, slot *s)
 {
     nmp_params q;
@@ -147,8 +156,8 @@ static nmp_params sub_params(const auto_state *st, slot *s)
     return q;
 }
 
-/* The work of a thread without a time limit: anneal moves per search, searches, lns kicks. */
-static void plan(auto_state *st)
+/* The plan and the annealing work of a thread without a time limit. */
+static void choose_plan(auto_state *st)
 {
     const nmp_problem *pb = st->pb;
     /* ~1.2e7 moves per second and thread at 128 rows, the cost of a move growing like rows + 32:
@@ -160,8 +169,17 @@ static void plan(auto_state *st)
     const double cap = st->effort * 2e4 * (double)pb->cols * (double)pb->groups;
     st->nstarts = k;
     st->moves = (int64_t)NMP_MAX(1000.0, NMP_MIN(cap, per_thread / (double)k));
-    st->kicks = NMP_MAX(10.0, NMP_MIN(1e4, st->effort * 0.4 /
-                                               (0.25e-6 * (double)pb->groups * (double)pb->rows)));
+    st->kicks = NMP_MAX(10.0, NMP_MIN(st->effort * 100.0 * (double)pb->groups,
+                                      st->effort * 0.4 /
+                                          (0.25e-6 * (double)pb->groups * (double)pb->rows)));
+    if (st->dp_ops && pb->cols <= st->dp_cols)
+        st->plan = PLAN_EXACT;
+    else if (pb->cols <= st->sa_cols)
+        st->plan = PLAN_ANNEAL;
+    else if (pb->groups < st->one_groups)
+        st->plan = PLAN_ILS;
+    else
+        st->plan = PLAN_ONE;
 }
 
 static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **state,
@@ -176,7 +194,8 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
     st->par = *par;
     st->effort = nmp_param_get(par, d, "effort");
     st->dp_cols = (int64_t)nmp_param_get(par, d, "dp_cols");
-    st->ms_sweeps = nmp_param_get(par, d, "ms_sweeps");
+    st->sa_cols = (int64_t)nmp_param_get(par, d, "sa_cols");
+    st->one_groups = (int64_t)nmp_param_get(par, d, "one_groups");
     st->starts = (int64_t)nmp_param_get(par, d, "starts");
     st->use_lns = nmp_param_get(par, d, "lns") != 0;
     st->block = (int64_t)nmp_param_get(par, d, "block");
@@ -190,58 +209,44 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
 #endif
     st->threads = NMP_MIN(NMP_MAX(threads, 1), AUTO_MAX_THREADS);
     st->dp_ops = nmp_solver_find("dp");
+    choose_plan(st);
     /* lns's kicks repair with pair windows; above m = 4 one kick took ~0.5 s (4:8, 16 x 64) */
-    st->lns_ops = st->use_lns && pb->m <= 4 ? nmp_solver_find("lns") : NULL;
-    st->exact = st->dp_ops && pb->cols <= st->dp_cols;
-    plan(st);
-    st->multi = !st->exact && (double)st->moves * (double)st->nstarts >=
-                                  st->ms_sweeps * (double)pb->cols;
-    st->nslots = st->multi ? st->threads : 1;
+    st->lns_ops = st->use_lns && st->plan == PLAN_ANNEAL && pb->m <= 4 ? nmp_solver_find("lns")
+                                                                        : NULL;
+    const bool multi = st->plan == PLAN_ANNEAL || st->plan == PLAN_ILS;
+    st->nslots = multi ? st->threads : 1;
     st->slots = nmp_calloc((size_t)st->nslots, sizeof *st->slots);
     if (!st->slots) {
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    if (!st->multi) { /* one search; its LAP uses every thread */
-        slot *s = &st->slots[0];
+    for (int t = 0; t < st->nslots; t++) {
+        slot *s = &st->slots[t];
         s->st = st;
-        NMP_TRY(e, nmp_eval_create(pb, NULL, &s->ev));
+        s->index = t;
         const nmp_params q = sub_params(st, s);
+        NMP_TRY(e, nmp_eval_create(pb, NULL, &s->ev));
         NMP_TRY(e, nmp_anneal_create(pb, &q, &s->an));
-        if (!st->exact)
-            NMP_TRY(e, nmp_lap_move_create(pb, st->block, 1, st->threads, &s->lm));
+        if (st->plan != PLAN_EXACT)
+            NMP_TRY(e, nmp_lap_move_create(pb, st->block, 1, multi ? 1 : st->threads, &s->lm));
         s->best = nmp_malloc((size_t)pb->cols * sizeof *s->best);
-        if (!s->best) {
+        s->work = nmp_malloc((size_t)pb->cols * sizeof *s->work);
+        if (!s->best || !s->work) {
             e = NMP_ERR_NOMEM;
             goto out;
         }
-        if (st->exact) {
-            nmp_params q2 = *par;
-            q2.count = 0;
-            q2.progress = slot_progress;
-            q2.progress_user = s;
-            NMP_TRY(e, st->dp_ops->create(pb, &q2, &st->dp, msg));
+        if (st->lns_ops && par->time_limit <= 0) { /* kicks by the plan */
+            nmp_params ql = q;
+            NMP_TRY(e, nmp_params_set(&ql, "kicks", st->kicks));
+            NMP_TRY(e, st->lns_ops->create(pb, &ql, &s->lns, msg));
         }
-    } else {
-        for (int t = 0; t < st->threads; t++) {
-            slot *s = &st->slots[t];
-            s->st = st;
-            s->index = t;
-            const nmp_params q = sub_params(st, s);
-            NMP_TRY(e, nmp_eval_create(pb, NULL, &s->ev));
-            NMP_TRY(e, nmp_anneal_create(pb, &q, &s->an));
-            NMP_TRY(e, nmp_lap_move_create(pb, st->block, 1, 1, &s->lm));
-            s->best = nmp_malloc((size_t)pb->cols * sizeof *s->best);
-            if (!s->best) {
-                e = NMP_ERR_NOMEM;
-                goto out;
-            }
-            if (st->lns_ops) { /* its kicks by the plan; with a time limit, as many as fit */
-                nmp_params ql = q;
-                NMP_TRY(e, nmp_params_set(&ql, "kicks", par->time_limit > 0 ? 1e12 : st->kicks));
-                NMP_TRY(e, st->lns_ops->create(pb, &ql, &s->lns, msg));
-            }
-        }
+    }
+    if (st->plan == PLAN_EXACT) {
+        nmp_params q = *par;
+        q.count = 0;
+        q.progress = slot_progress;
+        q.progress_user = &st->slots[0];
+        NMP_TRY(e, st->dp_ops->create(pb, &q, &st->dp, msg));
     }
     *state = st;
     st = NULL;
@@ -276,31 +281,47 @@ static void keep_if_better(slot *s)
     }
 }
 
-/* Runs lns on the slot's best (lns keeps its start if it finds nothing). */
+/* Runs lns from the slot's best and keeps its answer if better. lns restarts its clock in each
+ * solve, so under a time limit it is created afresh here with the time that is left (its
+ * allocation is outside any loop); without one, the state made in create is used. */
 static bool run_lns(slot *s)
 {
     auto_state *st = s->st;
-    if (!s->lns)
+    const nmp_problem *pb = st->pb;
+    if (!st->lns_ops)
         return true;
+    if (st->par.time_limit > 0) {
+        const double left = st->par.time_limit - nmp_clock_elapsed(&s->clk);
+        if (left <= 0.01)
+            return false;
+        if (s->lns)
+            st->lns_ops->destroy(s->lns);
+        s->lns = NULL;
+        nmp_params q = sub_params(st, s);
+        q.time_limit = left;
+        s->err = nmp_params_set(&q, "kicks", 1e12);
+        if (s->err == NMP_OK)
+            s->err = st->lns_ops->create(pb, &q, &s->lns, NULL);
+        if (s->err != NMP_OK)
+            return false;
+    }
     nmp_result r;
     memset(&r, 0, sizeof r);
-    if (st->lns_ops->solve(s->lns, s->best, &r) != NMP_OK)
-        return true;
-    nmp_eval_reset(s->ev, s->best);
-    s->score = nmp_eval_score(s->ev);
+    memcpy(s->work, s->best, (size_t)pb->cols * sizeof *s->work);
+    s->err = st->lns_ops->solve(s->lns, s->work, &r);
+    if (s->err != NMP_OK)
+        return false;
+    nmp_eval_reset(s->ev, s->work);
+    keep_if_better(s);
     return r.status != NMP_STATUS_INTERRUPTED && r.status != NMP_STATUS_TIME_LIMIT;
 }
 
-/* One thread of the multi-start plan. */
-static void run_slot(slot *s, const int32_t *start)
+/* The annealing plan of one thread. */
+static void run_anneal(slot *s, const int32_t *start)
 {
     auto_state *st = s->st;
-    const nmp_problem *pb = st->pb;
     const int64_t moves = st->moves, starts = st->nstarts;
     const double limit = st->par.time_limit;
-    memcpy(s->best, start, (size_t)pb->cols * sizeof *s->best);
-    nmp_eval_reset(s->ev, start);
-    s->score = nmp_eval_score(s->ev);
     bool running = true;
     if (limit > 0) { /* a quick LAP descent first secures a good answer should the limit be short */
         running = lap_until_stall(s);
@@ -323,23 +344,81 @@ static void run_slot(slot *s, const int32_t *start)
     s->stopped = !running;
 }
 
-/* The one-search plan for large inputs. */
-static void run_large(slot *s, const int32_t *start)
+/* Iterated LAP from the start (plans ils and one); kicks use `entries` weight entries. */
+static void run_ils(slot *s, double entries)
 {
     const auto_state *st = s->st;
     const nmp_problem *pb = st->pb;
+    const bool timed = st->par.time_limit > 0;
     /* a round costs m selections of about G * block * R weight entries */
     const double round = (double)pb->m * (double)pb->groups *
                          (double)NMP_MIN(st->block, pb->groups) * (double)pb->rows;
-    s->rounds_left = (int64_t)NMP_MAX(2.0, st->effort * 1e12 / round);
-    memcpy(s->best, start, (size_t)pb->cols * sizeof *s->best);
-    nmp_eval_reset(s->ev, start);
-    s->score = nmp_eval_score(s->ev);
+    s->rounds_left = timed ? INT64_MAX : (int64_t)NMP_MAX(2.0, st->effort * 7e11 / round);
     bool running = lap_until_stall(s);
     running = running && nmp_anneal_polish(s->an, s->ev, &s->clk, false);
     running = running && lap_until_stall(s);
     keep_if_better(s);
+    /* Kicks while the budget lasts: random swaps touching up to 2 * 16 groups, LAP rounds until
+     * they stall, kept if better, else back to the best. Measured at 1024^2: 18.2 % -> 18.5 %
+     * efficacy with 5 kicks, where as many more LAP rounds alone gain 0.1 %. */
+    const int64_t swaps = NMP_MAX(1, NMP_MIN(16, pb->groups / 16));
+    s->rounds_left = timed ? INT64_MAX : (int64_t)(st->effort * entries / round);
+    while (running && s->rounds_left > 0 && pb->groups > 1) {
+        for (int64_t t = 0; t < swaps; t++) {
+            const int64_t a = (int64_t)nmp_rng_below(&s->rng, (uint64_t)pb->cols);
+            int64_t b = (int64_t)nmp_rng_below(&s->rng, (uint64_t)(pb->cols - pb->m));
+            if (b >= a / pb->m * pb->m) /* skip a's own group */
+                b += pb->m;
+            nmp_eval_swap(s->ev, a, b);
+        }
+        running = lap_until_stall(s);
+        if (nmp_eval_score(s->ev) > s->score)
+            keep_if_better(s);
+        else
+            nmp_eval_reset(s->ev, s->best);
+    }
     s->stopped = !running;
+}
+
+/* The search of thread (or slot) s. */
+static void run_slot(slot *s, const int32_t *start)
+{
+    const auto_state *st = s->st;
+    memcpy(s->best, start, (size_t)st->pb->cols * sizeof *s->best);
+    nmp_eval_reset(s->ev, start);
+    s->score = nmp_eval_score(s->ev);
+    if (st->plan == PLAN_ANNEAL)
+        run_anneal(s, start);
+    else
+        run_ils(s, st->plan == PLAN_ILS ? 6e9 : 2.5e10);
+}
+
+/* The exact plan: a quick anneal for a fallback, then dp. */
+static nmp_err run_exact(auto_state *st, const int32_t *start, nmp_result *res)
+{
+    nmp_err e = NMP_OK;
+    const nmp_problem *pb = st->pb;
+    slot *s = &st->slots[0];
+    memcpy(s->best, start, (size_t)pb->cols * sizeof *s->best);
+    nmp_eval_reset(s->ev, start);
+    s->score = nmp_eval_score(s->ev);
+    s->stopped = !nmp_anneal_run(s->an, s->ev, &s->rng, &s->clk, 2000 * pb->cols, 0);
+    keep_if_better(s);
+    if (s->stopped)
+        return NMP_OK;
+    nmp_result r;
+    memset(&r, 0, sizeof r);
+    memcpy(s->work, s->best, (size_t)pb->cols * sizeof *s->work);
+    NMP_TRY(e, st->dp_ops->solve(st->dp, s->work, &r));
+    nmp_eval_reset(s->ev, s->work);
+    keep_if_better(s);
+    res->status = r.status;
+    res->bound = r.bound;
+    res->nodes = r.nodes;
+    s->iterations += r.iterations;
+    s->stopped = r.status == NMP_STATUS_TIME_LIMIT || r.status == NMP_STATUS_INTERRUPTED;
+out:
+    return e;
 }
 
 static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
@@ -350,13 +429,6 @@ static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
     nmp_clock_start(&st->clk, &st->par);
     atomic_store(&st->stop, 0);
     res->status = NMP_STATUS_FEASIBLE;
-    double start_score = 0;
-    {
-        slot *s = &st->slots[0];
-        nmp_eval_reset(s->ev, perm);
-        start_score = nmp_eval_score(s->ev);
-    }
-    res->start_score = start_score;
     const int nslots = st->nslots;
     for (int t = 0; t < nslots; t++) {
         slot *s = &st->slots[t];
@@ -364,42 +436,28 @@ static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
         s->clk.progress = slot_progress;
         s->clk.user = s;
         s->stopped = false;
+        s->err = NMP_OK;
         s->iterations = 0;
         s->moves0 = nmp_anneal_moves(s->an);
         s->rounds_left = INT64_MAX;
         nmp_rng_seed(&s->rng, mix(st->par.seed, (uint64_t)t));
     }
-    if (st->exact) {
-        slot *s = &st->slots[0];
-        /* a quick anneal: what is returned if dp is stopped */
-        memcpy(s->best, perm, (size_t)pb->cols * sizeof *perm);
-        nmp_eval_reset(s->ev, perm);
-        s->score = nmp_eval_score(s->ev);
-        bool running = nmp_anneal_run(s->an, s->ev, &s->rng, &s->clk, 2000 * pb->cols, 0);
-        keep_if_better(s);
-        if (running) {
-            nmp_result r;
-            memset(&r, 0, sizeof r);
-            NMP_TRY(e, st->dp_ops->solve(st->dp, s->best, &r));
-            nmp_eval_reset(s->ev, s->best);
-            s->score = nmp_eval_score(s->ev);
-            res->status = r.status;
-            res->bound = r.bound;
-            res->nodes = r.nodes;
-            s->iterations += r.iterations;
-        } else {
-            s->stopped = true;
-        }
-    } else if (st->multi) {
+    nmp_eval_reset(st->slots[0].ev, perm);
+    res->start_score = nmp_eval_score(st->slots[0].ev);
+    if (st->plan == PLAN_EXACT) {
+        NMP_TRY(e, run_exact(st, perm, res));
+    } else if (nslots > 1) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static, 1) num_threads(st->threads) if (st->threads > 1)
+#pragma omp parallel for schedule(static, 1) num_threads(nslots)
 #endif
-        for (int t = 0; t < st->threads; t++)
+        for (int t = 0; t < nslots; t++)
             run_slot(&st->slots[t], perm);
     } else {
-        run_large(&st->slots[0], perm);
+        run_slot(&st->slots[0], perm);
     }
-    /* the best thread, the lowest index among equals */
+    for (int t = 0; t < nslots; t++)
+        NMP_TRY(e, st->slots[t].err);
+    /* the best search, the lowest index among equals */
     int win = 0;
     for (int t = 1; t < nslots; t++)
         if (st->slots[t].score > st->slots[win].score)
@@ -407,13 +465,13 @@ static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
     for (int t = 0; t < nslots; t++) {
         const slot *s = &st->slots[t];
         res->iterations += s->iterations + nmp_anneal_moves(s->an) - s->moves0;
-        if (st->slots[t].stopped && res->status != NMP_STATUS_OPTIMAL)
-            res->status = nmp_clock_status(&st->slots[t].clk);
+        if (s->stopped && res->status != NMP_STATUS_OPTIMAL)
+            res->status = nmp_clock_status(&s->clk);
     }
     if (atomic_load(&st->stop) && res->status != NMP_STATUS_OPTIMAL)
         res->status = NMP_STATUS_INTERRUPTED;
     const slot *w = &st->slots[win];
-    if (w->score > start_score)
+    if (w->score > res->start_score)
         memcpy(perm, w->best, (size_t)pb->cols * sizeof *perm);
     NMP_TRY(e, nmp_score(pb, perm, &res->score));
     nmp_clock_tick(&st->clk, res->iterations, res->score, pb->row_bound, "auto", true);
@@ -423,7 +481,7 @@ out:
 
 const nmp_solver_ops nmp_auto_ops = {
     "auto",
-    "default portfolio: dp when small, else multi-start annealing + LAP + lns, LAP when large",
+    "default portfolio: dp when small, annealing + lns up to 160 columns, iterated LAP above",
     auto_params,
     auto_create,
     auto_solve,

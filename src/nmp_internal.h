@@ -299,6 +299,10 @@ void nmp_lap_move_free(nmp_lap_move *lm);
  * *stopped when clk (may be NULL) reports the time limit or an interrupt. */
 double nmp_lap_move_round(nmp_lap_move *lm, nmp_eval *ev, nmp_rng *rng, nmp_clock *clk,
                           int64_t *moves, bool *stopped);
+/* One assignment move on the k distinct groups gl[0..k-1] (k <= the block size), a random
+ * position taken out of each; applied when it gains. Returns the gain. */
+double nmp_lap_move_groups(nmp_lap_move *lm, nmp_eval *ev, const int64_t *gl, int64_t k,
+                           nmp_rng *rng);
 
 /* ------------------------------------------------ annealing (solvers/nmp_anneal.c) */
 

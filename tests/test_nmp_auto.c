@@ -71,7 +71,7 @@ static void heuristics_reach_dp(void **state)
     }
 }
 
-/* The same (seed, threads) gives the same perm, in the multi-start and the one-search plans, from
+/* The same (seed, threads) gives the same perm, in the anneal, ils and one-search plans, from
  * the identity and from a random start that it never falls below. */
 static void reproducible(void **state)
 {
@@ -81,14 +81,16 @@ static void reproducible(void **state)
     nmp_rng_seed(&r, 3);
     int32_t start[128], a[128], b[128];
     nmp_perm_random(start, 128, &r);
-    for (int plan = 0; plan < 2; plan++) {
+    for (int plan = 0; plan < 3; plan++) {
         nmp_params par;
         nmp_params_init(&par);
         par.seed = 12;
         par.threads = 2;
         nmp_assert_ok(nmp_params_set(&par, "effort", 0.05));
-        if (plan == 1)
-            nmp_assert_ok(nmp_params_set(&par, "ms_sweeps", 1e12)); /* the LAP plan */
+        if (plan >= 1) /* iterated LAP, one search per thread */
+            nmp_assert_ok(nmp_params_set(&par, "sa_cols", 0));
+        if (plan == 2) /* iterated LAP, one search on all threads */
+            nmp_assert_ok(nmp_params_set(&par, "one_groups", 2));
         nmp_result ra, rb;
         memcpy(a, start, sizeof a);
         memcpy(b, start, sizeof b);
@@ -100,7 +102,7 @@ static void reproducible(void **state)
         nmp_assert_close(ra.start_score, score_of(pb, start), 1e-9 * ra.score);
         assert_true(ra.score > ra.start_score);
         assert_true(ra.iterations > 0);
-        if (plan == 1) { /* no dependence on the thread count at all */
+        if (plan == 2) { /* no dependence on the thread count at all */
             par.threads = 1;
             memcpy(b, start, sizeof b);
             nmp_assert_ok(nmp_solve(pb, "auto", &par, b, 0, &rb, NULL));
@@ -188,7 +190,6 @@ static void time_limit_and_interrupt(void **state)
     assert_true(calls >= 1);
     assert_true(nmp_perm_is_valid(perm, 256));
     /* the one-search plan too */
-    nmp_assert_ok(nmp_params_set(&par, "ms_sweeps", 1e12));
     nmp_problem *big = nmp_test_problem(1024, 2048, 2, 4, 0, 10);
     int32_t *p2 = malloc(2048 * sizeof *p2);
     assert_non_null(p2);
