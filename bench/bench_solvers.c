@@ -75,7 +75,8 @@ static int run(const nmp_problem *pb, const char *solver, const options *o, doub
     nmp_msg msg = { { 0 } };
     nmp_params_init(&par);
     par.seed = 1;
-    par.time_limit = time_limit;
+    /* auto sizes its own budget to the instance (solvers/nmp_auto.c); the limit caps the others */
+    par.time_limit = strcmp(solver, "auto") == 0 ? 0 : time_limit;
     par.threads = o->threads;
     int32_t *perm = malloc((size_t)nmp_problem_cols(pb) * sizeof *perm);
     const nmp_err e = nmp_solve(pb, solver, &par, perm, 1, res, &msg);
@@ -259,8 +260,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_solvers: unknown solver '%s'\n", o.solvers[s]);
             return 1;
         }
-    printf("# nmperm %s bench_solvers: seed 1, threads %d (0 = OpenMP default), time limit %g s\n",
-           nmp_version(), o.threads, o.time_limit);
+    printf("# nmperm %s bench_solvers: seed 1, threads %d (0 = OpenMP default), time limit %g s "
+           "(auto: its own default budget)\n", nmp_version(), o.threads, o.time_limit);
     if (o.ref)
         suite_ref(&o);
     if (o.small)
