@@ -30,6 +30,7 @@ static const nmp_param_desc bnp_params[] = {
     { "enum_max", 50000, 0, 1e7, "longest list of a reduced-cost enumeration (0: never list)" },
     { "heur_cols", 5000, 0, 1e7, "columns of the restricted problem searched when a list is too long" },
     { "heur_nodes", 2000, 0, 1e9, "nodes of that depth-first search" },
+    { "lns_time", 10, 0, 1e6, "seconds of the registered 'lns' from the incumbent when a list is too long" },
     { 0 },
 };
 
@@ -45,7 +46,7 @@ typedef struct bnp_state {
     const nmp_problem *pb;
     nmp_params par;
     nmp_cg *cg;
-    double heur_time;
+    double heur_time, lns_time;
     bool dive;
     int64_t node_limit, heur_cols, heur_nodes;
     int32_t *inc, *work;
@@ -86,6 +87,7 @@ static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **s
     st->heur_time = nmp_param_get(par, bnp_params, "heur_time");
     st->node_limit = (int64_t)nmp_param_get(par, bnp_params, "node_limit");
     st->heur_cols = (int64_t)nmp_param_get(par, bnp_params, "heur_cols");
+    st->lns_time = nmp_param_get(par, bnp_params, "lns_time");
     st->heur_nodes = (int64_t)nmp_param_get(par, bnp_params, "heur_nodes");
     st->dive = nmp_param_get(par, bnp_params, "dive") > 0;
     st->inc = nmp_malloc((size_t)pb->cols * sizeof *st->inc);
@@ -365,7 +367,7 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
     double enum_gap = INFINITY;
     memcpy(st->inc, perm, bytes);
     NMP_TRY(e, nmp_cg_add_groups(st->cg, perm));
-    NMP_TRY(e, nmp_cg_heuristic(pb, &st->par, st->heur_time, &clk, st->inc));
+    NMP_TRY(e, nmp_cg_heuristic(pb, &st->par, NULL, st->heur_time, &clk, st->inc));
     NMP_TRY(e, nmp_cg_add_groups(st->cg, st->inc));
     NMP_TRY(e, nmp_score(pb, st->inc, &best));
     nmp_cg_set_incumbent(st->cg, best);
@@ -446,6 +448,14 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
                 NMP_TRY(e, apply_rules(st, id));
                 NMP_TRY(e, hdfs(st, en.list, nr, &best, &budget, &clk, &rounds, &lstop));
                 res->iterations += rounds;
+                if (!lstop && st->lns_time > 0) { /* local search from the incumbent */
+                    memcpy(st->work, st->inc, bytes);
+                    NMP_TRY(e, nmp_cg_heuristic(pb, &st->par, "lns", st->lns_time, &clk,
+                                                st->work));
+                    NMP_TRY(e, offer(st, st->work, &best));
+                    lstop = clk.stopped || nmp_clock_expired(&clk);
+                    st->lns_time *= 2; /* again only if the next listing is worth it */
+                }
                 NMP_TRY(e, nmp_cg_relist(st->cg, best, &en));
             }
             if (lstop) {

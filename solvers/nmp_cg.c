@@ -78,6 +78,7 @@ struct nmp_cg {
     int nrules, rcap;
     int32_t *ra, *rb;
     uint8_t *rt;
+    int32_t *radj0, *radj;   /* cols + 1 offsets, 2 * rcap rule ids: the rules of each column */
     /* scratch */
     double *y, *ysm, *center;
     int32_t *fcols;
@@ -167,15 +168,20 @@ static nmp_err pool_reserve(nmp_cg *cg, int64_t need)
 /* Does column c (ascending members) obey the current rules? */
 static bool obeys(const nmp_cg *cg, const int32_t *c)
 {
-    for (int r = 0; r < cg->nrules; r++) {
-        bool ha = false, hb = false;
-        for (int t = 0; t < cg->m; t++) {
-            ha = ha || c[t] == cg->ra[r];
-            hb = hb || c[t] == cg->rb[r];
+    const int m = cg->m;
+    if (!cg->nrules)
+        return true;
+    /* only the rules that touch a member can fail, seen from that member */
+    for (int t = 0; t < m; t++)
+        for (int32_t k = cg->radj0[c[t]]; k < cg->radj0[c[t] + 1]; k++) {
+            const int r = cg->radj[k];
+            const int32_t other = cg->ra[r] == c[t] ? cg->rb[r] : cg->ra[r];
+            bool has = false;
+            for (int u = 0; u < m; u++)
+                has = has || c[u] == other;
+            if (has != (cg->rt[r] != 0))
+                return false;
         }
-        if (cg->rt[r] ? ha != hb : ha && hb)
-            return false;
-    }
     return true;
 }
 
@@ -230,6 +236,8 @@ void nmp_cg_free(nmp_cg *cg)
     nmp_free(cg->ra);
     nmp_free(cg->rb);
     nmp_free(cg->rt);
+    nmp_free(cg->radj0);
+    nmp_free(cg->radj);
     nmp_free(cg->y);
     nmp_free(cg->ysm);
     nmp_free(cg->center);
@@ -282,8 +290,9 @@ nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out,
     cg->frc = nmp_malloc((size_t)cg->kmax * sizeof *cg->frc);
     cg->frac = nmp_malloc(C * sizeof *cg->frac);
     cg->inq = nmp_calloc(C, sizeof *cg->inq);
+    cg->radj0 = nmp_calloc(C + 1, sizeof *cg->radj0);
     if (!cg->y || !cg->ysm || !cg->center || !cg->fcols || !cg->fval || !cg->frc || !cg->frac ||
-        !cg->inq) {
+        !cg->inq || !cg->radj0) {
         e = NMP_ERR_NOMEM;
         goto out;
     }
@@ -372,6 +381,10 @@ nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t 
         if (!rt)
             return NMP_ERR_NOMEM;
         cg->rt = rt;
+        int32_t *radj = nmp_realloc(cg->radj, 2 * (size_t)cap * sizeof *radj);
+        if (!radj)
+            return NMP_ERR_NOMEM;
+        cg->radj = radj;
         cg->rcap = cap;
     }
     NMP_TRY(e, nmp_price_set_rules(cg->pr, count, a, b, together));
@@ -381,6 +394,20 @@ nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t 
         memcpy(cg->rb, b, (size_t)count * sizeof *b);
         memcpy(cg->rt, together, (size_t)count * sizeof *together);
     }
+    memset(cg->radj0, 0, (size_t)(cg->cols + 1) * sizeof *cg->radj0);
+    for (int r = 0; r < count; r++) {
+        cg->radj0[a[r] + 1]++;
+        cg->radj0[b[r] + 1]++;
+    }
+    for (int i = 0; i < cg->cols; i++)
+        cg->radj0[i + 1] += cg->radj0[i];
+    for (int r = 0; r < count; r++) { /* fill backwards from the ends */
+        cg->radj[--cg->radj0[a[r] + 1]] = r;
+        cg->radj[--cg->radj0[b[r] + 1]] = r;
+    }
+    for (int i = 0; i < cg->cols; i++) /* radj0[i + 1] now holds the start of i: shift */
+        cg->radj0[i] = cg->radj0[i + 1];
+    cg->radj0[cg->cols] = 2 * count;
     if (list < -1 || list >= cg->nlst)
         return NMP_ERR_ARG;
     if (list != cg->cur_list) {
@@ -1065,13 +1092,23 @@ static int heur_progress(const nmp_progress *p, void *user)
     return nmp_clock_tick(user, p->iteration, p->best, p->bound, "heuristic", false) ? 1 : 0;
 }
 
-nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, double seconds,
-                         nmp_clock *clk, int32_t *perm)
+static bool has_param(const nmp_solver_ops *ops, const char *name)
+{
+    for (const nmp_param_desc *d = ops->params; d && d->name; d++)
+        if (strcmp(d->name, name) == 0)
+            return true;
+    return false;
+}
+
+nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, const char *name,
+                         double seconds, nmp_clock *clk, int32_t *perm)
 {
     nmp_err e = NMP_OK;
     void *state = NULL;
     int32_t *work = NULL;
-    const nmp_solver_ops *ops = nmp_solver_find("auto");
+    const nmp_solver_ops *ops = nmp_solver_find(name ? name : "auto");
+    if (!ops && name)
+        return NMP_OK; /* not in this build */
     if (!ops)
         ops = &nmp_swap_ops;
     if (seconds <= 0)
@@ -1089,6 +1126,8 @@ nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, double se
     hp.progress_user = clk;
     if (ops == &nmp_swap_ops)
         NMP_TRY(e, nmp_params_set(&hp, "escapes", 100));
+    if (has_param(ops, "max_fail")) /* a search that stops by itself: run it for the time */
+        NMP_TRY(e, nmp_params_set(&hp, "max_fail", 1e12));
     work = nmp_malloc((size_t)pb->cols * sizeof *work);
     if (!work) {
         e = NMP_ERR_NOMEM;

@@ -82,7 +82,7 @@ static nmp_err colgen_solve(void *p, int32_t *perm, nmp_result *res)
     double best;
     memcpy(st->inc, perm, bytes);
     NMP_TRY(e, nmp_cg_add_groups(st->cg, perm));
-    NMP_TRY(e, nmp_cg_heuristic(pb, &st->par, st->heur_time, &clk, st->inc));
+    NMP_TRY(e, nmp_cg_heuristic(pb, &st->par, NULL, st->heur_time, &clk, st->inc));
     NMP_TRY(e, nmp_cg_add_groups(st->cg, st->inc));
     NMP_TRY(e, nmp_score(pb, st->inc, &best));
     nmp_cg_guess_duals(st->cg, st->inc);

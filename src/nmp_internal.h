@@ -242,10 +242,11 @@ nmp_err nmp_cg_enumerate(nmp_cg *cg, double incumbent, int64_t heur_cols, nmp_cl
                          const nmp_price_report *rep, nmp_cg_enum *res);
 /* After a listing that was too long: a complete list if a better incumbent now allows one. */
 nmp_err nmp_cg_relist(nmp_cg *cg, double incumbent, nmp_cg_enum *res);
-/* Improves perm in place with the registered heuristic ("auto", else "swap" with escapes) for
- * at most `seconds` of clk's time. */
-nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, double seconds,
-                         nmp_clock *clk, int32_t *perm);
+/* Improves perm in place with the registered heuristic `name` (NULL: "auto", else "swap" with
+ * escapes; a name not in this build does nothing) for at most `seconds` of clk's time. */
+nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, const char *name,
+                         double seconds, nmp_clock *clk, int32_t *perm);
+/* ------------------------------------------------------ end of column generation */
 
 /* ------------------------------------------------ GPU backend (gpu/, built with CUDA) */
 
