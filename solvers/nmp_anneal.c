@@ -49,7 +49,7 @@
 
 static const nmp_param_desc anneal_params[] = {
     { "sweeps", 0, 0, 1e9, "moves per run / cols; 0: clamp(4e9 / (rows*cols), 400, 20000)" },
-    { "accept0", 0.003, 1e-9, 0.999, "start: accept the median worsening move with this probability" },
+    { "accept0", 0.003, 1e-9, 0.999, "accept the median worsening move w.p. accept0 at t0" },
     { "t0", 0, 0, 1e30, "initial temperature; 0: from accept0 and sampled deltas" },
     { "tfinal", 1, 1e-12, 1, "final temperature as a fraction of t0 (1: constant temperature)" },
     { "steps", 1, 1e-3, 1e6, "moves per temperature level / cols" },

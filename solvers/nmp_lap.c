@@ -47,18 +47,20 @@
 
 size_t nmp_lap_scratch_size(int64_t n)
 {
-    const size_t k = (size_t)n + 1;
-    return k * (3 * sizeof(double) + 3 * sizeof(int32_t) + 1);
+    const size_t k = (size_t)NMP_MAX(n, 1);
+    return k * (2 * sizeof(double) + 4 * sizeof(int32_t));
 }
 
 /* min (or max) sum_r cost[r * n + assign[r]] over permutations assign.
- * The Hungarian method in its shortest-augmenting-path form (Kuhn-Munkres with potentials u, v):
- * each free row runs a Dijkstra-like search over the reduced costs cost - u - v >= 0 until it
- * reaches a free column, then flips the path. As in Jonker & Volgenant, it starts from a column
- * reduction: v_j = min_i cost(i, j) and each column's argmin row, if still free, is matched to it
- * at zero reduced cost; on random dense matrices that matches ~60 % of the rows before any
- * search (about half the time of adding every row by a search). O(n^3) worst case; the
- * potentials keep the reduced costs non-negative, so ties and negative costs need no care. */
+ * Jonker & Volgenant's shortest augmenting paths (LAPJV, 1987) without the augmenting row
+ * reduction: column reduction v_j = min_i c(i, j) matches each column's argmin row if it is
+ * still free (~60 % of the rows on random dense matrices); every free row then grows a
+ * Dijkstra tree over the reduced costs c(i, j) - v_j (row potentials implicit) until it reaches a
+ * free column, updates the column potentials of the scanned columns once at the end, and flips
+ * the path. Columns are kept in one array split into scanned | to-scan (at the current minimum
+ * distance) | the rest, so each step scans only the rest. O(n^3) worst case, ~2x faster than
+ * the textbook Hungarian that updates every potential at every step. The potentials keep the
+ * reduced costs non-negative, so ties and negative costs need no care. */
 nmp_err nmp_lap_solve(int64_t n, const double *cost, bool maximise, int32_t *assign,
                       void *scratch)
 {
@@ -66,84 +68,104 @@ nmp_err nmp_lap_solve(int64_t n, const double *cost, bool maximise, int32_t *ass
         return NMP_ERR_ARG;
     if (n == 0)
         return NMP_OK;
-    const size_t k = (size_t)n + 1;
-    double *u = scratch, *v = u + k, *minv = v + k;
-    int32_t *p = (int32_t *)(minv + k), *way = p + k, *row_of = way + k;
-    unsigned char *used = (unsigned char *)(row_of + k);
+    const size_t k = (size_t)n;
+    double *v = scratch, *d = v + k;
+    int32_t *col_of = (int32_t *)(d + k), *row_of = col_of + k, *pred = row_of + k,
+            *list = pred + k;
     const double sign = maximise ? -1.0 : 1.0;
-    /* 1-based: row i and column j are cost row i-1, column j-1; column 0 is a virtual column
-     * holding the row being added. p[j]: row matched to column j (0: none); row_of[i]: the
-     * column of row i (0: none). */
-    for (size_t j = 0; j < k; j++) {
-        u[j] = v[j] = 0;
-        p[j] = way[j] = row_of[j] = 0;
-    }
-    for (int64_t j = 1; j <= n; j++) { /* column reduction */
+#define C(i, j) (sign * cost[(i) * n + (j)])
+    for (int64_t i = 0; i < n; i++)
+        col_of[i] = -1;
+    for (int64_t j = 0; j < n; j++) { /* column reduction */
         double best = HUGE_VAL;
-        int64_t arg = 0;
-        for (int64_t i = 1; i <= n; i++) {
-            const double c = sign * cost[(i - 1) * n + (j - 1)];
-            if (c < best) {
-                best = c;
+        int64_t arg = -1;
+        for (int64_t i = 0; i < n; i++)
+            if (C(i, j) < best) {
+                best = C(i, j);
                 arg = i;
             }
-        }
-        if (arg == 0) /* only with non-finite costs */
+        if (arg < 0) /* only with non-finite costs */
             return NMP_ERR_ARG;
         v[j] = best;
-        if (row_of[arg] == 0) {
-            row_of[arg] = (int32_t)j;
-            p[j] = (int32_t)arg;
+        row_of[j] = -1;
+        if (col_of[arg] < 0) {
+            col_of[arg] = (int32_t)j;
+            row_of[j] = (int32_t)arg;
         }
     }
-    for (int64_t i = 1; i <= n; i++) {
-        if (row_of[i] != 0)
+    for (int64_t free_row = 0; free_row < n; free_row++) {
+        if (col_of[free_row] >= 0)
             continue;
-        int64_t j0 = 0;
-        p[0] = (int32_t)i;
-        for (size_t j = 0; j < k; j++) {
-            minv[j] = HUGE_VAL;
-            used[j] = 0;
+        for (int64_t j = 0; j < n; j++) {
+            d[j] = C(free_row, j) - v[j];
+            pred[j] = (int32_t)free_row;
+            list[j] = (int32_t)j;
         }
-        do {
-            used[j0] = 1;
-            const int64_t i0 = p[j0];
-            const double *row = cost + (i0 - 1) * n - 1;
-            const double ui0 = u[i0];
-            double delta = HUGE_VAL;
-            int64_t j1 = 0;
-            for (int64_t j = 1; j <= n; j++)
-                if (!used[j]) {
-                    const double cur = sign * row[j] - ui0 - v[j];
-                    if (cur < minv[j]) {
-                        minv[j] = cur;
-                        way[j] = (int32_t)j0;
-                    }
-                    if (minv[j] < delta) {
-                        delta = minv[j];
-                        j1 = j;
+        /* list[0..low): scanned; list[low..up): at distance dmin, to scan; list[up..n): rest */
+        int64_t low = 0, up = 0, last = 0, end = -1;
+        double dmin = 0;
+        while (end < 0) {
+            if (up == low) { /* the next distance level: every column at the least distance */
+                last = low;
+                dmin = HUGE_VAL;
+                for (int64_t t = up; t < n; t++) {
+                    const int32_t j = list[t];
+                    if (d[j] <= dmin) {
+                        if (d[j] < dmin) {
+                            up = low;
+                            dmin = d[j];
+                        }
+                        list[t] = list[up];
+                        list[up++] = j;
                     }
                 }
-            if (j1 == 0) /* only with non-finite costs */
-                return NMP_ERR_ARG;
-            for (int64_t j = 0; j <= n; j++)
-                if (used[j]) {
-                    u[p[j]] += delta;
-                    v[j] -= delta;
-                } else {
-                    minv[j] -= delta;
+                if (!(dmin < HUGE_VAL)) /* only with non-finite costs */
+                    return NMP_ERR_ARG;
+                for (int64_t t = low; t < up; t++)
+                    if (row_of[list[t]] < 0) {
+                        end = list[t];
+                        break;
+                    }
+                if (end >= 0)
+                    break;
+            }
+            const int32_t j1 = list[low++];
+            const int64_t i = row_of[j1];
+            const double h = C(i, j1) - v[j1] - dmin;
+            for (int64_t t = up; t < n; t++) {
+                const int32_t j = list[t];
+                const double dj = C(i, j) - v[j] - h;
+                if (dj < d[j]) {
+                    d[j] = dj;
+                    pred[j] = (int32_t)i;
+                    if (dj == dmin) {
+                        if (row_of[j] < 0) {
+                            end = j;
+                            break;
+                        }
+                        list[t] = list[up];
+                        list[up++] = j;
+                    }
                 }
-            j0 = j1;
-        } while (p[j0] != 0);
-        do {
-            const int64_t j1 = way[j0];
-            p[j0] = p[j1];
-            row_of[p[j0]] = (int32_t)j0;
-            j0 = j1;
-        } while (j0 != 0);
+            }
+        }
+        for (int64_t t = 0; t < last; t++) { /* potentials of the columns scanned before */
+            const int32_t j = list[t];
+            v[j] += d[j] - dmin;
+        }
+        for (;;) { /* flip the path */
+            const int32_t i = pred[end];
+            const int32_t next = col_of[i];
+            row_of[end] = i;
+            col_of[i] = (int32_t)end;
+            if (i == free_row)
+                break;
+            end = next;
+        }
     }
-    for (int64_t j = 1; j <= n; j++)
-        assign[p[j] - 1] = (int32_t)(j - 1);
+#undef C
+    for (int64_t i = 0; i < n; i++)
+        assign[i] = col_of[i];
     return NMP_OK;
 }
 
