@@ -26,10 +26,12 @@
  *   sweeps  total moves = sweeps * C. Default (sweeps = 0): sweeps = clamp(4e9 / (R * C), 400,
  *           20000): at most ~4e9 row evaluations per run (about 2 s here at 1024 x 1024, a few
  *           ms below 64 x 64), never fewer than 400 offers per column.
- *   time    with a time limit and sweeps = 0 the schedule is paced by the clock instead: its
- *           fraction follows the elapsed fraction of 95 % of the limit, the rest is left for the
- *           descent. That run's result depends on the machine's speed; without a time limit (or
- *           with sweeps set) the result depends only on the seed.
+ *   time    with a time limit and sweeps = 0 the schedule runs by moves or by the clock,
+ *           whichever ends first: its fraction is the larger of the moves done over the default
+ *           sweeps and the elapsed fraction of 95 % of the limit (the rest is left for the
+ *           descent). A limit longer than the default run changes nothing, so the result depends
+ *           only on the seed unless the limit cuts the run short (then on the machine's speed);
+ *           more sweeps are asked for with the sweeps parameter.
  *   polish  the final descent over all swaps of each pair of groups (dirty groups only after
  *           the first pass) costs C^2 R / 2 per pass; it runs when that is at most polish * 1e9
  *           (default 2: up to ~1024 x 1024 and 2048 x 512), else is skipped.
@@ -554,7 +556,8 @@ static nmp_err anneal_solve(void *p, int32_t *perm, nmp_result *res)
     res->start_score = nmp_eval_score(st->ev);
     res->status = NMP_STATUS_FEASIBLE;
     const double pace = st->an->timed ? 0.95 * st->par.time_limit : 0;
-    bool running = nmp_anneal_run(st->an, st->ev, &rng, &clk, 0, pace);
+    bool running = nmp_anneal_run(st->an, st->ev, &rng, &clk, nmp_anneal_default_moves(st->an),
+                                  pace);
     running = running && nmp_anneal_polish(st->an, st->ev, &clk, false);
     if (!running)
         res->status = nmp_clock_status(&clk);
