@@ -100,3 +100,7 @@ for line in "${instances[@]}"; do
         "optimum ${optimum:--} (${optimum_by:--}), LP bound ${lp_bound:--}" >&2
 done
 mv "$tmp" "$catalog"
+
+# A tiny LLaMA-shaped checkpoint (3 layers, hidden 32, 4 query / 2 KV heads, config.json beside it)
+# for the README's main command: nmperm permute instances/tiny_llama/model.safetensors ...
+python3 "$here/../tests/gen_ckpt.py" llama "$here/tiny_llama/model.safetensors" --seed 1 --all-float
