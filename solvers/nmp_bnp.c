@@ -24,7 +24,7 @@
 static const nmp_param_desc bnp_params[] = {
     { "columns", 0, 0, 1e6, "columns added per pricing round (0: 2 * cols)" },
     { "smoothing", 0.5, 0, 0.99, "Wentges dual smoothing factor (0: off)" },
-    { "heur_time", 2, 0, 1e6, "seconds of heuristic for the incumbent" },
+    { "heur_time", 1, 0, 1e6, "seconds of heuristic for the incumbent" },
     { "node_limit", 1e7, 1, 1e12, "most nodes to process" },
     { "dive", 1, 0, 1, "dive from the root LP for an incumbent (fix columns near 1, re-price)" },
     { "enum_max", 50000, 0, 1e7, "longest list of a reduced-cost enumeration (0: never list)" },

@@ -18,7 +18,7 @@ static const nmp_param_desc colgen_params[] = {
     { "columns", 0, 0, 1e6, "columns added per pricing round (0: 2 * cols)" },
     { "smoothing", 0.5, 0, 0.99, "Wentges dual smoothing factor (0: off)" },
     { "heur_time", 1, 0, 1e6, "seconds of heuristic for the start columns and incumbent" },
-    { "mip_time", 5, 0, 1e6, "seconds for the restricted master as a binary program (0: skip)" },
+    { "mip_time", 2, 0, 1e6, "seconds for the restricted master as a binary program (0: skip)" },
     { 0 },
 };
 
