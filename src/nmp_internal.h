@@ -294,9 +294,11 @@ typedef struct nmp_lap_move nmp_lap_move;
 nmp_err nmp_lap_move_create(const nmp_problem *pb, int64_t block, int pick, int threads,
                             nmp_lap_move **out);
 void nmp_lap_move_free(nmp_lap_move *lm);
-/* One round: for each position p = 0..m-1, for each block of a random split of the groups (rng
- * may be NULL when all groups fit in one block), reassign the column at p optimally and apply
- * it when it gains. Returns the total gain; counts applied moves in *moves (may be NULL); sets
+/* One round: m selections (position p = 0..m-1 of every group, or with pick 1 a random position
+ * per group); each selection splits the groups into random blocks (rng may be NULL when all
+ * groups fit in one block and pick is 0), reassigns the columns taken out optimally and applies
+ * each block's move when it gains. threads (create) share the work; the result does not depend
+ * on them. Returns the total gain; counts applied moves in *moves (may be NULL); sets
  * *stopped when clk (may be NULL) reports the time limit or an interrupt. */
 double nmp_lap_move_round(nmp_lap_move *lm, nmp_eval *ev, nmp_rng *rng, nmp_clock *clk,
                           int64_t *moves, bool *stopped);
@@ -321,6 +323,9 @@ int64_t nmp_anneal_moves(const nmp_anneal *an);
  * (> 0); with neither, after the default moves. Returns false when clk stopped it. */
 bool nmp_anneal_run(nmp_anneal *an, nmp_eval *ev, nmp_rng *rng, nmp_clock *clk, int64_t moves,
                     double pace_end);
+/* Parallel tempering over r replicas evs[0..r-1], all at the start perm on entry, temperatures
+ * geometric between those accepting the median worsening move w.p. p_lo and p_hi; moves and
+ * pace_end as for nmp_anneal_run (counted over all replicas). evs[0] ends at the best perm. */
 bool nmp_anneal_tempering(nmp_anneal *an, nmp_eval *const *evs, int r, nmp_rng *rng,
                           nmp_clock *clk, int64_t moves, double pace_end, double p_lo,
                           double p_hi);
