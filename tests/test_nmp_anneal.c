@@ -5,59 +5,6 @@
 
 #include "nmp_internal.h"
 
-static double score_of(const nmp_problem *pb, const int32_t *perm)
-{
-    double kept;
-    nmp_assert_ok(nmp_score(pb, perm, &kept));
-    return kept;
-}
-
-static int cmp_desc(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x < y) - (x > y);
-}
-
-static double naive_group(const nmp_problem *pb, const int32_t *c)
-{
-    const int64_t rows = nmp_problem_rows(pb);
-    const int n = nmp_problem_pattern(pb).n, m = nmp_problem_pattern(pb).m;
-    const float *s = nmp_problem_saliency(pb);
-    double total = 0, v[NMP_MAX_M];
-    for (int64_t j = 0; j < rows; j++) {
-        for (int t = 0; t < m; t++)
-            v[t] = s[(int64_t)c[t] * rows + j];
-        qsort(v, (size_t)m, sizeof *v, cmp_desc);
-        for (int t = 0; t < n; t++)
-            total += v[t];
-    }
-    return total;
-}
-
-/* The largest gain of a swap of two columns in different groups, by brute force. */
-static double best_swap_gain(const nmp_problem *pb, const int32_t *perm)
-{
-    const int m = nmp_problem_pattern(pb).m;
-    const int64_t groups = nmp_problem_groups(pb);
-    double best = -INFINITY;
-    for (int64_t g = 0; g < groups; g++)
-        for (int64_t h = g + 1; h < groups; h++) {
-            int32_t cg[NMP_MAX_M], ch[NMP_MAX_M];
-            const double before = naive_group(pb, perm + g * m) + naive_group(pb, perm + h * m);
-            for (int x = 0; x < m; x++)
-                for (int y = 0; y < m; y++) {
-                    memcpy(cg, perm + g * m, (size_t)m * sizeof *cg);
-                    memcpy(ch, perm + h * m, (size_t)m * sizeof *ch);
-                    cg[x] = perm[h * m + y];
-                    ch[y] = perm[g * m + x];
-                    const double gain = naive_group(pb, cg) + naive_group(pb, ch) - before;
-                    if (gain > best)
-                        best = gain;
-                }
-        }
-    return best;
-}
-
 static nmp_problem *random_problem(nmp_rng *r, int n, int m, int kind, int64_t rows, int64_t cols)
 {
     float *w = malloc((size_t)(rows * cols) * sizeof *w);
@@ -104,12 +51,12 @@ static void contract_and_local_optimum(void **state)
                 nmp_result res;
                 nmp_assert_ok(nmp_solve(pb, "anneal", &par, perm, 0, &res, NULL));
                 assert_true(nmp_perm_is_valid(perm, cols));
-                const double kept = score_of(pb, perm);
+                const double kept = nmp_test_score(pb, perm);
                 nmp_assert_close(res.score, kept, 1e-9 * (1 + kept));
-                nmp_assert_close(res.start_score, score_of(pb, start), 1e-9 * (1 + kept));
+                nmp_assert_close(res.start_score, nmp_test_score(pb, start), 1e-9 * (1 + kept));
                 assert_true(res.score >= res.start_score);
                 assert_int_equal(res.status, NMP_STATUS_FEASIBLE);
-                const double gain = best_swap_gain(pb, perm);
+                const double gain = nmp_test_best_swap_gain(pb, perm);
                 if (!(gain <= 1e-5 * (1 + kept))) {
                     print_error("%d:%d kind %d %lldx%lld: a swap still gains %g\n", n, m, kind,
                                 (long long)rows, (long long)cols, gain);
@@ -173,7 +120,7 @@ static void seeds_and_parameters(void **state)
         nmp_assert_ok(nmp_params_check(&q, &nmp_anneal_ops, NULL));
         nmp_assert_ok(nmp_solve(pb, "anneal", &q, b, 1, &rb, NULL));
         assert_true(nmp_perm_is_valid(b, 128));
-        nmp_assert_close(rb.score, score_of(pb, b), 1e-9 * rb.score);
+        nmp_assert_close(rb.score, nmp_test_score(pb, b), 1e-9 * rb.score);
         assert_true(rb.score > nmp_score_identity(pb));
     }
     nmp_assert_ok(nmp_params_set(&par, "select", 2)); /* out of range */
@@ -185,13 +132,6 @@ static void seeds_and_parameters(void **state)
     nmp_assert_ok(nmp_solve(pb, "anneal", &par, b, 0, &rb, NULL));
     assert_true(rb.score >= ra.score - 1e-9 * ra.score);
     nmp_problem_free(pb);
-}
-
-static int stop_now(const nmp_progress *p, void *user)
-{
-    (void)p;
-    ++*(int *)user;
-    return 1;
 }
 
 static int count_calls(const nmp_progress *p, void *user)
@@ -234,7 +174,7 @@ static void time_limit_and_interrupt(void **state)
     /* interrupted at the first report */
     par.time_limit = 0;
     calls = 0;
-    par.progress = stop_now;
+    par.progress = nmp_test_stop_now;
     t0 = nmp_now();
     nmp_assert_ok(nmp_solve(pb, "anneal", &par, perm, 1, &res, NULL));
     assert_true(nmp_now() - t0 < 1.5);
@@ -288,15 +228,15 @@ static void internal_api(void **state)
     assert_true(nmp_anneal_run(an, ev[0], &r, &clk, 20000, 0));
     const double after = nmp_eval_score(ev[0]);
     assert_true(after >= start);
-    nmp_assert_close(after, score_of(pb, nmp_eval_perm(ev[0])), 1e-6 * after);
+    nmp_assert_close(after, nmp_test_score(pb, nmp_eval_perm(ev[0])), 1e-6 * after);
     assert_true(nmp_anneal_polish(an, ev[0], &clk, true));
-    assert_true(best_swap_gain(pb, nmp_eval_perm(ev[0])) <= 1e-5 * after);
+    assert_true(nmp_test_best_swap_gain(pb, nmp_eval_perm(ev[0])) <= 1e-5 * after);
     /* tempering from the identity on 4 replicas */
     nmp_eval_reset(ev[0], NULL);
     assert_true(nmp_anneal_tempering(an, ev, 4, &r, &clk, 40000, 0, 0.001, 0.1));
     const double pt = nmp_eval_score(ev[0]);
     assert_true(pt > start);
-    nmp_assert_close(pt, score_of(pb, nmp_eval_perm(ev[0])), 1e-6 * pt);
+    nmp_assert_close(pt, nmp_test_score(pb, nmp_eval_perm(ev[0])), 1e-6 * pt);
     /* paced by the clock */
     nmp_eval_reset(ev[0], NULL);
     const double t0 = nmp_clock_elapsed(&clk);

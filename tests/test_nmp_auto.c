@@ -5,13 +5,6 @@
 
 #include "nmp_internal.h"
 
-static double score_of(const nmp_problem *pb, const int32_t *perm)
-{
-    double kept;
-    nmp_assert_ok(nmp_score(pb, perm, &kept));
-    return kept;
-}
-
 static void listed_first(void **state)
 {
     (void)state;
@@ -59,7 +52,7 @@ static void heuristics_reach_dp(void **state)
             nmp_assert_ok(nmp_params_set(&par, "effort", 0.05));
             nmp_assert_ok(nmp_solve(pb, "auto", &par, perm, 1, &ra, NULL));
             assert_true(nmp_perm_is_valid(perm, cols));
-            nmp_assert_close(ra.score, score_of(pb, perm), 1e-9 * ra.score);
+            nmp_assert_close(ra.score, nmp_test_score(pb, perm), 1e-9 * ra.score);
             assert_int_equal(ra.status, NMP_STATUS_FEASIBLE);
             hits += ra.score >= rd.score - 1e-6 * rd.score;
             total++;
@@ -98,8 +91,8 @@ static void reproducible(void **state)
         nmp_assert_ok(nmp_solve(pb, "auto", &par, b, 0, &rb, NULL));
         assert_memory_equal(a, b, sizeof a);
         assert_true(nmp_perm_is_valid(a, 128));
-        nmp_assert_close(ra.score, score_of(pb, a), 1e-9 * ra.score);
-        nmp_assert_close(ra.start_score, score_of(pb, start), 1e-9 * ra.score);
+        nmp_assert_close(ra.score, nmp_test_score(pb, a), 1e-9 * ra.score);
+        nmp_assert_close(ra.start_score, nmp_test_score(pb, start), 1e-9 * ra.score);
         assert_true(ra.score > ra.start_score);
         assert_true(ra.iterations > 0);
         if (plan == 2) { /* no dependence on the thread count at all */
@@ -144,19 +137,10 @@ static void contract_on_shapes(void **state)
             nmp_assert_ok(nmp_params_set(&par, "effort", 0.02));
             nmp_result res;
             nmp_assert_ok(nmp_solve(pb, "auto", &par, perm, 1, &res, NULL));
-            assert_true(nmp_perm_is_valid(perm, cols));
-            nmp_assert_close(res.score, score_of(pb, perm), 1e-9 * (1 + res.score));
-            assert_true(res.score >= res.start_score);
+            nmp_test_check_solution(pb, perm, &res, 1e-9 * (1 + res.score));
             assert_true(res.bound >= res.score);
             nmp_problem_free(pb);
         }
-}
-
-static int stop_now(const nmp_progress *p, void *user)
-{
-    (void)p;
-    ++*(int *)user;
-    return 1;
 }
 
 static void time_limit_and_interrupt(void **state)
@@ -179,7 +163,7 @@ static void time_limit_and_interrupt(void **state)
     int calls = 0;
     nmp_params_init(&par);
     par.threads = 2;
-    par.progress = stop_now;
+    par.progress = nmp_test_stop_now;
     par.progress_user = &calls;
     nmp_assert_ok(nmp_params_set(&par, "effort", 100));
     t0 = nmp_now();

@@ -15,13 +15,6 @@ static nmp_result run(const nmp_problem *pb, const char *solver, const nmp_param
     return res;
 }
 
-static double score_of(const nmp_problem *pb, const int32_t *perm)
-{
-    double v;
-    nmp_assert_ok(nmp_score(pb, perm, &v));
-    return v;
-}
-
 /* bnp == dp on instances with cols <= 24 and several patterns */
 static void test_bnp_vs_dp(void **state)
 {
@@ -44,7 +37,7 @@ static void test_bnp_vs_dp(void **state)
         const nmp_result b = run(pb, "bnp", &par, perm, 1);
         assert_int_equal(b.status, NMP_STATUS_OPTIMAL);
         nmp_assert_close(b.score, d.score, 1e-7 * d.score); /* float sums: ties differ */
-        nmp_assert_close(score_of(pb, perm), b.score, 0);
+        nmp_assert_close(nmp_test_score(pb, perm), b.score, 0);
         nmp_assert_close(b.bound, b.score, 0);
         /* without heuristic, dive and lists: the priced tree alone proves it */
         nmp_params_set(&par, "heur_time", 0);
@@ -146,20 +139,13 @@ static void test_bnp_threads(void **state)
     nmp_problem_free(pb);
 }
 
-static int stop_now(const nmp_progress *p, void *user)
-{
-    (void)p;
-    (void)user;
-    return 1;
-}
-
 static void test_bnp_interrupt_and_bad_input(void **state)
 {
     (void)state;
     nmp_problem *pb = nmp_test_problem(64, 48, 2, 4, 0, 11);
     nmp_params par;
     nmp_params_init(&par);
-    par.progress = stop_now;
+    par.progress = nmp_test_stop_now;
     int32_t perm[48];
     const nmp_result r = run(pb, "bnp", &par, perm, 1);
     assert_int_equal(r.status, NMP_STATUS_INTERRUPTED);

@@ -77,13 +77,6 @@ static double brute_force(const nmp_problem *pb, int32_t *perm)
 
 /* ---------------------------------------------------------------- helpers */
 
-static double score_of(const nmp_problem *pb, const int32_t *perm)
-{
-    double s = 0;
-    nmp_assert_ok(nmp_score(pb, perm, &s));
-    return s;
-}
-
 /* dp through its ops table: create, solve, destroy. */
 static nmp_err dp_direct(const nmp_problem *pb, const nmp_params *par, int32_t *perm,
                          nmp_result *res, nmp_msg *msg)
@@ -103,7 +96,7 @@ static void check_result(const nmp_problem *pb, const int32_t *perm, const nmp_r
     assert_true(nmp_perm_is_valid(perm, cols));
     assert_int_equal(res->status, NMP_STATUS_OPTIMAL);
     nmp_assert_close(res->score, opt, 1e-9 * fmax(1.0, opt));
-    nmp_assert_close(score_of(pb, perm), res->score, 1e-12 * fmax(1.0, opt));
+    nmp_assert_close(nmp_test_score(pb, perm), res->score, 1e-12 * fmax(1.0, opt));
     assert_true(res->bound >= res->score);
     nmp_assert_close(res->bound, opt, 1e-9 * fmax(1.0, opt));
     assert_true(res->score >= res->start_score);
@@ -141,7 +134,7 @@ static void test_brute_force(void **ctx)
         nmp_problem *pb = nmp_test_problem(rows, cols, n, m, kind, 1000 + (uint64_t)it);
         int32_t bperm[32], perm[32];
         const double opt = brute_force(pb, bperm);
-        nmp_assert_close(score_of(pb, bperm), opt, 1e-9 * opt);
+        nmp_assert_close(nmp_test_score(pb, bperm), opt, 1e-9 * opt);
 
         nmp_result res;
         nmp_msg msg = { { 0 } };
@@ -150,7 +143,7 @@ static void test_brute_force(void **ctx)
         nmp_assert_close(res.start_score, nmp_score_identity(pb), 1e-9 * opt);
 
         nmp_perm_random(perm, cols, &r);
-        const double start = score_of(pb, perm);
+        const double start = nmp_test_score(pb, perm);
         nmp_assert_ok(dp_direct(pb, NULL, perm, &res, &msg));
         nmp_assert_close(res.start_score, start, 0);
         check_result(pb, perm, &res, opt);
@@ -309,7 +302,7 @@ static void test_time_limit(void **ctx)
     nmp_assert_ok(dp_direct(pb, &par, perm, &res, NULL));
     assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
     assert_memory_equal(perm, start, 28 * sizeof *perm);
-    nmp_assert_close(res.score, score_of(pb, start), 0);
+    nmp_assert_close(res.score, nmp_test_score(pb, start), 0);
     assert_true(res.bound >= res.score);
     nmp_problem_free(pb);
 }

@@ -5,12 +5,6 @@ static const int patterns[][2] = { { 1, 2 }, { 2, 4 }, { 1, 4 }, { 3, 4 }, { 2, 
                                    { 5, 16 }, { 16, 32 } };
 #define NPATTERNS (sizeof patterns / sizeof patterns[0])
 
-static int cmp_desc(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x < y) - (x > y);
-}
-
 /* Random problem: kind 0 |N(0,1)|, 1 U[0,1), 2 integers 0..3 (ties everywhere), 3 integers 0..1
  * (mostly ties, many zeros). */
 static nmp_problem *instance(int64_t rows, int64_t cols, int n, int m, int kind, nmp_rng *r)
@@ -32,23 +26,6 @@ static nmp_problem *instance(int64_t rows, int64_t cols, int n, int m, int kind,
     return pb;
 }
 
-/* sum_j top-n of the m columns c[], in double by sorting */
-static double naive_group(const nmp_problem *pb, const int32_t *c)
-{
-    const int64_t rows = nmp_problem_rows(pb);
-    const int n = nmp_problem_pattern(pb).n, m = nmp_problem_pattern(pb).m;
-    const float *s = nmp_problem_saliency(pb);
-    double total = 0, v[NMP_MAX_M];
-    for (int64_t j = 0; j < rows; j++) {
-        for (int t = 0; t < m; t++)
-            v[t] = s[(int64_t)c[t] * rows + j];
-        qsort(v, (size_t)m, sizeof *v, cmp_desc);
-        for (int t = 0; t < n; t++)
-            total += v[t];
-    }
-    return total;
-}
-
 /* score(perm with slots a and b exchanged) - score(perm), from the two groups that change */
 static double naive_swap_delta(const nmp_problem *pb, const int32_t *perm, int64_t a, int64_t b)
 {
@@ -57,11 +34,11 @@ static double naive_swap_delta(const nmp_problem *pb, const int32_t *perm, int64
     int32_t cg[NMP_MAX_M], ch[NMP_MAX_M];
     memcpy(cg, perm + g * m, (size_t)m * sizeof *cg);
     memcpy(ch, perm + h * m, (size_t)m * sizeof *ch);
-    const double before = naive_group(pb, cg) + naive_group(pb, ch);
+    const double before = nmp_test_naive_group(pb, cg) + nmp_test_naive_group(pb, ch);
     const int32_t t = cg[a % m];
     cg[a % m] = ch[b % m];
     ch[b % m] = t;
-    return naive_group(pb, cg) + naive_group(pb, ch) - before;
+    return nmp_test_naive_group(pb, cg) + nmp_test_naive_group(pb, ch) - before;
 }
 
 /* A pair of slots in different groups (cols / m >= 2). */
@@ -235,8 +212,8 @@ static void regroup_delta_matches_recomputation(void **state)
                 const int k = pick_regroup(&r, nmp_eval_perm(ev), groups, m, gs, cols_new);
                 double expect = 0, scale = 0; /* scale: the group scores the delta is taken from */
                 for (int t = 0; t < k; t++) {
-                    const double after = naive_group(pb, cols_new + t * m);
-                    const double before = naive_group(pb, nmp_eval_perm(ev) + gs[t] * m);
+                    const double after = nmp_test_naive_group(pb, cols_new + t * m);
+                    const double before = nmp_test_naive_group(pb, nmp_eval_perm(ev) + gs[t] * m);
                     expect += after - before;
                     scale += after + before;
                 }

@@ -4,13 +4,6 @@
 
 #include "nmp_internal.h"
 
-static double score_of(const nmp_problem *pb, const int32_t *perm)
-{
-    double kept;
-    nmp_assert_ok(nmp_score(pb, perm, &kept));
-    return kept;
-}
-
 /* ------------------------------------------------------ assignment itself */
 
 /* Best sum over all n! permutations (Heap's algorithm), minimising or maximising. */
@@ -136,28 +129,6 @@ static void lap_arguments(void **state)
 
 /* ----------------------------------------------------------------- moves */
 
-static int cmp_desc(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x < y) - (x > y);
-}
-
-static double naive_group(const nmp_problem *pb, const int32_t *c)
-{
-    const int64_t rows = nmp_problem_rows(pb);
-    const int n = nmp_problem_pattern(pb).n, m = nmp_problem_pattern(pb).m;
-    const float *s = nmp_problem_saliency(pb);
-    double total = 0, v[NMP_MAX_M];
-    for (int64_t j = 0; j < rows; j++) {
-        for (int t = 0; t < m; t++)
-            v[t] = s[(int64_t)c[t] * rows + j];
-        qsort(v, (size_t)m, sizeof *v, cmp_desc);
-        for (int t = 0; t < n; t++)
-            total += v[t];
-    }
-    return total;
-}
-
 /* Largest gain of reassigning the columns at position p among the groups, by brute force (all
  * G! assignments, G <= 6). */
 static double best_position_gain(const nmp_problem *pb, const int32_t *perm, int p)
@@ -170,7 +141,7 @@ static double best_position_gain(const nmp_problem *pb, const int32_t *perm, int
             int32_t c[NMP_MAX_M];
             memcpy(c, perm + b * m, (size_t)m * sizeof *c);
             c[p] = perm[a * m + p];
-            val[a * groups + b] = naive_group(pb, c);
+            val[a * groups + b] = nmp_test_naive_group(pb, c);
         }
     double now = 0;
     for (int a = 0; a < groups; a++)
@@ -204,14 +175,14 @@ static void move_optimal_per_position(void **state)
             free(w);
             int32_t perm[64];
             nmp_perm_random(perm, cols, &r);
-            const double start = score_of(pb, perm);
+            const double start = nmp_test_score(pb, perm);
             nmp_params par;
             nmp_params_init(&par);
             nmp_assert_ok(nmp_params_set(&par, "pick", 0)); /* cycling: every position */
             nmp_result res;
             nmp_assert_ok(nmp_solve(pb, "lap", &par, perm, 0, &res, NULL));
             assert_true(nmp_perm_is_valid(perm, cols));
-            nmp_assert_close(res.score, score_of(pb, perm), 1e-9 * (1 + res.score));
+            nmp_assert_close(res.score, nmp_test_score(pb, perm), 1e-9 * (1 + res.score));
             assert_true(res.score >= start);
             for (int p = 0; p < m; p++) {
                 const double gain = best_position_gain(pb, perm, p);
@@ -245,7 +216,7 @@ static void move_round_api(void **state)
         assert_true(gain >= 0);
         const double now = nmp_eval_score(ev);
         nmp_assert_close(now - before, gain, 1e-6 * now);
-        nmp_assert_close(now, score_of(pb, nmp_eval_perm(ev)), 1e-6 * now);
+        nmp_assert_close(now, nmp_test_score(pb, nmp_eval_perm(ev)), 1e-6 * now);
         before = now;
     }
     assert_true(before > nmp_score_identity(pb));
@@ -265,7 +236,7 @@ static void solver_contract_seeds_threads(void **state)
     nmp_rng r;
     nmp_rng_seed(&r, 4);
     nmp_perm_random(start, 256, &r);
-    const double s0 = score_of(pb, start);
+    const double s0 = nmp_test_score(pb, start);
     nmp_params par;
     nmp_params_init(&par);
     par.seed = 9;
@@ -279,7 +250,7 @@ static void solver_contract_seeds_threads(void **state)
     }
     assert_memory_equal(a, b, sizeof a); /* the thread count changes nothing */
     assert_true(nmp_perm_is_valid(a, 256));
-    nmp_assert_close(ra.score, score_of(pb, a), 1e-9 * ra.score);
+    nmp_assert_close(ra.score, nmp_test_score(pb, a), 1e-9 * ra.score);
     nmp_assert_close(ra.start_score, s0, 1e-9 * s0);
     assert_true(ra.score > s0);
     assert_int_equal(ra.status, NMP_STATUS_FEASIBLE);
@@ -298,13 +269,6 @@ static void solver_contract_seeds_threads(void **state)
     nmp_assert_ok(nmp_solve(pb, "lap", &par, a, 0, &rb, NULL));
     assert_true(rb.score >= ra.score - 1e-9 * ra.score);
     nmp_problem_free(pb);
-}
-
-static int stop_now(const nmp_progress *p, void *user)
-{
-    (void)p;
-    ++*(int *)user;
-    return 1;
 }
 
 static void solver_time_limit_and_interrupt(void **state)
@@ -327,7 +291,7 @@ static void solver_time_limit_and_interrupt(void **state)
     int calls = 0;
     nmp_params_init(&par);
     par.threads = 1;
-    par.progress = stop_now;
+    par.progress = nmp_test_stop_now;
     par.progress_user = &calls;
     nmp_assert_ok(nmp_solve(pb, "lap", &par, perm, 1, &res, NULL));
     assert_true(calls >= 1);

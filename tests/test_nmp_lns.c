@@ -4,22 +4,13 @@
 
 #include "nmp_internal.h"
 
-static double score_of(const nmp_problem *pb, const int32_t *perm)
-{
-    double kept;
-    nmp_assert_ok(nmp_score(pb, perm, &kept));
-    return kept;
-}
-
 /* Solves from perm (a start) and checks the driver's contract. */
 static nmp_result solve(const nmp_problem *pb, const nmp_params *par, int32_t *perm)
 {
     nmp_result res;
     nmp_msg msg = { { 0 } };
     nmp_assert_ok(nmp_solve(pb, "lns", par, perm, 0, &res, &msg));
-    assert_true(nmp_perm_is_valid(perm, nmp_problem_cols(pb)));
-    nmp_assert_close(res.score, score_of(pb, perm), 1e-9 * res.score);
-    assert_true(res.score >= res.start_score);
+    nmp_test_check_solution(pb, perm, &res, 1e-9 * res.score);
     return res;
 }
 
@@ -134,13 +125,6 @@ static void seeds_and_kicks(void **state)
     nmp_problem_free(pb);
 }
 
-static int stop_now(const nmp_progress *p, void *user)
-{
-    (void)p;
-    (*(int *)user)++;
-    return 1;
-}
-
 /* Iteration limit, time limit (respected within ~0.1 s) and interruption. */
 static void limits(void **state)
 {
@@ -169,7 +153,7 @@ static void limits(void **state)
 
     int calls = 0;
     nmp_params_init(&par);
-    par.progress = stop_now;
+    par.progress = nmp_test_stop_now;
     par.progress_user = &calls;
     nmp_assert_ok(nmp_params_set(&par, "kicks", 1e9));
     nmp_perm_identity(perm, 512);
@@ -242,7 +226,7 @@ static void same_state_twice(void **state)
     nmp_assert_ok(ops->solve(st, a, &ra));
     nmp_assert_ok(ops->solve(st, b, &rb));
     assert_memory_equal(a, b, sizeof a);
-    assert_true(score_of(pb, a) > nmp_score_identity(pb));
+    assert_true(nmp_test_score(pb, a) > nmp_score_identity(pb));
     ops->destroy(st);
     nmp_problem_free(pb);
 }

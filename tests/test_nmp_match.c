@@ -211,13 +211,6 @@ static void test_bad_cols(void **unused)
 }
 
 /* The start perm is kept when the run is cut short, and never lost. */
-static int stop_now(const nmp_progress *p, void *user)
-{
-    (void)p;
-    (void)user;
-    return 1;
-}
-
 static void test_time_limit(void **unused)
 {
     (void)unused;
@@ -231,7 +224,7 @@ static void test_time_limit(void **unused)
     assert_true(nmp_now() - t0 < 2.0);
     assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
     nmp_params_init(&par);
-    par.progress = stop_now;
+    par.progress = nmp_test_stop_now;
     run_match(pb, &par, &res);
     assert_int_equal(res.status, NMP_STATUS_INTERRUPTED);
     nmp_problem_free(pb);
@@ -249,7 +242,7 @@ static void test_keeps_start(void **unused)
     memcpy(perm, best, sizeof perm);
     nmp_params par;
     nmp_params_init(&par);
-    par.progress = stop_now;
+    par.progress = nmp_test_stop_now;
     nmp_assert_ok(nmp_solve(pb, "match", &par, perm, 0, &res, NULL));
     nmp_assert_close(res.score, opt, 1e-9 * opt);
     nmp_problem_free(pb);

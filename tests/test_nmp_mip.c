@@ -205,13 +205,6 @@ static void test_reference(void **unused)
 
 /* A tiny time limit on 32 columns: a valid perm, TIME_LIMIT, bound >= score, never below the
  * start; a callback that says stop gives INTERRUPTED. */
-static int stop_now(const nmp_progress *p, void *user)
-{
-    (void)p;
-    (void)user;
-    return 1;
-}
-
 static void test_time_limit(void **unused)
 {
     (void)unused;
@@ -227,7 +220,7 @@ static void test_time_limit(void **unused)
         assert_true(nmp_now() - t0 < 1.0);
         assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
         nmp_params_init(&par);
-        par.progress = stop_now;
+        par.progress = nmp_test_stop_now;
         nmp_assert_ok(nmp_params_set(&par, "escapes", 1e6)); /* stopped in the warm start */
         run(pb, solvers[t], &par, &res);
         assert_int_equal(res.status, NMP_STATUS_INTERRUPTED);

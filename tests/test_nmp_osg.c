@@ -4,13 +4,6 @@
 
 #include "nmp_internal.h"
 
-static double score_of(const nmp_problem *pb, const int32_t *perm)
-{
-    double kept;
-    nmp_assert_ok(nmp_score(pb, perm, &kept));
-    return kept;
-}
-
 /* Solves from perm (a start) and checks the driver's contract. */
 static nmp_result solve(const nmp_problem *pb, const char *solver, const nmp_params *par,
                         int32_t *perm)
@@ -18,9 +11,7 @@ static nmp_result solve(const nmp_problem *pb, const char *solver, const nmp_par
     nmp_result res;
     nmp_msg msg = { { 0 } };
     nmp_assert_ok(nmp_solve(pb, solver, par, perm, 0, &res, &msg));
-    assert_true(nmp_perm_is_valid(perm, nmp_problem_cols(pb)));
-    nmp_assert_close(res.score, score_of(pb, perm), 1e-9 * res.score);
-    assert_true(res.score >= res.start_score);
+    nmp_test_check_solution(pb, perm, &res, 1e-9 * res.score);
     return res;
 }
 
@@ -209,13 +200,6 @@ static void seeds_threads_escapes(void **state)
     nmp_problem_free(pb);
 }
 
-static int stop_now(const nmp_progress *p, void *user)
-{
-    (void)p;
-    (*(int *)user)++;
-    return 1;
-}
-
 /* A time limit ends the search within ~0.1 s of it; a callback that says stop interrupts it. */
 static void time_limit_and_interrupt(void **state)
 {
@@ -236,7 +220,7 @@ static void time_limit_and_interrupt(void **state)
     assert_true(took < 0.05 + 0.5); /* generous: the test machine is shared */
     int calls = 0;
     nmp_params_init(&par);
-    par.progress = stop_now;
+    par.progress = nmp_test_stop_now;
     par.progress_user = &calls;
     nmp_perm_identity(perm, 1024);
     const nmp_result ri = solve(pb, "osg", &par, perm);
@@ -311,7 +295,7 @@ static void same_state_twice(void **state)
     nmp_assert_ok(ops->solve(st, a, &ra));
     nmp_assert_ok(ops->solve(st, b, &rb));
     assert_memory_equal(a, b, sizeof a);
-    assert_true(score_of(pb, a) > nmp_score_identity(pb));
+    assert_true(nmp_test_score(pb, a) > nmp_score_identity(pb));
     ops->destroy(st);
     nmp_problem_free(pb);
 }

@@ -7,12 +7,6 @@ static const int patterns[][2] = { { 1, 2 }, { 2, 4 }, { 1, 4 }, { 3, 4 }, { 2, 
                                    { 5, 16 }, { 16, 32 } };
 #define NPATTERNS (sizeof patterns / sizeof patterns[0])
 
-static int cmp_desc(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x < y) - (x > y);
-}
-
 /* Problem over w (row-major), n:m, abs. */
 static nmp_problem *problem_of(const float *w, int64_t rows, int64_t cols, int n, int m)
 {
@@ -37,29 +31,12 @@ static float *instance(int64_t rows, int64_t cols, int kind, nmp_rng *r)
     return w;
 }
 
-/* sum_j top-n of the saliency of columns c[0..m-1], by sorting in double */
-static double naive_group(const nmp_problem *pb, const int32_t *c)
-{
-    const int64_t rows = nmp_problem_rows(pb);
-    const int n = nmp_problem_pattern(pb).n, m = nmp_problem_pattern(pb).m;
-    const float *s = nmp_problem_saliency(pb);
-    double total = 0, v[NMP_MAX_M];
-    for (int64_t j = 0; j < rows; j++) {
-        for (int t = 0; t < m; t++)
-            v[t] = s[(int64_t)c[t] * rows + j];
-        qsort(v, (size_t)m, sizeof *v, cmp_desc);
-        for (int t = 0; t < n; t++)
-            total += v[t];
-    }
-    return total;
-}
-
 static double naive_score(const nmp_problem *pb, const int32_t *perm)
 {
     const int m = nmp_problem_pattern(pb).m;
     double total = 0;
     for (int64_t g = 0; g < nmp_problem_groups(pb); g++)
-        total += naive_group(pb, perm + g * m);
+        total += nmp_test_naive_group(pb, perm + g * m);
     return total;
 }
 
@@ -78,7 +55,7 @@ static void topn_matches_sort(void **state)
             v[t] = (float)nmp_rng_below(&r, (uint64_t)levels) * 0.25f;
             sorted[t] = v[t];
         }
-        qsort(sorted, (size_t)m, sizeof *sorted, cmp_desc);
+        qsort(sorted, (size_t)m, sizeof *sorted, nmp_test_cmp_desc);
         nmp_topn(v, m, n, &sum, &vn, &vn1);
         double expect = 0;
         for (int t = 0; t < n; t++)
@@ -119,7 +96,7 @@ static void score_matches_naive(void **state)
                     nmp_assert_ok(nmp_score_groups(pb, perm, gs));
                     double sum = 0;
                     for (int64_t g = 0; g < cols / m; g++) {
-                        nmp_assert_close(gs[g], naive_group(pb, perm + g * m), 1e-6 * gs[g] + 1e-9);
+                        nmp_assert_close(gs[g], nmp_test_naive_group(pb, perm + g * m), 1e-6 * gs[g] + 1e-9);
                         nmp_assert_close(gs[g], nmp_score_group_value(pb, perm + g * m), 0);
                         sum += gs[g];
                     }
@@ -156,7 +133,7 @@ static void group_value_matches_naive(void **state)
             for (int trial = 0; trial < 30; trial++) {
                 nmp_perm_random(perm, cols, &r);
                 const double v = nmp_score_group_value(pb, perm + m);
-                nmp_assert_close(v, naive_group(pb, perm + m), 1e-6 * v + 1e-9);
+                nmp_assert_close(v, nmp_test_naive_group(pb, perm + m), 1e-6 * v + 1e-9);
             }
             nmp_problem_free(pb);
             free(w);

@@ -4,60 +4,6 @@
 
 #include "nmp_internal.h"
 
-static double score_of(const nmp_problem *pb, const int32_t *perm)
-{
-    double kept;
-    nmp_assert_ok(nmp_score(pb, perm, &kept));
-    return kept;
-}
-
-static int cmp_desc(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x < y) - (x > y);
-}
-
-/* sum_j top-n of the m columns c[], exactly (doubles, sorted) */
-static double naive_group(const nmp_problem *pb, const int32_t *c)
-{
-    const int64_t rows = nmp_problem_rows(pb);
-    const int n = nmp_problem_pattern(pb).n, m = nmp_problem_pattern(pb).m;
-    const float *s = nmp_problem_saliency(pb);
-    double total = 0, v[NMP_MAX_M];
-    for (int64_t j = 0; j < rows; j++) {
-        for (int t = 0; t < m; t++)
-            v[t] = s[(int64_t)c[t] * rows + j];
-        qsort(v, (size_t)m, sizeof *v, cmp_desc);
-        for (int t = 0; t < n; t++)
-            total += v[t];
-    }
-    return total;
-}
-
-/* The largest gain of any single swap of two columns in different groups, by brute force. */
-static double best_swap_gain(const nmp_problem *pb, const int32_t *perm)
-{
-    const int m = nmp_problem_pattern(pb).m;
-    const int64_t groups = nmp_problem_groups(pb);
-    double best = -INFINITY;
-    for (int64_t g = 0; g < groups; g++)
-        for (int64_t h = g + 1; h < groups; h++) {
-            int32_t cg[NMP_MAX_M], ch[NMP_MAX_M];
-            const double before = naive_group(pb, perm + g * m) + naive_group(pb, perm + h * m);
-            for (int x = 0; x < m; x++)
-                for (int y = 0; y < m; y++) {
-                    memcpy(cg, perm + g * m, (size_t)m * sizeof *cg);
-                    memcpy(ch, perm + h * m, (size_t)m * sizeof *ch);
-                    cg[x] = perm[h * m + y];
-                    ch[y] = perm[g * m + x];
-                    const double gain = naive_group(pb, cg) + naive_group(pb, ch) - before;
-                    if (gain > best)
-                        best = gain;
-                }
-        }
-    return best;
-}
-
 static void ops_directly(void **state)
 {
     (void)state;
@@ -72,19 +18,19 @@ static void ops_directly(void **state)
     memset(&res, 0, sizeof res);
     nmp_assert_ok(nmp_swap_ops.solve(st, perm, &res));
     assert_true(nmp_perm_is_valid(perm, 32));
-    const double first = score_of(pb, perm);
+    const double first = nmp_test_score(pb, perm);
     assert_true(first > nmp_score_identity(pb)); /* 8 groups of |N(0,1)|: swaps always help */
     assert_int_equal(res.status, NMP_STATUS_FEASIBLE);
-    assert_true(best_swap_gain(pb, perm) <= 1e-6);
+    assert_true(nmp_test_best_swap_gain(pb, perm) <= 1e-6);
     /* the same state solves again from another start */
     nmp_rng r;
     nmp_rng_seed(&r, 1);
     nmp_perm_random(perm, 32, &r);
-    const double start = score_of(pb, perm);
+    const double start = nmp_test_score(pb, perm);
     nmp_assert_ok(nmp_swap_ops.solve(st, perm, &res));
     assert_true(nmp_perm_is_valid(perm, 32));
-    assert_true(score_of(pb, perm) >= start);
-    assert_true(best_swap_gain(pb, perm) <= 1e-6);
+    assert_true(nmp_test_score(pb, perm) >= start);
+    assert_true(nmp_test_best_swap_gain(pb, perm) <= 1e-6);
     nmp_swap_ops.destroy(st);
     nmp_swap_ops.destroy(NULL);
     nmp_problem_free(pb);
@@ -129,13 +75,13 @@ static void local_optimum_by_brute_force(void **state)
                 nmp_result res;
                 nmp_assert_ok(nmp_solve(pb, "swap", NULL, perm, 0, &res, NULL));
                 assert_true(nmp_perm_is_valid(perm, cols));
-                const double kept = score_of(pb, perm);
+                const double kept = nmp_test_score(pb, perm);
                 nmp_assert_close(res.score, kept, 1e-9 * kept);
-                nmp_assert_close(res.start_score, score_of(pb, start), 1e-9 * kept);
+                nmp_assert_close(res.start_score, nmp_test_score(pb, start), 1e-9 * kept);
                 assert_true(res.score >= res.start_score);
                 assert_true(res.bound >= res.score);
                 assert_int_equal(res.status, NMP_STATUS_FEASIBLE);
-                const double gain = best_swap_gain(pb, perm);
+                const double gain = nmp_test_best_swap_gain(pb, perm);
                 if (!(gain <= 1e-6)) {
                     print_error("%d:%d kind %d %lldx%lld: a swap still gains %g\n", n, m, kind,
                                 (long long)rows, (long long)cols, gain);
@@ -168,8 +114,8 @@ static void escapes_and_seeds(void **state)
     assert_true(ra.score >= rp.score);
     assert_true(rp.iterations > 0); /* applied moves: the escapes' descents add to the first */
     assert_true(ra.iterations > rp.iterations);
-    assert_true(best_swap_gain(pb, a) <= 1e-6);
-    nmp_assert_close(ra.score, score_of(pb, a), 1e-9 * ra.score);
+    assert_true(nmp_test_best_swap_gain(pb, a) <= 1e-6);
+    nmp_assert_close(ra.score, nmp_test_score(pb, a), 1e-9 * ra.score);
     /* escape t is drawn the same way whatever the count, so E + 1 escapes replay E of them and
      * one more: the kept best can only rise with E */
     double prev = rp.score;
@@ -214,7 +160,7 @@ static void apex_instance_improves(void **state)
     assert_true(res.score > 2852.376 + 10);
     assert_true(res.score < 3042.332);
     assert_true(nmp_score_efficacy(pb, res.score) > 0.05);
-    assert_true(best_swap_gain(pb, perm) <= 1e-6);
+    assert_true(nmp_test_best_swap_gain(pb, perm) <= 1e-6);
     nmp_problem_free(pb);
     free(w);
 }
@@ -245,8 +191,8 @@ static void time_limit(void **state)
         assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
         assert_true(wall < 2.0); /* a full first pass alone takes longer than this */
         assert_true(nmp_perm_is_valid(perm, 512));
-        nmp_assert_close(res.score, score_of(pb, perm), 1e-9 * res.score);
-        nmp_assert_close(res.start_score, score_of(pb, start), 1e-9 * res.score);
+        nmp_assert_close(res.score, nmp_test_score(pb, perm), 1e-9 * res.score);
+        nmp_assert_close(res.start_score, nmp_test_score(pb, start), 1e-9 * res.score);
         assert_true(res.score >= res.start_score);
     }
     free(start);
@@ -278,9 +224,7 @@ static void interrupted_by_progress(void **state)
     assert_int_equal(res.status, NMP_STATUS_INTERRUPTED);
     assert_int_equal(count, 1);
     assert_true(res.seconds < 30);
-    assert_true(nmp_perm_is_valid(perm, 512));
-    nmp_assert_close(res.score, score_of(pb, perm), 1e-9 * res.score);
-    assert_true(res.score >= res.start_score);
+    nmp_test_check_solution(pb, perm, &res, 1e-9 * res.score);
     free(perm);
     nmp_problem_free(pb);
 }
