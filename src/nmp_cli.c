@@ -137,6 +137,17 @@ bool cli_is_flag(const cli_args *c, const char *name)
     return strcmp(c->argv[c->k], name) == 0;
 }
 
+void cli_take_input(cli_args *c, const char **input)
+{
+    const char *a = c->argv[c->k];
+    if (a[0] == '-' && a[1])
+        cli_usage(c, "unknown option '%s'", a);
+    else if (*input)
+        cli_usage(c, "more than one input file ('%s', '%s')", *input, a);
+    else
+        *input = a;
+}
+
 bool cli_parse_i64(cli_args *c, const char *opt, const char *s, int64_t lo, int64_t hi,
                    int64_t *out)
 {
@@ -452,4 +463,44 @@ int main(int argc, char **argv)
         }
     return cli_fail(CLI_EXIT_USAGE, cmd,
                     "unknown command (commands: score, solve, solvers, gen; see 'nmperm --help')");
+}
+
+/* ------------------------------------------------------- Ctrl-C, progress */
+
+volatile sig_atomic_t cli_interrupted;
+
+/* First Ctrl-C: ask the running solve to stop. */
+static void on_sigint(int sig)
+{
+    (void)sig;
+    cli_interrupted = 1;
+}
+
+void cli_sigint_catch(struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = (int)SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, old);
+}
+
+void cli_progress_draw(cli_progress_line *pl, const char *text)
+{
+    if (!pl->show)
+        return;
+    const int len = (int)strlen(text);
+    fprintf(stderr, "\r%s%*s", text, pl->width > len ? pl->width - len : 0, "");
+    fflush(stderr);
+    pl->width = len;
+}
+
+void cli_progress_clear(cli_progress_line *pl)
+{
+    if (pl->width > 0) {
+        fprintf(stderr, "\r%*s\r", pl->width, "");
+        fflush(stderr);
+    }
+    pl->width = 0;
 }

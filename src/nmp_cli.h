@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include <signal.h>
 #include <stdbool.h>
 
 /* Exit codes: 0 ok, 1 bad input or usage, 2 internal error. */
@@ -51,6 +52,9 @@ bool cli_parse_u64(cli_args *c, const char *opt, const char *s, uint64_t hi, uin
 bool cli_parse_seconds(cli_args *c, const char *opt, const char *s, double *out);
 /* Prints help (stdout) or the version when any argument is -h, --help or --version. */
 bool cli_help_or_version(const cli_args *c, const char *help);
+/* The last branch of an option loop: argv[k] is an unknown option (a usage error), a second
+ * input (a usage error) or the input, stored in *input. */
+void cli_take_input(cli_args *c, const char **input);
 
 /* -------------------------------------------------------------- problems */
 
@@ -99,6 +103,25 @@ int cli_print_json(json_t *root);                       /* one line on stdout; f
 void cli_json_problem(json_t *o, const char *input, const nmp_problem *pb);
 void cli_text_problem(const char *input, const nmp_problem *pb);
 double cli_gain_pct(const nmp_problem *pb, double kept); /* 100 (kept - identity) / identity */
+
+/* ------------------------------------------------------- Ctrl-C, progress */
+
+/* Set by the first Ctrl-C after cli_sigint_catch; the running solve is asked to stop. */
+extern volatile sig_atomic_t cli_interrupted;
+/* Catches SIGINT into cli_interrupted (SA_RESETHAND makes a second Ctrl-C end the process); the
+ * previous action goes to *old, for sigaction(SIGINT, old, NULL) afterwards. */
+void cli_sigint_catch(struct sigaction *old);
+
+/* One updating line on the terminal (stderr). */
+typedef struct cli_progress_line {
+    bool show;   /* stderr is a terminal and not --quiet */
+    int width;   /* length of the line on screen */
+} cli_progress_line;
+
+/* Redraws the line with text (when shown), padding over what was there before. */
+void cli_progress_draw(cli_progress_line *pl, const char *text);
+/* Erases the line. */
+void cli_progress_clear(cli_progress_line *pl);
 
 /* ------------------------------------------------------------ commands */
 

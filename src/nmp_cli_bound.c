@@ -60,28 +60,9 @@ static const char help_compare[] =
 
 /* ------------------------------------------------------- Ctrl-C, progress */
 
-static volatile sig_atomic_t interrupted;
-
-/* First Ctrl-C: ask the running solve to stop (SA_RESETHAND makes a second one end the process). */
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-static void sigint_catch(struct sigaction *old)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = (int)SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, old);
-}
-
+/* A progress line with what is running. */
 typedef struct progress_line {
-    bool show;          /* stderr is a terminal and not --quiet */
-    int width;          /* length of the line on screen */
+    cli_progress_line line;
     char label[96];     /* what is running */
 } progress_line;
 
@@ -89,26 +70,12 @@ typedef struct progress_line {
 static int on_progress(const nmp_progress *p, void *user)
 {
     progress_line *pl = user;
-    if (pl->show) {
-        char line[240];
-        int len = snprintf(line, sizeof line, "%s %8.1fs  best %.4f  bound %.4f  %s%s", pl->label,
-                           p->elapsed, p->best, p->bound, p->phase ? p->phase : "",
-                           interrupted ? "  (stopping)" : "");
-        len = len < 0 ? 0 : len >= (int)sizeof line ? (int)sizeof line - 1 : len;
-        fprintf(stderr, "\r%s%*s", line, pl->width > len ? pl->width - len : 0, "");
-        fflush(stderr);
-        pl->width = len;
-    }
-    return interrupted ? 1 : 0;
-}
-
-static void progress_clear(progress_line *pl)
-{
-    if (pl->width > 0) {
-        fprintf(stderr, "\r%*s\r", pl->width, "");
-        fflush(stderr);
-    }
-    pl->width = 0;
+    char line[240];
+    snprintf(line, sizeof line, "%s %8.1fs  best %.4f  bound %.4f  %s%s", pl->label, p->elapsed,
+             p->best, p->bound, p->phase ? p->phase : "",
+             cli_interrupted ? "  (stopping)" : "");
+    cli_progress_draw(&pl->line, line);
+    return cli_interrupted ? 1 : 0;
 }
 
 /* ------------------------------------------------------------- LP bound */
@@ -148,7 +115,7 @@ static int lp_compute(const nmp_problem *pb, const char *input, double seconds, 
         return cli_fail_lib(NMP_ERR_NOMEM, input, NULL);
     const nmp_err e = nmp_solve(pb, "colgen", &par, perm, 1, &lp->res, &msg);
     nmp_free(perm);
-    progress_clear(pl);
+    cli_progress_clear(&pl->line);
     if (e == NMP_ERR_ARG || e == NMP_ERR_UNSUPPORTED) {
         snprintf(lp->note, sizeof lp->note, "colgen: %s",
                  msg.text[0] ? msg.text : nmp_err_str(e));
@@ -199,7 +166,6 @@ int cli_cmd_bound(cli_args *c)
     bool json = false;
     const char *v = NULL;
     for (c->k = 2; c->k < c->argc && !c->bad; c->k++) {
-        const char *a = c->argv[c->k];
         if (cli_is_flag(c, "--json")) {
             json = true;
         } else if (cli_take(c, "--time-limit", NULL, &v)) {
@@ -209,12 +175,8 @@ int cli_cmd_bound(cli_args *c)
             if (cli_parse_i64(c, "--threads", v, 0, 4096, &t))
                 threads = (int)t;
         } else if (cli_take_problem_opt(c, &po)) {
-        } else if (a[0] == '-' && a[1]) {
-            cli_usage(c, "unknown option '%s'", a);
-        } else if (po.input) {
-            cli_usage(c, "more than one input file ('%s', '%s')", po.input, a);
         } else {
-            po.input = a;
+            cli_take_input(c, &po.input);
         }
     }
     if (!c->bad)
@@ -227,9 +189,9 @@ int cli_cmd_bound(cli_args *c)
     memset(&lp, 0, sizeof lp);
     int rc = cli_load_problem(&po, &ld);
     if (rc == 0) {
-        progress_line pl = { isatty(STDERR_FILENO) != 0, 0, "lp bound" };
+        progress_line pl = { { isatty(STDERR_FILENO) != 0, 0 }, "lp bound" };
         struct sigaction old;
-        sigint_catch(&old);
+        cli_sigint_catch(&old);
         rc = lp_compute(ld.pb, po.input, seconds, threads, &pl, &lp);
         sigaction(SIGINT, &old, NULL);
     }
@@ -503,10 +465,10 @@ static int compare_input(const compare_opts *o, const nmp_problem *pb, cmp_input
     in->row_bound = nmp_score_row_bound(pb);
     in->best_bound = in->row_bound;
     in->best_source = "row";
-    progress_line pl = { isatty(STDERR_FILENO) && !o->quiet, 0, "" };
+    progress_line pl = { { isatty(STDERR_FILENO) && !o->quiet, 0 }, "" };
     bool proven = false;
     int rc = 0;
-    for (int s = 0; s < o->nsolvers && !interrupted; s++) {
+    for (int s = 0; s < o->nsolvers && !cli_interrupted; s++) {
         cmp_run *r = &in->runs[s];
         nmp_params par = o->par[s];
         nmp_msg msg = { { 0 } };
@@ -515,7 +477,7 @@ static int compare_input(const compare_opts *o, const nmp_problem *pb, cmp_input
         snprintf(pl.label, sizeof pl.label, "[%d/%d] %s %s", index + 1, o->ninputs, in->name,
                  o->solvers[s]);
         const nmp_err e = nmp_solve(pb, o->solvers[s], &par, perm, 1, &r->res, &msg);
-        progress_clear(&pl);
+        cli_progress_clear(&pl.line);
         if (e == NMP_OK) {
             r->done = true;
             proven = proven || r->res.status == NMP_STATUS_OPTIMAL;
@@ -540,7 +502,7 @@ static int compare_input(const compare_opts *o, const nmp_problem *pb, cmp_input
                 *solver_rc = cli_exit_code(e);
         }
     }
-    in->lp_skipped = !in->lp.ran && (proven || o->bound_time <= 0 || interrupted);
+    in->lp_skipped = !in->lp.ran && (proven || o->bound_time <= 0 || cli_interrupted);
     if (!in->lp.ran && !in->lp_skipped) {
         snprintf(pl.label, sizeof pl.label, "[%d/%d] %s lp bound", index + 1, o->ninputs,
                  in->name);
@@ -550,7 +512,7 @@ static int compare_input(const compare_opts *o, const nmp_problem *pb, cmp_input
             in->best_source = "lp";
         }
     }
-    in->done = !interrupted;
+    in->done = !cli_interrupted;
     for (int s = 0; s < o->nsolvers; s++) {
         cmp_run *r = &in->runs[s];
         if (!r->done)
@@ -859,11 +821,11 @@ int cli_cmd_compare(cli_args *c)
     int count = 0, solver_rc = 0;
     if (rc == 0) {
         struct sigaction old;
-        interrupted = 0;
-        sigint_catch(&old);
+        cli_interrupted = 0;
+        cli_sigint_catch(&old);
         if (!o.quiet)
             table_header();
-        for (; count < o.ninputs && rc == 0 && !interrupted; count++) {
+        for (; count < o.ninputs && rc == 0 && !cli_interrupted; count++) {
             cmp_input *in = &ins[count];
             cli_loaded ld;
             in->path = o.inputs[count];
@@ -880,7 +842,7 @@ int cli_cmd_compare(cli_args *c)
             }
         }
         sigaction(SIGINT, &old, NULL);
-        if (interrupted)
+        if (cli_interrupted)
             cli_fail(0, "compare", "interrupted: %d of %d inputs reported", count, o.ninputs);
     }
     if (rc == 0 && o.csv_path)

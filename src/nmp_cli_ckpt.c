@@ -85,7 +85,6 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
     o->par.time_limit = 2;
     const bool solve = cmd == 'p', any_plan = cmd != 'a';
     for (c->k = 2; c->k < c->argc && !c->bad; c->k++) {
-        const char *a = c->argv[c->k];
         if (cmd != 'l' && cli_is_flag(c, "--prune")) {
             o->prune = true;
         } else if (cmd != 'l' && cli_is_flag(c, "--verify")) {
@@ -120,12 +119,8 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
             int64_t t = 0;
             if (cli_parse_i64(c, "--threads", v, 0, 4096, &t))
                 o->par.threads = (int)t;
-        } else if (a[0] == '-' && a[1]) {
-            cli_usage(c, "unknown option '%s'", a);
-        } else if (o->input) {
-            cli_usage(c, "more than one input file ('%s', '%s')", o->input, a);
         } else {
-            o->input = a;
+            cli_take_input(c, &o->input);
         }
     }
     if (c->bad)

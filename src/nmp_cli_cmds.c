@@ -30,18 +30,13 @@ int cli_cmd_score(cli_args *c)
     const char *perm_path = NULL, *v = NULL;
     bool json = false;
     for (c->k = 2; c->k < c->argc && !c->bad; c->k++) {
-        const char *a = c->argv[c->k];
         if (cli_is_flag(c, "--json")) {
             json = true;
         } else if (cli_take(c, "--perm", NULL, &v)) {
             perm_path = v;
         } else if (cli_take_problem_opt(c, &po)) {
-        } else if (a[0] == '-' && a[1]) {
-            cli_usage(c, "unknown option '%s'", a);
-        } else if (po.input) {
-            cli_usage(c, "more than one input file ('%s', '%s')", po.input, a);
         } else {
-            po.input = a;
+            cli_take_input(c, &po.input);
         }
     }
     if (!c->bad)

@@ -30,44 +30,15 @@ static const char help[] =
 
 /* --------------------------------------------------------------- solve */
 
-static volatile sig_atomic_t interrupted;
-
-/* First Ctrl-C: ask the solver to stop (SA_RESETHAND makes a second one end the process). */
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-typedef struct progress_line {
-    bool show;   /* stderr is a terminal and not --quiet */
-    int width;   /* length of the line on screen */
-} progress_line;
-
 /* One updating line on the terminal; returns nonzero after Ctrl-C so the solver stops. */
 static int on_progress(const nmp_progress *p, void *user)
 {
-    progress_line *pl = user;
-    if (pl->show) {
-        char line[200];
-        int len = snprintf(line, sizeof line, "%9.1fs  iter %lld  best %.4f  bound %.4f  %s%s",
-                           p->elapsed, (long long)p->iteration, p->best, p->bound,
-                           p->phase ? p->phase : "", interrupted ? "  (stopping)" : "");
-        len = len < 0 ? 0 : len >= (int)sizeof line ? (int)sizeof line - 1 : len;
-        fprintf(stderr, "\r%s%*s", line, pl->width > len ? pl->width - len : 0, "");
-        fflush(stderr);
-        pl->width = len;
-    }
-    return interrupted ? 1 : 0;
-}
-
-static void progress_clear(progress_line *pl)
-{
-    if (pl->width > 0) {
-        fprintf(stderr, "\r%*s\r", pl->width, "");
-        fflush(stderr);
-    }
-    pl->width = 0;
+    char line[200];
+    snprintf(line, sizeof line, "%9.1fs  iter %lld  best %.4f  bound %.4f  %s%s", p->elapsed,
+             (long long)p->iteration, p->best, p->bound, p->phase ? p->phase : "",
+             cli_interrupted ? "  (stopping)" : "");
+    cli_progress_draw(user, line);
+    return cli_interrupted ? 1 : 0;
 }
 
 typedef struct solve_opts {
@@ -82,7 +53,6 @@ static void parse_solve(cli_args *c, solve_opts *o)
     const char *v = NULL;
     nmp_msg msg = { { 0 } };
     for (c->k = 2; c->k < c->argc && !c->bad; c->k++) {
-        const char *a = c->argv[c->k];
         if (cli_is_flag(c, "--json")) {
             o->json = true;
         } else if (cli_is_flag(c, "--quiet")) {
@@ -105,12 +75,8 @@ static void parse_solve(cli_args *c, solve_opts *o)
         } else if (cli_take(c, "--output", "-o", &v)) {
             o->out_path = v;
         } else if (cli_take_problem_opt(c, &o->po)) {
-        } else if (a[0] == '-' && a[1]) {
-            cli_usage(c, "unknown option '%s'", a);
-        } else if (o->po.input) {
-            cli_usage(c, "more than one input file ('%s', '%s')", o->po.input, a);
         } else {
-            o->po.input = a;
+            cli_take_input(c, &o->po.input);
         }
     }
     if (!c->bad)
@@ -225,18 +191,14 @@ int cli_cmd_solve(cli_args *c)
     if (rc == 0 && !perm && !(perm = nmp_malloc((size_t)cols * sizeof *perm)))
         rc = cli_fail_lib(NMP_ERR_NOMEM, o.po.input, NULL);
     if (rc == 0) {
-        progress_line pl = { isatty(STDERR_FILENO) && !o.quiet, 0 };
-        struct sigaction sa, old;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_sigint;
-        sa.sa_flags = (int)SA_RESETHAND;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, &old);
+        cli_progress_line pl = { isatty(STDERR_FILENO) && !o.quiet, 0 };
+        struct sigaction old;
+        cli_sigint_catch(&old);
         o.par.progress = on_progress;
         o.par.progress_user = &pl;
         const nmp_err e = nmp_solve(ld.pb, o.solver, &o.par, perm, !o.start_path, &res, &msg);
         sigaction(SIGINT, &old, NULL);
-        progress_clear(&pl);
+        cli_progress_clear(&pl);
         if (e != NMP_OK)
             rc = cli_fail_lib(e, o.po.input, &msg);
     }
