@@ -30,7 +30,7 @@ static const nmp_param_desc bnp_params[] = {
     { "enum_max", 50000, 0, 1e7, "longest list of a reduced-cost enumeration (0: never list)" },
     { "heur_cols", 5000, 0, 1e7, "columns of the restricted problem searched when a list is too long" },
     { "heur_nodes", 2000, 0, 1e9, "nodes of that depth-first search" },
-    { "lns_time", 10, 0, 1e6, "seconds of the registered 'lns' from the incumbent when a list is too long" },
+    { "lns_time", 0, 0, 1e6, "seconds of the registered 'lns' from the incumbent when a list is too long" },
     { 0 },
 };
 
