@@ -30,7 +30,7 @@ static const nmp_param_desc bnp_params[] = {
     { "enum_max", 50000, 0, 1e7, "longest list of a reduced-cost enumeration (0: never list)" },
     { "heur_cols", 5000, 0, 1e7, "columns of the restricted problem searched when a list is too long" },
     { "heur_nodes", 2000, 0, 1e9, "nodes of that depth-first search" },
-    { "lns_time", 0, 0, 1e6, "seconds of the registered 'lns' from the incumbent when a list is too long" },
+    { "lns_time", 10, 0, 1e6, "seconds of the registered 'lns' from the incumbent when a list is too long" },
     { 0 },
 };
 
@@ -244,6 +244,21 @@ out:
     return e;
 }
 
+/* A node whose master is integral (perm in st->work): the partition is a candidate, and the
+ * node is closed. Its bound nb is certified by the pricing; it can exceed the partition's value
+ * by GLPK's optimality tolerance, which *slack keeps so the final bound stays honest. */
+static nmp_err close_integral(bnp_state *st, double nb, double *best, double *slack)
+{
+    nmp_err e = NMP_OK;
+    double v;
+    NMP_TRY(e, nmp_score(st->pb, st->work, &v));
+    NMP_TRY(e, offer(st, st->work, best));
+    if (nb > v + 1e-9 * fabs(v))
+        *slack = NMP_MAX(*slack, nb);
+out:
+    return e;
+}
+
 /* Diving from the root LP: fix every column with x > 0.9 and the largest other one (its members
  * together: the component fills a group, so only that column can hold them), re-price, repeat
  * until the master is integral or its bound falls to the incumbent. The rules are cleared at
@@ -364,7 +379,7 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
     nmp_clock_start(&clk, &st->par);
     double best;
     bool stopped = false, limited = false;
-    double enum_gap = INFINITY;
+    double enum_gap = INFINITY, slack = -INFINITY;
     memcpy(st->inc, perm, bytes);
     NMP_TRY(e, nmp_cg_add_groups(st->cg, perm));
     NMP_TRY(e, nmp_cg_heuristic(pb, &st->par, NULL, st->heur_time, &clk, st->inc));
@@ -410,7 +425,7 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
         if (out.end == NMP_CG_CUTOFF || nb <= best + tol)
             continue;
         if (!out.artificial && nmp_cg_integral(st->cg, st->work)) {
-            NMP_TRY(e, offer(st, st->work, &best));
+            NMP_TRY(e, close_integral(st, nb, &best, &slack));
             continue;
         }
         if (st->node[id].parent < 0 && st->dive) { /* the root: dive, then back to the root LP */
@@ -454,7 +469,6 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
                                                 st->work));
                     NMP_TRY(e, offer(st, st->work, &best));
                     lstop = clk.stopped || nmp_clock_expired(&clk);
-                    st->lns_time *= 2; /* again only if the next listing is worth it */
                 }
                 NMP_TRY(e, nmp_cg_relist(st->cg, best, &en));
             }
@@ -495,7 +509,7 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
                     continue;
             }
             if (!out.artificial && nmp_cg_integral(st->cg, st->work)) {
-                NMP_TRY(e, offer(st, st->work, &best));
+                NMP_TRY(e, close_integral(st, nb, &best, &slack));
                 continue;
             }
         }
@@ -507,14 +521,16 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
         NMP_TRY(e, new_node(st, id, a, b, 0, nb));
     }
     memcpy(perm, st->inc, bytes);
-    if (st->nheap == 0) {
+    res->bound = NMP_MAX(best, slack);
+    if (st->nheap > 0)
+        res->bound = NMP_MAX(res->bound, NMP_MIN(st->node[st->heap[0]].bound, pb->row_bound));
+    if (res->bound - best <= 1e-9 * fabs(best))
         res->status = NMP_STATUS_OPTIMAL;
-        res->bound = best;
-    } else {
-        res->bound = NMP_MAX(best, NMP_MIN(st->node[st->heap[0]].bound, pb->row_bound));
+    else if (st->nheap == 0)
+        res->status = NMP_STATUS_FEASIBLE; /* tree done, a closed node's bound above: tolerance */
+    else
         res->status = stopped ? nmp_clock_status(&clk)
                               : limited ? NMP_STATUS_ITER_LIMIT : NMP_STATUS_FEASIBLE;
-    }
     nmp_clock_tick(&clk, res->nodes, best, res->bound, "done", true);
 out:
     glp_term_out(term);

@@ -27,9 +27,6 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
-#ifdef NMP_PRICE_STATS
-#include <stdio.h>
-#endif
 
 #define CG_SLICE_MS 400
 
@@ -279,7 +276,7 @@ nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out,
     cg->alpha = o->smoothing;
     cg->kmax = o->kmax > 0 ? o->kmax : 2 * (int64_t)pb->cols;
     cg->scale = NMP_MAX(pb->row_bound / (double)pb->groups, 1e-300);
-    cg->eps = 1e-9 * cg->scale;
+    cg->eps = 1e-10 * cg->scale; /* G * eps = 1e-10 * row bound: below the 1e-9 of a proof */
     cg->bigm = pb->row_bound + 1.0;
     const size_t C = (size_t)cg->cols;
     cg->y = nmp_malloc(C * sizeof *cg->y);
@@ -331,6 +328,7 @@ nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out,
     glp_init_smcp(&cg->smcp);
     cg->smcp.msg_lev = cg->verbose ? GLP_MSG_ON : GLP_MSG_OFF;
     cg->smcp.presolve = GLP_OFF;
+    cg->smcp.tol_dj = 1e-9; /* rc of pool columns near 0: fewer re-priced duplicates */
     cg->need_dual = true;
     *out = cg;
     cg = NULL;
@@ -736,11 +734,6 @@ nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_
             added += add;
         }
         out->columns_added += added;
-#ifdef NMP_PRICE_STATS
-        fprintf(stderr, "cg %3lld: lp %.6f L %.6f best %.6f a %.2f smooth %d found %lld added %lld pool %lld\n",
-                (long long)out->rounds, out->lp, L, out->bound, a, (int)smooth, (long long)po.found,
-                (long long)added, (long long)cg->npool);
-#endif
         const double gap_tol = 1e-9 * NMP_MAX(fabs(out->lp), cg->pb->row_bound);
         if (out->bound - out->lp <= gap_tol)
             break;
@@ -1034,10 +1027,6 @@ static nmp_err relist(nmp_cg *cg, double incumbent, nmp_cg_enum *res)
         return NMP_OK;
     while (count > 0 && !(cg->erc[count - 1] > thr))
         count--;
-#ifdef NMP_PRICE_STATS
-    fprintf(stderr, "enum: thr %.4f listed %lld kept %lld\n", thr, (long long)cg->enum_found,
-            (long long)count);
-#endif
     res->columns = count;
     res->complete = true;
     return list_register(cg, count, cg->enum_base, &res->list);
@@ -1063,9 +1052,6 @@ nmp_err nmp_cg_enumerate(nmp_cg *cg, double incumbent, int64_t heur_cols, nmp_cl
         goto out;
     }
     cg->enum_found = po.found;
-#ifdef NMP_PRICE_STATS
-    fprintf(stderr, "enum: thr %.4f listed %lld\n", thr, (long long)po.found);
-#endif
     if (po.found <= cg->enum_max) {
         NMP_TRY(e, relist(cg, incumbent, res));
     } else if (heur_cols > 0) {
@@ -1126,8 +1112,8 @@ nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, const cha
     hp.progress_user = clk;
     if (ops == &nmp_swap_ops)
         NMP_TRY(e, nmp_params_set(&hp, "escapes", 100));
-    if (has_param(ops, "max_fail")) /* a search that stops by itself: run it for the time */
-        NMP_TRY(e, nmp_params_set(&hp, "max_fail", 1e12));
+    if (has_param(ops, "max_fail")) /* a search that stops by itself: a longer patience */
+        NMP_TRY(e, nmp_params_set(&hp, "max_fail", 10.0 * (20 + 4 * (double)pb->groups)));
     work = nmp_malloc((size_t)pb->cols * sizeof *work);
     if (!work) {
         e = NMP_ERR_NOMEM;

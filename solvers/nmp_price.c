@@ -35,9 +35,6 @@
 #include "nmp_internal.h"
 
 #include <math.h>
-#ifdef NMP_PRICE_STATS
-#include <stdio.h>
-#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,7 +64,6 @@ typedef struct pr_work {
     pr_item *heap;    /* min-heap by the total order (root = worst kept) */
     int64_t count;
     int64_t nodes, polls;
-    int64_t ngain, nleafc, nleaf;
     double thr;
     int tid;
 } pr_work;
@@ -579,7 +575,6 @@ static void leaf(nmp_price *pr, pr_work *w, int32_t c)
         }
         it.cols[q] = x;
     }
-    w->nleaf++;
     it.value = nmp_score_group_value(pr->pb, it.cols);
     double ys = 0;
     for (int t = 0; t < m; t++)
@@ -624,7 +619,6 @@ static void expand(nmp_price *pr, pr_work *w, int p, int len, double val)
     if (p >= n) {
         const float *t = w->t + ((int64_t)p * n + n - 1) * rows;
         const double infl = pr->inflate;
-        w->ngain += len;
         for (int k = 0; k < len; k++) {
             const int32_t c = cand[k];
             const double g = (double)gain(pr->sord + (int64_t)c * rows, t, rows) * infl;
@@ -636,7 +630,6 @@ static void expand(nmp_price *pr, pr_work *w, int p, int len, double val)
     }
     /* C: leaves */
     if (r == 1) {
-        w->nleafc += len;
         for (int k = 0; k < len; k++)
             if (val + h[k] >= w->thr && admit(pr, w, p, cand[k], 1) == 0)
                 leaf(pr, w, cand[k]);
@@ -721,7 +714,6 @@ nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, n
         pr_work *w = &pr->work[t];
         w->count = 0;
         w->nodes = 0;
-        w->ngain = w->nleafc = w->nleaf = 0;
         w->polls = 0;
         w->thr = thr;
         w->req[0] = 0;
@@ -764,18 +756,5 @@ nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, n
         out->rc[q] = pr->merge[q].rc;
     }
     out->complete = pr->stop == 0;
-#ifdef NMP_PRICE_STATS
-    {
-        int64_t a = 0, b = 0, c = 0;
-        for (int t = 0; t < pr->threads; t++) {
-            a += pr->work[t].ngain;
-            b += pr->work[t].nleafc;
-            c += pr->work[t].nleaf;
-        }
-        fprintf(stderr, "price: nodes %lld gains %lld leafcand %lld leafeval %lld found %lld top %.4g\n",
-                (long long)out->nodes, (long long)a, (long long)b, (long long)c,
-                (long long)out->found, out->found ? out->rc[0] : 0.0);
-    }
-#endif
     return NMP_OK;
 }

@@ -49,6 +49,7 @@ static void test_bnp_vs_dp(void **state)
         /* short lists: heuristic lists, their depth-first search, lists completed later */
         nmp_params_set(&par, "enum_max", 6);
         nmp_params_set(&par, "heur_cols", 4);
+        nmp_params_set(&par, "lns_time", 0.02);
         const nmp_result b3 = run(pb, "bnp", &par, perm, 1);
         assert_int_equal(b3.status, NMP_STATUS_OPTIMAL);
         nmp_assert_close(b3.score, d.score, 1e-7 * d.score);
