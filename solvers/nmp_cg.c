@@ -28,7 +28,7 @@
 #include <math.h>
 #include <string.h>
 
-#define CG_SLICE_MS 400
+#define CG_SLICE_MS 300
 
 struct nmp_cg {
     const nmp_problem *pb;

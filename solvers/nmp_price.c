@@ -9,7 +9,8 @@
  *
  * Bound. D is a sum over rows of "sum of the n largest", a weighted uniform-matroid rank, hence
  * monotone submodular, so for every completion R of P
- *     D(P + R) <= D(P) + sum_{c in R} g_P(c),   g_P(c) = D(P + c) - D(P) = sum_j max(0, s(j,c) - t_j(P))
+ *     D(P + R) <= D(P) + sum_{c in R} g_P(c),
+ *     g_P(c) = D(P + c) - D(P) = sum_j max(0, s(j,c) - t_j(P))
  * with t_j(P) the n-th largest value of row j in P (0 while p < n: all values are >= 0). With
  * h_P(c) = g_P(c) - y_c every completion has rc <= val(P) + (sum of the r largest h_P over the
  * candidates), val(P) = D(P) - y(P). Because gains only shrink as P grows, the h of the parent
@@ -53,7 +54,7 @@ typedef struct key_pos {
 } key_pos;
 
 typedef struct pr_work {
-    float *t;         /* (m + 1) * n * rows: level p, k-th largest of row j at ((p*n + k) * rows + j) */
+    float *t;         /* (m + 1) * n * rows: k-th largest of row j, level p: (p*n + k) * rows + j */
     int32_t *cand;    /* (m + 1) * cols: candidate positions per level */
     double *h;        /* (m + 1) * cols: their h (upper bounds) */
     double *suf;      /* (m + 1) * cols: suffix sums of the r - 1 largest h */

@@ -1,5 +1,6 @@
 /* test_nmp_colgen.c: exact pricing (nmp_price.c) against brute force; colgen's bound against the
- * full set-partitioning LP and the optimum; time limits, interrupts, bad input, failing allocations */
+ * full set-partitioning LP and the optimum; time limits, interrupts, bad input, failing
+ * allocations */
 #include "nmp_test.h"
 
 #include "nmp_internal.h"
@@ -127,8 +128,9 @@ static bool obeys(const int32_t *c, int m, int count, const int32_t *a, const in
 }
 
 /* Pricing with k results and some rules against brute force over all subsets. */
-static void check_pricing(const nmp_problem *pb, const double *y, double thr, int64_t k, int threads,
-                          int count, const int32_t *ra, const int32_t *rb, const uint8_t *rt)
+static void check_pricing(const nmp_problem *pb, const double *y, double thr, int64_t k,
+                          int threads, int count, const int32_t *ra, const int32_t *rb,
+                          const uint8_t *rt)
 {
     const int cols = (int)nmp_problem_cols(pb), m = nmp_problem_pattern(pb).m;
     int32_t *all;
