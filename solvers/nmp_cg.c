@@ -65,6 +65,7 @@ struct nmp_cg {
     double enum_base;        /* its sum of duals + (G - 1) * max rc */
     /* pool */
     int64_t npool, cap;
+    int64_t purge_at;        /* pool size that triggers a purge of idle columns */
     int32_t *mem;            /* cap * m members, ascending */
     double *val;             /* D(q) */
     double *x;               /* last LP primal */
@@ -294,6 +295,7 @@ nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out,
         goto out;
     }
     cg->cur_list = -1;
+    cg->purge_at = NMP_MAX(20 * (int64_t)pb->cols, 4096);
     cg->incumbent = -INFINITY;
     cg->enum_max = o->enum_max;
     if (cg->enum_max > 0) {
@@ -358,6 +360,45 @@ nmp_err nmp_cg_add_groups(nmp_cg *cg, const int32_t *perm)
                             cg->cur_list < 0 && obeys(cg, c), &added));
     }
 out:
+    return e;
+}
+
+/* Drops the nonbasic pool columns that the current rules fix at 0 (the pool is a cache: the
+ * pricing or a list scan brings back what a node needs). Every dual simplex iteration scans all
+ * columns, fixed ones too, so a pool that only grows makes each node slower. Amortised: the next
+ * purge waits until the pool has doubled. */
+static nmp_err pool_purge(nmp_cg *cg)
+{
+    nmp_err e = NMP_OK;
+    const int m = cg->m;
+    int *num = nmp_malloc(((size_t)cg->npool + 1) * sizeof *num);
+    if (!num)
+        return NMP_ERR_NOMEM;
+    int ndel = 0;
+    int64_t keep = 0;
+    for (int64_t q = 0; q < cg->npool; q++) {
+        if (!cg->allowed[q] && glp_get_col_stat(cg->lp, lp_col(cg, q)) != GLP_BS) {
+            num[++ndel] = lp_col(cg, q);
+            continue;
+        }
+        if (keep != q) { /* compact in the same order as GLPK renumbers */
+            memmove(cg->mem + keep * m, cg->mem + q * m, (size_t)m * sizeof *cg->mem);
+            cg->val[keep] = cg->val[q];
+            cg->x[keep] = cg->x[q];
+            cg->allowed[keep] = cg->allowed[q];
+            cg->inlist[keep] = cg->inlist[q];
+        }
+        keep++;
+    }
+    if (ndel > 0) {
+        glp_del_cols(cg->lp, ndel, num);
+        cg->npool = keep;
+        memset(cg->hash, 0, (size_t)cg->hcap * sizeof *cg->hash);
+        for (int64_t q = 0; q < cg->npool; q++)
+            hash_insert(cg, q);
+    }
+    cg->purge_at = NMP_MAX(cg->purge_at, 2 * cg->npool);
+    nmp_free(num);
     return e;
 }
 
@@ -436,6 +477,8 @@ nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t 
             glp_set_col_bnds(cg->lp, lp_col(cg, q), GLP_FX, 0, 0);
         cg->need_dual = true;
     }
+    if (cg->npool > cg->purge_at)
+        NMP_TRY(e, pool_purge(cg));
 out:
     return e;
 }
