@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gpu/check.sh: the GPU check for a short lease (H100/H200, CUDA 13, under 8 minutes): builds
 # the core it needs plus gpu/ straight with gcc and nvcc (no Meson, GLPK, jansson or cmocka
-# needed), runs nmp_gpu_check (every GPU backend entry against the CPU reference, scoring and
+# needed; the core's source list is read from src/core/meson.build, the one Meson builds), runs nmp_gpu_check (every GPU backend entry against the CPU reference, scoring and
 # pricing timings, cuSPARSELt 2:4 vs dense cuBLAS over LLM shapes in fp16/bf16/int8/e4m3) and
 # prints one table. Installs the cuSPARSELt wheel with pip when it is missing.
 # Usage: gpu/check.sh [--quick]; OUT=dir keeps the log there. Exit: 0 pass, 1 fail, 77 no GPU.
@@ -25,10 +25,10 @@ if [ -z "$csl" ]; then
     python3 -m pip install -q nvidia-cusparselt-cu13 >&2 || true
     csl=$(python3 -c "$probe" || true)
 fi
-cflags=(-O2 -std=c17 -Wall -Wextra -D_POSIX_C_SOURCE=200809L -DNMP_HAVE_CUDA=1 -Iinclude -Isrc
+cflags=(-O2 -std=c17 -Wall -Wextra -D_POSIX_C_SOURCE=200809L -DNMP_HAVE_CUDA=1 -Iinclude -Isrc/core
         -Igpu -I/usr/local/cuda/include)
 cuflags=(-O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
-         -DNMP_HAVE_CUDA=1 -Iinclude -Isrc -Igpu)
+         -DNMP_HAVE_CUDA=1 -Iinclude -Isrc/core -Igpu)
 libs=(-L/usr/local/cuda/lib64 -lcudart -lcublas -lcublasLt -lstdc++ -lm)
 if [ -n "$csl" ]; then
     root=$(echo "$csl" | sed -n 1p); lib=$(echo "$csl" | sed -n 2p)
@@ -38,11 +38,13 @@ else
     echo "gpu/check.sh: cuSPARSELt not found: the sparse GEMM table is skipped" >&2
 fi
 
-core=(nmp_alloc nmp_err nmp_rng nmp_matrix nmp_perm nmp_problem nmp_score nmp_eval nmp_backend
-      nmp_half nmp_clock nmp_params)
+# the same list Meson compiles: every quoted .c of src/core/meson.build
+mapfile -t core < <(sed -n "s/^ *'\\(nmp_[a-z0-9_]*\\.c\\)',*$/\\1/p" src/core/meson.build)
+[ "${#core[@]}" -gt 5 ] || { echo "gpu/check.sh: no core sources in src/core/meson.build" >&2; exit 1; }
 objs=()
-for f in "${core[@]}"; do
-    gcc "${cflags[@]}" -c "src/$f.c" -o "$B/$f.o" & objs+=("$B/$f.o")
+for f in "${core[@]}" ../../gpu/nmp_device.c; do
+    o="$B/$(basename "$f" .c).o"
+    gcc "${cflags[@]}" -c "src/core/$f" -o "$o" & objs+=("$o")
 done
 gcc "${cflags[@]}" -c gpu/nmp_gpu.c -o "$B/nmp_gpu.o" & objs+=("$B/nmp_gpu.o")
 gcc "${cflags[@]}" -c gpu/nmp_gpu_check.c -o "$B/nmp_gpu_check.o" & objs+=("$B/nmp_gpu_check.o")

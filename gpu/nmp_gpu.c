@@ -138,7 +138,7 @@ static nmp_err gpu_window(const nmp_backend *be, const int32_t *perm, double *ga
     }
     if (pairs == 0)
         return perm ? nmp_perm_check(perm, pb->cols) : NMP_OK;
-    const int64_t nmasks = nmp_window_masks(m);
+    const int64_t nmasks = nmp_backend_split_count(m);
     masks = nmp_malloc((size_t)nmasks * sizeof *masks);
     if (!masks) {
         e = NMP_ERR_NOMEM;
@@ -256,6 +256,18 @@ out:
     return e;
 }
 
+/* be->release: frees the device copy and restores the reference entries. */
+static void gpu_backend_close(nmp_backend *be)
+{
+    gpu_state *st = be->dev;
+    if (st) {
+        cudaFree(st->s);
+        cudaFree(st->perm);
+        nmp_free(st);
+    }
+    nmp_backend_init_cpu(be, be->pb);
+}
+
 nmp_err nmp_gpu_backend_open(nmp_backend *be, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
@@ -277,6 +289,7 @@ nmp_err nmp_gpu_backend_open(nmp_backend *be, nmp_msg *msg)
     }
     be->name = "cuda";
     be->dev = st;
+    be->release = gpu_backend_close;
     be->score_groups = gpu_score_groups;
     be->swap_deltas = gpu_swap_deltas;
     be->window_repartitions = gpu_window;
@@ -289,15 +302,4 @@ out:
         nmp_free(st);
     }
     return e;
-}
-
-void nmp_gpu_backend_close(nmp_backend *be)
-{
-    gpu_state *st = be->dev;
-    if (st) {
-        cudaFree(st->s);
-        cudaFree(st->perm);
-        nmp_free(st);
-    }
-    nmp_backend_init_cpu(be, be->pb);
 }

@@ -12,6 +12,12 @@ extern "C" {
 
 #include "nmp_internal.h" /* C declarations: keep C linkage when a .cu includes them */
 
+#ifdef NMP_HAVE_CUDA
+/* Uploads be->pb to device 0 and replaces the entries gpu/ implements; be->dev holds the device
+ * state and be->release frees it. NMP_ERR_GPU (reason in msg) when the device cannot take it. */
+nmp_err nmp_gpu_backend_open(nmp_backend *be, nmp_msg *msg);
+#endif
+
 /* Kernels: all take device pointers, run on the default stream and return a cudaError_t as int
  * (0 = cudaSuccess) from the launch; s is the column-major saliency (rows x cols). The window
  * kernel needs 2m <= 14 (nmasks <= 1716); pricing needs m <= 8. */

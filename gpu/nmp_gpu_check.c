@@ -101,8 +101,8 @@ static void compare(int64_t rows, int64_t cols, int n, int m, int pricing)
         for (int64_t gg = 0; gg < g; gg++)
             for (int64_t h = gg + 1; h < g; h++, p++) {
                 check(close_to(y[p], x[p], scale), what, y[p], x[p]);
-                const double cur = nmp_window_split_value(pb, perm, gg, h, (1u << m) - 1);
-                const double v = nmp_window_split_value(pb, perm, gg, h, my[p]) - cur;
+                const double cur = nmp_backend_split_value(pb, perm, gg, h, (1u << m) - 1);
+                const double v = nmp_backend_split_value(pb, perm, gg, h, my[p]) - cur;
                 check(close_to(v, x[p], scale), what, v, x[p]); /* GPU's mask is as good */
             }
     }

@@ -380,8 +380,8 @@ nmp_err nmp_st_write(const nmp_st *in, const char *path, nmp_st_fill_fn fill, vo
 /* ------------------------------------------------- backend (CPU reference, GPU overrides) */
 
 /* Batch scoring kernels behind one table, as BLIS's context: nmp_backend_init fills it with the
- * CPU reference (src/nmp_backend.c), then, in a CUDA build with a device present, gpu/ replaces
- * the entries it implements. The environment variable NMP_BACKEND=cpu forces the reference.
+ * CPU reference (src/core/nmp_backend.c), then, in a CUDA build with a device present, gpu/
+ * (gpu/nmp_device.c picks the device) replaces the entries it implements. The environment variable NMP_BACKEND=cpu forces the reference.
  * Every entry reads the problem it was opened on; perm NULL = identity. Window and pricing
  * values are float partial sums over 64 rows added in double on the CPU; the GPU sums in another
  * order, so results agree within rounding (about 1e-5 relative), and ties may pick another
@@ -391,6 +391,7 @@ struct nmp_backend {
     const char *name;          /* "cpu" or "cuda" */
     const nmp_problem *pb;
     void *dev;                 /* device state of gpu/ (problem uploaded once); NULL on the CPU */
+    void (*release)(nmp_backend *be); /* frees dev and restores the reference; NULL on the CPU */
     /* out[g] = kept saliency of group g (nmp_score_groups). */
     nmp_err (*score_groups)(const nmp_backend *be, const int32_t *perm, double *out);
     /* out[t] = change of the kept score if slots a and b[t] exchange columns (0 for the same
@@ -420,9 +421,9 @@ void nmp_backend_init_cpu(nmp_backend *be, const nmp_problem *pb); /* the refere
 void nmp_backend_release(nmp_backend *be); /* frees device state; accepts a zeroed be */
 
 /* Number of masks the window entry tries for group size m: C(2m-1, m-1) (35 for m = 4). */
-int64_t nmp_window_masks(int m);
+int64_t nmp_backend_split_count(int m);
 /* Value of one window split: sum_j topn(first group) + topn(second group) (in double). */
-double nmp_window_split_value(const nmp_problem *pb, const int32_t *perm, int64_t g, int64_t h,
+double nmp_backend_split_value(const nmp_problem *pb, const int32_t *perm, int64_t g, int64_t h,
                               uint32_t mask);
 
 /* ------------------------------------------- 2:4 layers: CPU references of the GPU evaluator */

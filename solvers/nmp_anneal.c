@@ -43,7 +43,7 @@
  * configurations; measured on the reference it was no better than one constant-temperature run
  * of the same total moves.
  */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <math.h>
 #include <stdlib.h>

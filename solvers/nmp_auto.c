@@ -41,7 +41,7 @@
  * search of thread t is the same whatever T, so T + 1 threads never do worse than T); in the
  * exact and one plans the result does not depend on T at all, only the time does.
  */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <math.h>
 #include <stdatomic.h>

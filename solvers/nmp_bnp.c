@@ -26,7 +26,7 @@
  * registered "lns" from the incumbent, after which the list may be complete after all.
  *
  * OPTIMAL when no open node's bound exceeds the incumbent by more than 1e-9 relative. */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <glpk.h>
 #include <math.h>

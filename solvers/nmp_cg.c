@@ -21,7 +21,7 @@
  * node re-optimises from the previous basis (dual simplex after bound changes, primal after new
  * columns). Simplex and MIP run in slices of at most 0.5 s so that the clock and the progress
  * callback are served in between. */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <glpk.h>
 #include <limits.h>

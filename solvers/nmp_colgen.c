@@ -8,7 +8,7 @@
  * "auto", else "swap" with escapes), which also give the returned perm; at the end the restricted
  * master is solved as a binary program for a few seconds for a better one. Status OPTIMAL only
  * when the bound meets the score (the LP happened to be integral at the optimum). */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <glpk.h>
 #include <math.h>

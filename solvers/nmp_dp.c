@@ -1,5 +1,5 @@
 /* nmp_dp.c: exact dynamic programme over column subsets ("dp"), for up to ~28 columns */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <math.h>
 #include <stdatomic.h>

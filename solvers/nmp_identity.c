@@ -1,5 +1,5 @@
 /* nmp_identity.c: the identity permutation, the baseline every gain is measured against */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 static const nmp_param_desc identity_params[] = { { 0 } };
 

@@ -28,7 +28,7 @@
  * As a solver: rounds (m selections each) until one (cycling) or two in a row (random positions)
  * improve nothing. Other solvers (auto) call nmp_lap_move_round / nmp_lap_move_groups.
  */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* nmp_lns.c: large-neighbourhood search: exact re-partition of k chosen groups at a time */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <math.h>
 #include <string.h>

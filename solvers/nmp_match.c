@@ -21,7 +21,7 @@
  * at a. mate[v], labelend[b], bestedge[b] and the
  * blossom endpoint lists hold such codes, so no edge list is stored. Memory: the weight matrix and
  * the per-blossom lists, O(cols^2) (about 50 MB at 2048 columns); max_cols bounds it. */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <math.h>
 #include <string.h>

@@ -54,7 +54,7 @@
  * tm_lim) and through the MIP callback, which also reports progress and can stop the search.
  * solve() reports reasons through the msg given to create(), which must outlive the solve (as it
  * does inside nmp_solve). */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <glpk.h>
 #include <limits.h>

@@ -1,5 +1,5 @@
 /* nmp_osg.c: apex's "optimize stripe groups" (Pool & Yu 2021): exhaustive stripe windows */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -33,7 +33,7 @@
  * component enter in position order (rank), and a count of still required members keeps the
  * search from starting a component it cannot finish. Bounds use every candidate that is not
  * banned (a superset of the feasible completions), so they stay valid. */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* nmp_random.c: best of K uniformly random permutations (a sanity baseline) */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <string.h>
 

@@ -11,7 +11,7 @@
  * re-converge, keep the result only if it beats the best so far; otherwise go back.
  * Deltas are float sums; each applied move is checked against the exact double group scores and
  * undone if it did not improve, so the score rises strictly and the descent ends. */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* nmp_window.c: exact re-partition of a window of k groups (k*m <= 32 source columns) */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <math.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * memory, and the internal API (runs, tempering, polish) */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 static nmp_problem *random_problem(nmp_rng *r, int n, int m, int kind, int64_t rows, int64_t cols)
 {

@@ -3,7 +3,7 @@
  * of memory */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 static void listed_first(void **state)
 {

@@ -61,9 +61,9 @@ static void test_swap_deltas(void **state)
 static void test_windows(void **state)
 {
     (void)state;
-    assert_int_equal(nmp_window_masks(4), 35);
-    assert_int_equal(nmp_window_masks(2), 3);
-    assert_int_equal(nmp_window_masks(8), 6435);
+    assert_int_equal(nmp_backend_split_count(4), 35);
+    assert_int_equal(nmp_backend_split_count(2), 3);
+    assert_int_equal(nmp_backend_split_count(8), 6435);
     nmp_problem *pb = nmp_test_problem(40, 20, 2, 4, 0, 3);
     nmp_backend be = cpu_backend(pb);
     int32_t perm[20];
@@ -74,21 +74,21 @@ static void test_windows(void **state)
     int p = 0;
     for (int g = 0; g < 5; g++)
         for (int h = g + 1; h < 5; h++, p++) {
-            const double cur = nmp_window_split_value(pb, perm, g, h, 0xF);
+            const double cur = nmp_backend_split_value(pb, perm, g, h, 0xF);
             double best = cur;
             for (uint32_t mk = 1; mk < 256; mk += 2) {
                 int bits = 0;
                 for (uint32_t x = mk; x; x &= x - 1)
                     bits++;
-                if (bits == 4 && nmp_window_split_value(pb, perm, g, h, mk) > best)
-                    best = nmp_window_split_value(pb, perm, g, h, mk);
+                if (bits == 4 && nmp_backend_split_value(pb, perm, g, h, mk) > best)
+                    best = nmp_backend_split_value(pb, perm, g, h, mk);
             }
             assert_true(gain[p] >= 0);
             assert_true(mask[p] & 1u);
             nmp_assert_close(gain[p], best - cur, 1e-9);
-            nmp_assert_close(nmp_window_split_value(pb, perm, g, h, mask[p]) - cur, gain[p], 1e-9);
+            nmp_assert_close(nmp_backend_split_value(pb, perm, g, h, mask[p]) - cur, gain[p], 1e-9);
             /* a mask without m bits is no split */
-            assert_true(isinf(nmp_window_split_value(pb, perm, g, h, 0x7)));
+            assert_true(isinf(nmp_backend_split_value(pb, perm, g, h, 0x7)));
         }
     nmp_problem_free(pb);
 }

@@ -1,7 +1,7 @@
 /* test_nmp_bnp.c: branch-and-price against the exact DP; limits, start perms, threads, bad input */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 static nmp_result run(const nmp_problem *pb, const char *solver, const nmp_params *par,
                       int32_t *perm, int start_is_identity)

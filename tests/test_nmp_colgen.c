@@ -3,7 +3,7 @@
  * allocations */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <glpk.h>
 

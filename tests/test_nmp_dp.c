@@ -1,7 +1,7 @@
 /* test_nmp_dp.c: the exact subset DP against brute force, its limits, threads and time limit */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 /* ------------------------------------------------------------ brute force */
 

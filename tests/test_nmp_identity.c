@@ -1,7 +1,7 @@
 /* test_nmp_identity.c: the identity solver keeps its start, through its ops and through nmp_solve */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 static void ops_directly(void **state)
 {

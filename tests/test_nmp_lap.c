@@ -2,7 +2,7 @@
  * position; the lap solver's contract, seeds, threads, time limit, interruption, out of memory */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 /* ------------------------------------------------------ assignment itself */
 

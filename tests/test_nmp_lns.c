@@ -2,7 +2,7 @@
  * kicks, seeds, strategies, iteration and time limits, interruption, refusals */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 /* Solves from perm (a start) and checks the driver's contract. */
 static nmp_result solve(const nmp_problem *pb, const nmp_params *par, int32_t *perm)

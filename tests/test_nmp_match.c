@@ -1,7 +1,7 @@
 /* test_nmp_match.c: the 1:2 blossom matching against brute force and dp, ties, size, limits */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 /* ------------------------------------------------------------ brute force */
 

@@ -1,7 +1,7 @@
 /* test_nmp_mip.c: the GLPK solvers sp and blp against dp / brute force, bounds, limits, refusals */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <glpk.h>
 #include <unistd.h>

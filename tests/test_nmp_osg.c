@@ -2,7 +2,7 @@
  * exactness on one window, seeds and threads, escapes, limits, time limit and interruption */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 /* Solves from perm (a start) and checks the driver's contract. */
 static nmp_result solve(const nmp_problem *pb, const char *solver, const nmp_params *par,

@@ -1,7 +1,7 @@
 /* test_nmp_random.c: best of K random perms: contract, seeds, time limit and interruption */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 static void ops_directly(void **state)
 {

@@ -2,7 +2,7 @@
  * time limit and interruption */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 static void ops_directly(void **state)
 {

@@ -1,7 +1,7 @@
 /* test_nmp_window.c: the exact window re-partitioner against brute force over all partitions */
 #include "nmp_test.h"
 
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 /* Best sum of D over all partitions of cols[0..kc-1] into groups of m, each group led by its
  * lowest unused position; D from nmp_score_group_value (double per row). */

@@ -1,6 +1,6 @@
 /* nmp_plan.c: channel spaces of a checkpoint: presets inferred from tensor names, JSON plans,
  * validation against the checkpoint */
-#include "nmp_internal.h"
+#include "nmp_io.h"
 
 #include <jansson.h>
 

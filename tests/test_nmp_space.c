@@ -1,4 +1,4 @@
-/* test_nmp_permute.c: applying channel spaces: inverse round trip, N:M pruning, verification,
+/* test_nmp_space.c: applying channel spaces: inverse round trip, N:M pruning, verification,
  * stacked scoring problems */
 #include "nmp_test_ckpt.h"
 

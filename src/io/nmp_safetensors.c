@@ -1,5 +1,5 @@
-/* nmp_io_safetensors.c: safetensors files: validated mmap reading, streamed atomic writing */
-#include "nmp_internal.h"
+/* nmp_safetensors.c: safetensors files: validated mmap reading, streamed atomic writing */
+#include "nmp_io.h"
 
 #include <errno.h>
 #include <fcntl.h>

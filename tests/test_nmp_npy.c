@@ -1,4 +1,4 @@
-/* test_nmp_io_npy.c: .npy reading and writing (src/nmp_io_npy.c) on hand-built files */
+/* test_nmp_npy.c: .npy reading and writing (src/io/nmp_npy.c) on hand-built files */
 #include "nmp_test.h"
 
 #include <dirent.h>

@@ -1,4 +1,4 @@
-/* nmp_permute.c: channel spaces applied to a checkpoint: scoring problems, permuted and pruned
+/* nmp_space.c: channel spaces applied to a checkpoint: scoring problems, permuted and pruned
  * output, verification that a permuted block computes what the original did */
 #include "nmp_internal.h"
 

@@ -1,5 +1,5 @@
-/* nmp_io_npy.c: NumPy .npy files (format 1.0, 2.0, 3.0): matrices, vectors, permutations */
-#include "nmp_internal.h"
+/* nmp_npy.c: NumPy .npy files (format 1.0, 2.0, 3.0): matrices, vectors, permutations */
+#include "nmp_io.h"
 
 #include <errno.h>
 #include <float.h>
@@ -763,7 +763,7 @@ static bool write_data(FILE *f, const npy_source *src, unsigned char *chunk)
     return fwrite(chunk, 1, fill, f) == fill;
 }
 
-/* Header, then data, through an atomic output file (nmp_file.c): path holds either its old
+/* Header, then data, through an atomic output file (nmp_atomic.c): path holds either its old
  * content or the whole new file. */
 static nmp_err write_atomic(const char *path, const npy_source *src, nmp_msg *msg)
 {

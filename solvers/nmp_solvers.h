@@ -1,118 +1,10 @@
-/* nmp_internal.h: library-internal structures and helpers shared by src/ and solvers/ (not installed) */
-#ifndef NMP_INTERNAL_H
-#define NMP_INTERNAL_H
+/* nmp_solvers.h: what solvers share inside solvers/: the ops tables of the registry and the
+ * machinery one solver borrows from another (pricing, column generation, windows, assignment
+ * moves, annealing) (not installed) */
+#ifndef NMP_SOLVERS_H
+#define NMP_SOLVERS_H
 
-#include "nmperm.h"
-
-#include <stdarg.h>
-#include <stdbool.h>
-
-/* if ((e = (call)) != NMP_OK) goto out; */
-#define NMP_TRY(e, call)                                                                           \
-    do {                                                                                           \
-        if (((e) = (call)) != NMP_OK)                                                              \
-            goto out;                                                                              \
-    } while (0)
-
-#define NMP_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define NMP_MAX(a, b) ((a) > (b) ? (a) : (b))
-
-/* ------------------------------------------------------------ messages */
-
-/* Formats into msg->text when msg is not NULL; returns e so callers can `return nmp_fail(...)`. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-nmp_err nmp_fail(nmp_msg *msg, nmp_err e, const char *fmt, ...);
-
-/* ---------------------------------------------------------- atomic files */
-
-#include <stdio.h>
-
-/* An output file written to a temporary beside path and renamed over it on commit; abort (or a
- * failed commit) removes the temporary, so path never holds a partial file. */
-typedef struct nmp_atomic {
-    FILE *fp;
-    char *path, *tmp;
-} nmp_atomic;
-
-nmp_err nmp_atomic_open(nmp_atomic *f, const char *path, nmp_msg *msg);
-nmp_err nmp_atomic_write(nmp_atomic *f, const void *data, size_t size, nmp_msg *msg);
-nmp_err nmp_atomic_commit(nmp_atomic *f, nmp_msg *msg); /* fsync + rename; always closes */
-void nmp_atomic_abort(nmp_atomic *f);                   /* idempotent; accepts a zeroed f */
-
-/* ---------------------------------------------------------- half types */
-
-float nmp_f16_to_f32(uint16_t h);
-uint16_t nmp_f32_to_f16(float f);   /* round to nearest even */
-float nmp_bf16_to_f32(uint16_t b);
-uint16_t nmp_f32_to_bf16(float f);  /* round to nearest even */
-
-/* ----------------------------------------------------------------- perm */
-
-/* nmp_perm_is_valid that tells the two failures apart: NMP_OK for a bijection on 0..n-1,
- * NMP_ERR_ARG when perm is not one, NMP_ERR_NOMEM when its scratch could not be allocated. */
-nmp_err nmp_perm_check(const int32_t *perm, int64_t n);
-
-/* ------------------------------------------------------------- problem */
-
-struct nmp_problem {
-    int64_t rows, cols, groups;
-    int n, m;
-    nmp_objective objective;
-    float *s;           /* column-major saliency, s[i * rows + j] */
-    double identity;    /* kept score of the identity */
-    double row_bound;   /* sum over rows of the top cols*n/m values */
-    double total;       /* sum of all saliencies */
-};
-
-/* Column i of the saliency (rows values). */
-static inline const float *nmp_col(const nmp_problem *pb, int64_t i)
-{
-    return pb->s + i * pb->rows;
-}
-
-/* Sum of the n largest of v[0..m-1] and the n-th and (n+1)-th largest values (n < m). */
-void nmp_topn(const float *v, int m, int n, float *sum, float *vn, float *vn1);
-
-/* nmp_score_groups without validating perm (NULL = identity); allocates nothing. */
-void nmp_score_groups_raw(const nmp_problem *pb, const int32_t *perm, double *out);
-
-/* ---------------------------------------------------------------- eval */
-
-/* Per (group g, row j) at index g * rows + j: sum of the top n, the n-th largest, the (n+1)-th
- * largest. Group scores are kept in double, recomputed from the floats on every change. */
-struct nmp_eval {
-    const nmp_problem *pb;
-    int32_t *perm;
-    float *sum, *vn, *vn1;
-    double *gscore;
-    double score;
-};
-
-/* ---------------------------------------------------------------- time */
-
-double nmp_now(void); /* monotonic seconds */
-
-/* A deadline for the time limit and the progress callback. */
-typedef struct nmp_clock {
-    double start, limit;     /* limit <= 0: none */
-    double last_report;
-    nmp_progress_fn progress;
-    void *user;
-    bool stopped;            /* set once the callback asked to stop */
-} nmp_clock;
-
-void nmp_clock_start(nmp_clock *c, const nmp_params *par);
-double nmp_clock_elapsed(const nmp_clock *c);
-/* true once the time limit has passed */
-bool nmp_clock_expired(const nmp_clock *c);
-/* Calls the progress callback if 0.2 s have passed since the last call (or force); returns true
- * when the search must stop (time limit or interrupt). */
-bool nmp_clock_tick(nmp_clock *c, int64_t iteration, double best, double bound, const char *phase,
-                    bool force);
-/* The status to report when a search stopped early through this clock. */
-nmp_status nmp_clock_status(const nmp_clock *c);
+#include "nmp_internal.h"
 
 /* -------------------------------------------------------------- solvers */
 
@@ -131,15 +23,6 @@ extern const nmp_solver_ops nmp_sp_ops;
 extern const nmp_solver_ops nmp_blp_ops;
 extern const nmp_solver_ops nmp_colgen_ops;
 extern const nmp_solver_ops nmp_bnp_ops;
-#endif
-
-/* ------------------------------------------------ GPU backend (gpu/, built with CUDA) */
-
-#ifdef NMP_HAVE_CUDA
-/* Uploads be->pb to device 0 and replaces the entries gpu/ implements; be->dev holds the device
- * state. NMP_ERR_GPU (reason in msg) when the device cannot take it. */
-nmp_err nmp_gpu_backend_open(nmp_backend *be, nmp_msg *msg);
-void nmp_gpu_backend_close(nmp_backend *be); /* frees be->dev and restores the reference */
 #endif
 
 /* ----------------- column generation (solvers/nmp_price.c, solvers/nmp_cg.c; built with GLPK) */
@@ -248,15 +131,6 @@ nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, const cha
                          double seconds, nmp_clock *clk, int32_t *perm);
 /* ------------------------------------------------------ end of column generation */
 
-/* ------------------------------------------------ GPU backend (gpu/, built with CUDA) */
-
-#ifdef NMP_HAVE_CUDA
-/* Uploads be->pb to device 0 and replaces the entries gpu/ implements; be->dev holds the device
- * state. NMP_ERR_GPU (reason in msg) when the device cannot take it. */
-nmp_err nmp_gpu_backend_open(nmp_backend *be, nmp_msg *msg);
-void nmp_gpu_backend_close(nmp_backend *be); /* frees be->dev and restores the reference */
-#endif
-
 /* ------------------------------ exact window re-partitioner (solvers/nmp_window.c) */
 
 /* Scratch for re-partitioning windows of up to max_k groups (max_k * m <= 32 columns), allocated
@@ -333,4 +207,4 @@ bool nmp_anneal_tempering(nmp_anneal *an, nmp_eval *const *evs, int r, nmp_rng *
  * cost is within the polish budget. Returns false when clk stopped it. */
 bool nmp_anneal_polish(nmp_anneal *an, nmp_eval *ev, nmp_clock *clk, bool force);
 
-#endif /* NMP_INTERNAL_H */
+#endif /* NMP_SOLVERS_H */

@@ -1,5 +1,5 @@
-/* nmp_file.c: atomic output files: write to a temporary beside the target, fsync, rename */
-#include "nmp_internal.h"
+/* nmp_atomic.c: atomic output files: write to a temporary beside the target, fsync, rename */
+#include "nmp_io.h"
 
 #include <errno.h>
 #include <stdio.h>

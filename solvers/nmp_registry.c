@@ -1,5 +1,5 @@
 /* nmp_registry.c: the table of solvers and the driver that runs one end to end */
-#include "nmp_internal.h"
+#include "nmp_solvers.h"
 
 #include <string.h>
 
