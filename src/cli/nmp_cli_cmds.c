@@ -60,7 +60,7 @@ int cli_cmd_score(cli_args *c)
             cli_json_problem(o, po.input, pb);
             cli_jset(o, "perm", perm_path ? json_string(perm_path) : json_null());
             cli_jset(o, "kept", cli_jnum(kept));
-            cli_jset(o, "gain_pct", cli_jnum(cli_gain_pct(pb, kept)));
+            cli_jset(o, "gain_pct", cli_jnum(cli_gain_pct(nmp_score_identity(pb), kept)));
             cli_jset(o, "efficacy_pct", cli_jnum(100.0 * nmp_score_efficacy(pb, kept)));
             rc = cli_print_json(o);
         } else {
@@ -70,7 +70,7 @@ int cli_cmd_score(cli_args *c)
             printf("row bound   %.4f   (unstructured pruning, same density)\n",
                    nmp_score_row_bound(pb));
             printf("kept        %.4f   (%s)\n", kept, perm_path ? perm_path : "identity");
-            printf("gain        %+.3f%% over identity\n", cli_gain_pct(pb, kept));
+            printf("gain        %+.3f%% over identity\n", cli_gain_pct(nmp_score_identity(pb), kept));
             printf("efficacy    %.2f%%\n", 100.0 * nmp_score_efficacy(pb, kept));
         }
     }
