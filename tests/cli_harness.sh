@@ -170,3 +170,85 @@ nm_ref() {
     [ "$perm" = /dev/null ] || rm -f "$perm"
     return $status
 }
+
+# lp_ref W.npy ROWS COLS N M: the LP relaxation of set partitioning, max sum_S D(S) x_S subject to
+# sum_{S ∋ i} x_S = 1 for every column i, x >= 0, over all C(COLS, M) groups S, D(S) = sum over
+# rows of the top N of S: a dense two-phase simplex in awk (Bland's rule), for COLS <= 12. A
+# second formulation of what colgen computes by column generation, sharing no code with it.
+lp_ref() {
+    npy_values "$1" f4 | awk -v R="$2" -v C="$3" -v N="$4" -v M="$5" '
+    function topsum(x, len, n,   a, b, t, s) {
+        for (a = 2; a <= len; a++) {
+            t = x[a]
+            for (b = a - 1; b >= 1 && x[b] < t; b--) x[b + 1] = x[b]
+            x[b + 1] = t
+        }
+        s = 0
+        for (a = 1; a <= n; a++) s += x[a]
+        return s
+    }
+    # the groups: every M-subset of 0..C-1 in lexicographic order, as columns of the tableau
+    function subsets(t, from,   i, j, k, x, s) {
+        if (t > M) {
+            nv++
+            s = 0
+            for (j = 0; j < R; j++) {
+                for (k = 1; k <= M; k++) x[k] = v[j * C + cur[k]]
+                s += topsum(x, M, N)
+            }
+            cost[nv] = s
+            for (k = 1; k <= M; k++) A[cur[k] + 1, nv] = 1
+            return
+        }
+        for (i = from; i < C; i++) { cur[t] = i; subsets(t + 1, i + 1) }
+    }
+    # one phase: maximise obj[] over the tableau T (rows 1..m, columns 1..n, rhs column 0)
+    function simplex(n,   r, q, i, j, best, ratio, piv, rc) {
+        for (;;) {
+            q = 0
+            for (j = 1; j <= n; j++) {          # Bland: the first improving column
+                if (inbasis[j] || banned[j]) continue
+                rc = obj[j]
+                for (i = 1; i <= m; i++) rc -= obj[basis[i]] * T[i, j]
+                if (rc > 1e-9) { q = j; break }
+            }
+            if (!q) return
+            r = 0
+            for (i = 1; i <= m; i++)            # ratio test, ties to the lowest basis index
+                if (T[i, q] > 1e-12) {
+                    ratio = T[i, 0] / T[i, q]
+                    if (!r || ratio < best - 1e-12 || (ratio < best + 1e-12 && basis[i] < basis[r])) {
+                        r = i; best = ratio
+                    }
+                }
+            if (!r) { print "lp_ref: unbounded" > "/dev/stderr"; exit 1 }
+            piv = T[r, q]
+            for (j = 0; j <= n; j++) T[r, j] /= piv
+            for (i = 1; i <= m; i++)
+                if (i != r && T[i, q] != 0) {
+                    piv = T[i, q]
+                    for (j = 0; j <= n; j++) T[i, j] -= piv * T[r, j]
+                }
+            inbasis[basis[r]] = 0; basis[r] = q; inbasis[q] = 1
+        }
+    }
+    { v[NR - 1] = $1 + 0 }
+    END {
+        if (NR != R * C || C > 12) { print "lp_ref: bad input" > "/dev/stderr"; exit 1 }
+        nv = 0; subsets(1, 0); m = C
+        for (i = 1; i <= m; i++) {              # artificial i: column nv + i, basic in row i
+            for (j = 1; j <= nv; j++) T[i, j] = (i, j) in A ? 1 : 0
+            for (j = 1; j <= m; j++) T[i, nv + j] = i == j
+            T[i, 0] = 1; basis[i] = nv + i; inbasis[nv + i] = 1
+        }
+        n = nv + m
+        for (j = 1; j <= n; j++) obj[j] = j > nv ? -1 : 0
+        simplex(n)                              # phase 1: drive the artificials out
+        for (j = nv + 1; j <= n; j++) banned[j] = 1
+        for (j = 1; j <= n; j++) obj[j] = j > nv ? 0 : cost[j]
+        simplex(n)                              # phase 2
+        z = 0
+        for (i = 1; i <= m; i++) z += obj[basis[i]] * T[i, 0]
+        printf "%.4f\n", z
+    }'
+}
