@@ -165,7 +165,7 @@ typedef struct nmp_problem_desc {
 /* An immutable problem: the saliency matrix (float32, copied column-major so each column is
  * contiguous), the pattern, and cached identity score, row bound and total. Thread-safe to share.
  * Errors: NMP_ERR_ARG (cols not divisible by m, pattern out of range, non-finite or negative
- * values, shape mismatch), NMP_ERR_NOMEM. Release with nmp_problem_free (accepts NULL). */
+ * values, shape mismatch, values summing to more than FLT_MAX / 16), NMP_ERR_NOMEM. Release with nmp_problem_free (accepts NULL). */
 typedef struct nmp_problem nmp_problem;
 
 nmp_err nmp_problem_create(const nmp_problem_desc *d, nmp_problem **out, nmp_msg *msg);

@@ -345,6 +345,55 @@ static void argument_errors(void **state)
     expect_arg_error(&d, "objective", NULL);
 }
 
+/* Float32 range: finite values whose sums overflow float (16 x 8 of 3e38: a row's top two alone
+ * are inf in float) are refused, as is a square that overflows; values whose total stays within
+ * FLT_MAX / 16 are scored finite and right, with the solvers' float deltas finite too. */
+static void float_range(void **state)
+{
+    (void)state;
+    enum { R = 16, C = 8 };
+    float w[R * C];
+    for (int k = 0; k < R * C; k++)
+        w[k] = 3e38f;
+    nmp_problem_desc d = desc_of(w, R, C, 2, 4);
+    expect_arg_error(&d, "sum", "scale the matrix down");
+    for (int k = 0; k < R * C; k++)
+        w[k] = 1e20f; /* w^2 = 1e40 */
+    d.objective = NMP_OBJ_SQ;
+    expect_arg_error(&d, "sq", "overflows");
+
+    /* 1e35: the total 1.28e37 is below FLT_MAX / 16 = 2.1e37 */
+    for (int k = 0; k < R * C; k++)
+        w[k] = 1e35f;
+    d.objective = NMP_OBJ_ABS;
+    nmp_problem *pb = NULL;
+    assert_int_equal(nmp_problem_create(&d, &pb, NULL), NMP_OK);
+    const double v = (double)1e35f, identity = R * (C / 4) * 2 * v;
+    nmp_assert_close(nmp_score_identity(pb), identity, 1e-6 * identity);
+    nmp_assert_close(nmp_score_total(pb), R * C * v, 1e-6 * R * C * v);
+    nmp_assert_close(nmp_score_row_bound(pb), identity, 1e-6 * identity);
+    int32_t perm[C] = { 4, 1, 2, 3, 0, 5, 6, 7 };
+    double kept = 0;
+    assert_int_equal(nmp_score(pb, perm, &kept), NMP_OK);
+    nmp_assert_close(kept, identity, 1e-6 * identity);
+    nmp_eval *ev = NULL;
+    assert_int_equal(nmp_eval_create(pb, NULL, &ev), NMP_OK);
+    nmp_assert_close(nmp_eval_score(ev), identity, 1e-6 * identity);
+    assert_true(isfinite(nmp_eval_swap_delta(ev, 0, 4)));
+    nmp_assert_close(nmp_eval_swap_delta(ev, 0, 4), 0, 1e-6 * identity);
+    nmp_eval_free(ev);
+    nmp_problem_free(pb);
+
+    /* one huge value among small ones: within the limit, exact to float rounding */
+    for (int k = 0; k < R * C; k++)
+        w[k] = 1.0f;
+    w[0] = 1e37f;
+    assert_int_equal(nmp_problem_create(&d, &pb, NULL), NMP_OK);
+    const double expect = (double)1e37f + 1.0 + (R - 1) * 2 * 2 + 2;
+    nmp_assert_close(nmp_score_identity(pb), expect, 1e-6 * expect);
+    nmp_problem_free(pb);
+}
+
 static void pattern_parse(void **state)
 {
     (void)state;
@@ -438,6 +487,7 @@ int main(void)
         cmocka_unit_test(totals_and_bounds),
         cmocka_unit_test(apex_reference_instance),
         cmocka_unit_test(argument_errors),
+        cmocka_unit_test(float_range),
         cmocka_unit_test(pattern_parse),
         cmocka_unit_test(objective_names),
         cmocka_unit_test(allocation_failures),

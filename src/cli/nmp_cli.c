@@ -1,41 +1,20 @@
-/* nmp_cli.c: the nmperm command line: main(), errors, argument parsing, loading problems; the
- * commands are in nmp_cli_cmds.c (score, solvers, gen) and nmp_cli_solve.c (solve) */
+/* nmp_cli.c: the nmperm command line: main() and its command table, errors, argument parsing,
+ * loading problems, output paths, progress lines; the commands are in nmp_cli_cmds.c (score,
+ * solvers, gen), nmp_cli_solve.c, nmp_cli_bound.c, nmp_cli_compare.c, nmp_cli_gpu.c and
+ * nmp_cli_ckpt.c (plan, permute, apply) */
 #include "nmp_cli.h"
 #include "nmp_cli_ckpt.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
-
-/* ------------------------------------------------------------ help texts */
-
-static const char help_main[] =
-    "usage: nmperm <command> [options]\n"
-    "\n"
-    "Find column permutations of a weight matrix that keep more saliency under N:M sparsity.\n"
-    "\n"
-    "commands:\n"
-    "  score     scores of a matrix: unpruned total, identity, row bound, a permutation's kept\n"
-    "  solve     search for a good permutation with a solver\n"
-    "  solvers   list the solvers and their parameters\n"
-    "  bound     the best upper bound on the kept score: row bound, LP bound (colgen)\n"
-    "  compare   run several solvers on several inputs: a table with gaps to the best bound\n"
-    "  gen       write a deterministic random test matrix\n"
-    "  gpu-eval  time a permuted 2:4 layer on the GPU: cuSPARSELt vs dense cuBLAS, errors\n"
-    "  gpu-bench sparse vs dense GEMM timings over LLM shapes on the GPU\n"
-    "  plan      print the channel spaces of a safetensors checkpoint (JSON)\n"
-    "  permute   permute (and prune) a safetensors checkpoint, verified and reported\n"
-    "  apply     re-apply the permutations of a permute report\n"
-    "\n"
-    "  -h, --help      this text ('nmperm <command> --help' for a command)\n"
-    "      --version   print the version\n"
-    "\n"
-    "exit codes: 0 ok, 1 bad input or usage, 2 internal error\n";
 
 /* --------------------------------------------------------------- errors */
 
@@ -240,14 +219,17 @@ bool cli_take_problem_opt(cli_args *c, cli_problem_opts *po)
     return true;
 }
 
-/* Fills in the objective implied by --importance / --saliency and checks the combination. */
+/* Fills in the objective implied by --importance / --saliency and checks the combination: a
+ * vector or matrix that the objective would not use is refused, never ignored. */
 void cli_check_problem_opts(cli_args *c, cli_problem_opts *po)
 {
     if (!po->objective_set && po->importance_path && !po->saliency_path)
         po->objective = NMP_OBJ_IMPORTANCE;
     if (!po->objective_set && po->saliency_path && !po->importance_path)
         po->objective = NMP_OBJ_SALIENCY;
-    if (po->objective == NMP_OBJ_IMPORTANCE && !po->importance_path)
+    if (!po->objective_set && po->importance_path && po->saliency_path)
+        cli_usage(c, "--importance and --saliency belong to different objectives: give one");
+    else if (po->objective == NMP_OBJ_IMPORTANCE && !po->importance_path)
         cli_usage(c, "--objective importance needs --importance X.npy");
     else if (po->objective == NMP_OBJ_SALIENCY && !po->saliency_path)
         cli_usage(c, "--objective saliency needs --saliency S.npy");
@@ -349,6 +331,112 @@ int cli_check_writable(const char *path)
     return 0;
 }
 
+/* What a path names: device and inode when it exists, else those of its folder and its name
+ * (name is NULL for an existing file), for a file still to be written. */
+typedef struct path_id {
+    dev_t dev;
+    ino_t ino;
+    const char *name;
+} path_id;
+
+/* false when path names neither an existing file nor a name in an existing folder */
+static bool path_identify(const char *path, path_id *id)
+{
+    struct stat st;
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    id->name = NULL;
+    if (stat(path, &st) != 0) {
+        id->name = slash ? slash + 1 : path;
+        if (!*id->name || strlen(path) >= sizeof dir)
+            return false;
+        if (!slash)
+            snprintf(dir, sizeof dir, ".");
+        else if (slash == path)
+            snprintf(dir, sizeof dir, "/");
+        else
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        if (stat(dir, &st) != 0)
+            return false;
+    }
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    return true;
+}
+
+static bool path_same(const path_id *a, const path_id *b)
+{
+    if (a->dev != b->dev || a->ino != b->ino || !a->name != !b->name)
+        return false;
+    return !a->name || strcmp(a->name, b->name) == 0;
+}
+
+/* Each output against every input, then against the outputs before it. */
+int nmp_cli_check_paths(const char *const *inputs, int ni, const char *const *outputs, int no)
+{
+    path_id out = { 0 }, other = { 0 };
+    for (int k = 0; k < no; k++) {
+        if (!outputs[k] || !path_identify(outputs[k], &out))
+            continue;
+        for (int i = 0; i < ni; i++)
+            if (inputs[i] && path_identify(inputs[i], &other) && path_same(&out, &other))
+                return cli_fail(CLI_EXIT_USAGE, outputs[k], "is the same file as the input %s",
+                                inputs[i]);
+        for (int l = 0; l < k; l++)
+            if (outputs[l] && path_identify(outputs[l], &other) && path_same(&out, &other))
+                return cli_fail(CLI_EXIT_USAGE, outputs[k], "is the same file as the output %s",
+                                outputs[l]);
+    }
+    return 0;
+}
+
+/* mkstemp beside path, write, fsync, close, rename; the temporary file is removed on failure */
+int cli_write_atomic(const char *path, const char *data, size_t len)
+{
+    const size_t plen = strlen(path);
+    char *tmp = nmp_malloc(plen + 16);
+    if (!tmp)
+        return cli_fail_lib(NMP_ERR_NOMEM, path, NULL);
+    snprintf(tmp, plen + 16, "%s.tmpXXXXXX", path);
+    const int fd = mkstemp(tmp);
+    if (fd < 0) {
+        const int err = errno;
+        nmp_free(tmp);
+        return cli_fail(CLI_EXIT_USAGE, path, "cannot create output: %s", strerror(err));
+    }
+    struct stat old;
+    mode_t mode;
+    if (stat(path, &old) == 0) {
+        mode = old.st_mode & 07777;
+    } else {
+        const mode_t mask = umask(0);
+        umask(mask);
+        mode = 0666 & ~mask;
+    }
+    int err = fchmod(fd, mode) != 0 ? errno : 0;
+    for (size_t done = 0; done < len && !err;) {
+        const ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno != EINTR)
+            err = errno;
+        else if (w > 0)
+            done += (size_t)w;
+    }
+    if (!err && fsync(fd) != 0)
+        err = errno;
+    if (close(fd) != 0 && !err)
+        err = errno;
+    int rc = 0;
+    if (err)
+        rc = cli_fail(CLI_EXIT_USAGE, path, "write failed: %s", strerror(err));
+    else if (rename(tmp, path) != 0)
+        rc = cli_fail(CLI_EXIT_USAGE, path, "cannot rename temporary file over it: %s",
+                      strerror(errno));
+    if (rc)
+        unlink(tmp);
+    nmp_free(tmp);
+    return rc;
+}
+
 /* -------------------------------------------------------- JSON helpers */
 
 void cli_jset(json_t *o, const char *key, json_t *v)
@@ -390,10 +478,9 @@ void cli_json_problem(json_t *o, const char *input, const nmp_problem *pb)
     cli_jset(o, "row_bound", cli_jnum(nmp_score_row_bound(pb)));
 }
 
-double cli_gain_pct(const nmp_problem *pb, double kept)
+double cli_gain_pct(double identity, double kept)
 {
-    const double id = nmp_score_identity(pb);
-    return id > 0 ? 100.0 * (kept - id) / id : 0.0;
+    return identity > 0 ? 100.0 * (kept - identity) / identity : 0.0;
 }
 
 void cli_text_problem(const char *input, const nmp_problem *pb)
@@ -408,61 +495,116 @@ void cli_text_problem(const char *input, const nmp_problem *pb)
 
 /* ---------------------------------------------------------------- main */
 
+/* The commands, in the order of the help; an entry without `run` is a heading. */
+typedef struct cli_command {
+    const char *name;
+    int (*run)(cli_args *c);
+    const char *summary;
+} cli_command;
+
+static const cli_command commands[] = {
+    { NULL, NULL, "one matrix (W.npy, a 2-D float32 array):" },
+    { "score", cli_cmd_score, "scores of a matrix: unpruned total, identity, row bound, a "
+                              "permutation's kept" },
+    { "solve", cli_cmd_solve, "search for a good permutation with a solver" },
+    { "bound", cli_cmd_bound, "the best upper bound on the kept score: row bound, LP bound "
+                              "(colgen)" },
+    { "solvers", cli_cmd_solvers, "list the solvers and their parameters" },
+    { "gen", cli_cmd_gen, "write a deterministic random test matrix" },
+    { NULL, NULL, "many matrices:" },
+    { "compare", cli_cmd_compare, "run several solvers on several inputs: a table with gaps to "
+                                  "the best bound" },
+    /* batch, summary, merge: the commands over many runs go here */
+    { NULL, NULL, "checkpoints (safetensors):" },
+    { "plan", nmp_cli_plan, "print the channel spaces of a checkpoint (JSON)" },
+    { "permute", nmp_cli_permute, "permute (and prune) a checkpoint, verified and reported" },
+    { "apply", nmp_cli_apply, "re-apply the permutations of a permute report" },
+    { NULL, NULL, "GPU (CUDA builds with cuSPARSELt):" },
+    { "gpu-eval", cli_cmd_gpu_eval, "time a permuted 2:4 layer: cuSPARSELt vs dense cuBLAS, "
+                                    "errors" },
+    { "gpu-bench", cli_cmd_gpu_bench, "sparse vs dense GEMM timings over LLM shapes" },
+};
+enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
+
+/* The top-level help: every command of the table under its heading. */
+static void print_help(FILE *f)
+{
+    fputs("usage: nmperm <command> [options]\n"
+          "\n"
+          "Find column permutations of a weight matrix that keep more saliency under N:M "
+          "sparsity.\n",
+          f);
+    for (int k = 0; k < NCOMMANDS; k++) {
+        if (!commands[k].run)
+            fprintf(f, "\n%s\n", commands[k].summary);
+        else
+            fprintf(f, "  %-10s %s\n", commands[k].name, commands[k].summary);
+    }
+    fputs("\n"
+          "  -h, --help      this text ('nmperm <command> --help' for a command)\n"
+          "      --version   print the version\n"
+          "\n"
+          "exit codes: 0 ok, 1 bad input or usage, 2 internal error\n",
+          f);
+}
+
+static const cli_command *find_command(const char *name)
+{
+    for (int k = 0; k < NCOMMANDS; k++)
+        if (commands[k].run && strcmp(name, commands[k].name) == 0)
+            return &commands[k];
+    return NULL;
+}
+
+/* "nmperm: <what>: unknown command ['<name>'] (commands: score, solve, ...; see ...)" */
+static int unknown_command(const char *what, const char *name)
+{
+    char list[512];
+    size_t len = 0;
+    list[0] = '\0';
+    for (int k = 0; k < NCOMMANDS; k++)
+        if (commands[k].run && len < sizeof list)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "",
+                                    commands[k].name);
+    if (strcmp(what, name) == 0)
+        return cli_fail(CLI_EXIT_USAGE, what, "unknown command (commands: %s; see 'nmperm "
+                        "--help')", list);
+    return cli_fail(CLI_EXIT_USAGE, what, "unknown command '%s' (commands: %s; see 'nmperm "
+                    "--help')", name, list);
+}
+
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int (*run)(cli_args *c);
-    } cmds[] = {
-        { "score", cli_cmd_score },
-        { "solve", cli_cmd_solve },
-        { "solvers", cli_cmd_solvers },
-        { "bound", cli_cmd_bound },
-        { "compare", cli_cmd_compare },
-        { "gen", cli_cmd_gen },
-        { "gpu-eval", cli_cmd_gpu_eval },
-        { "gpu-bench", cli_cmd_gpu_bench },
-        { "plan", nmp_cli_plan },
-        { "permute", nmp_cli_permute },
-        { "apply", nmp_cli_apply },
-    };
-    const size_t ncmds = sizeof cmds / sizeof cmds[0];
     if (argc < 2) {
-        fputs(help_main, stderr);
+        print_help(stderr);
         return CLI_EXIT_USAGE;
     }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
-        fputs(help_main, stdout);
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 ||
+        (strcmp(name, "help") == 0 && argc < 3)) {
+        print_help(stdout);
         return 0;
     }
-    if (strcmp(cmd, "--version") == 0) {
+    if (strcmp(name, "--version") == 0) {
         printf("nmperm %s\n", nmp_version());
         return 0;
     }
-    if (strcmp(cmd, "help") == 0) {
-        if (argc < 3) {
-            fputs(help_main, stdout);
-            return 0;
-        }
-        for (size_t k = 0; k < ncmds; k++)
-            if (strcmp(argv[2], cmds[k].name) == 0) {
-                char *args[] = { argv[0], argv[2], (char *)"--help", NULL };
-                cli_args c = { 3, args, 2, cmds[k].name, false };
-                return cmds[k].run(&c);
-            }
-        return cli_fail(CLI_EXIT_USAGE, "help", "unknown command '%s'", argv[2]);
+    if (strcmp(name, "help") == 0) {
+        const cli_command *cmd = find_command(argv[2]);
+        if (!cmd)
+            return unknown_command("help", argv[2]);
+        char *args[] = { argv[0], argv[2], (char *)"--help", NULL };
+        cli_args c = { 3, args, 2, cmd->name, false };
+        return cmd->run(&c);
     }
-    for (size_t k = 0; k < ncmds; k++)
-        if (strcmp(cmd, cmds[k].name) == 0) {
-            cli_args c = { argc, argv, 2, cmds[k].name, false };
-            const int rc = cmds[k].run(&c);
-            if (fflush(stdout) != 0 || ferror(stdout))
-                return cli_fail(CLI_EXIT_USAGE, "stdout", "write error: %s", strerror(errno));
-            return rc;
-        }
-    return cli_fail(CLI_EXIT_USAGE, cmd,
-                    "unknown command (commands: score, solve, solvers, gen; see 'nmperm --help')");
+    const cli_command *cmd = find_command(name);
+    if (!cmd)
+        return unknown_command(name, name);
+    cli_args c = { argc, argv, 2, cmd->name, false };
+    const int rc = cmd->run(&c);
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return cli_fail(CLI_EXIT_USAGE, "stdout", "write error: %s", strerror(errno));
+    return rc;
 }
 
 /* ------------------------------------------------------- Ctrl-C, progress */
@@ -486,19 +628,40 @@ void cli_sigint_catch(struct sigaction *old)
     sigaction(SIGINT, &sa, old);
 }
 
-void cli_progress_draw(cli_progress_line *pl, const char *text)
+void cli_progress_init(cli_progress_line *pl, bool quiet, bool forced)
 {
-    if (!pl->show)
-        return;
-    const int len = (int)strlen(text);
-    fprintf(stderr, "\r%s%*s", text, pl->width > len ? pl->width - len : 0, "");
+    memset(pl, 0, sizeof *pl);
+    pl->tty = isatty(STDERR_FILENO) != 0;
+    pl->show = forced || (pl->tty && !quiet);
+}
+
+/* On a terminal: "\r" + text, padded over the previous line. Elsewhere: text + "\n", at most
+ * once per second of the run (and always for the first report and after Ctrl-C). */
+int cli_progress_report(const nmp_progress *p, void *user)
+{
+    cli_progress_line *pl = user;
+    if (!pl->show || (!pl->tty && p->elapsed < pl->next && !cli_interrupted))
+        return cli_interrupted ? 1 : 0;
+    char text[320];
+    const int len = snprintf(text, sizeof text, "%s%s%8.1fs  iter %lld  best %.4f  bound %.4f"
+                             "  %s%s", pl->label, pl->label[0] ? " " : "", p->elapsed,
+                             (long long)p->iteration, p->best, p->bound,
+                             p->phase ? p->phase : "", cli_interrupted ? "  (stopping)" : "");
+    const int shown = len < (int)sizeof text ? len : (int)sizeof text - 1;
+    if (pl->tty) {
+        fprintf(stderr, "\r%s%*s", text, pl->width > shown ? pl->width - shown : 0, "");
+        pl->width = shown;
+    } else {
+        fprintf(stderr, "%s\n", text);
+        pl->next = p->elapsed + 1.0;
+    }
     fflush(stderr);
-    pl->width = len;
+    return cli_interrupted ? 1 : 0;
 }
 
 void cli_progress_clear(cli_progress_line *pl)
 {
-    if (pl->width > 0) {
+    if (pl->tty && pl->width > 0) {
         fprintf(stderr, "\r%*s\r", pl->width, "");
         fflush(stderr);
     }

@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Exit codes: 0 ok, 1 bad input or usage, 2 internal error. */
 enum { CLI_EXIT_USAGE = 1, CLI_EXIT_INTERNAL = 2 };
@@ -62,8 +63,10 @@ void cli_take_input(cli_args *c, const char **input);
     "  --nm N:M              sparsity pattern, keep N of every M columns (default 2:4)\n"          \
     "  --objective OBJ       abs (|w|, default), sq (w^2), importance (|w| * x[col]),\n"           \
     "                        saliency (a given matrix)\n"                                          \
-    "  --importance X.npy    1-D per-column importance x for --objective importance\n"             \
-    "  --saliency S.npy      saliency matrix of W's shape for --objective saliency\n"
+    "  --importance X.npy    1-D per-column importance x; implies --objective importance\n"        \
+    "                        (refused with any other objective)\n"                                 \
+    "  --saliency S.npy      saliency matrix of W's shape; implies --objective saliency\n"         \
+    "                        (refused with any other objective)\n"
 
 /* Options shared by score and solve. */
 typedef struct cli_problem_opts {
@@ -93,6 +96,16 @@ int cli_load_problem(const cli_problem_opts *po, cli_loaded *ld);
 int cli_load_perm(const char *path, const char *input, int64_t cols, int32_t **out);
 /* Fails early when path's folder cannot take a new file, so a long solve is not wasted. */
 int cli_check_writable(const char *path);
+/* Refuses, before any work, an output that is the same file as an input or as another output:
+ * existing files are compared by device and inode (stat follows links, so a link or a second
+ * name of an input is caught), a path that does not exist yet by its folder's device and inode
+ * and its name. NULL entries are skipped; a path whose folder does not exist is left to the
+ * reader's or writer's own error. 0, or 1 (usage) after one line "nmperm: OUT: is the same file as
+ * the input IN" (or "... as the output OUT1"). */
+int nmp_cli_check_paths(const char *const *inputs, int ni, const char *const *outputs, int no);
+/* Writes len bytes to path atomically: a temporary file beside it (mkstemp), fsync, rename; the
+ * mode of a file it replaces is kept, else 0666 & ~umask. 0, or the exit code after a line. */
+int cli_write_atomic(const char *path, const char *data, size_t len);
 
 /* ------------------------------------------------------------- output */
 
@@ -102,7 +115,7 @@ int cli_print_json(json_t *root);                       /* one line on stdout; f
 /* file, rows, cols, nm, objective, total, identity, row_bound */
 void cli_json_problem(json_t *o, const char *input, const nmp_problem *pb);
 void cli_text_problem(const char *input, const nmp_problem *pb);
-double cli_gain_pct(const nmp_problem *pb, double kept); /* 100 (kept - identity) / identity */
+double cli_gain_pct(double identity, double kept);       /* 100 (kept - identity) / identity */
 
 /* ------------------------------------------------------- Ctrl-C, progress */
 
@@ -112,16 +125,45 @@ extern volatile sig_atomic_t cli_interrupted;
  * previous action goes to *old, for sigaction(SIGINT, old, NULL) afterwards. */
 void cli_sigint_catch(struct sigaction *old);
 
-/* One updating line on the terminal (stderr). */
+/* Progress of a long run on stderr: shown when stderr is a terminal (unless --quiet) or when
+ * --progress asks for it. On a terminal one line is redrawn in place; elsewhere (a log file) a
+ * plain line is written at most once per second. */
 typedef struct cli_progress_line {
-    bool show;   /* stderr is a terminal and not --quiet */
-    int width;   /* length of the line on screen */
+    bool show;       /* progress is printed at all */
+    bool tty;        /* stderr is a terminal: redraw one line */
+    int width;       /* length of the line on screen (terminal) */
+    double next;     /* elapsed seconds of the next plain line (not a terminal) */
+    char label[96];  /* what is running, printed first ("" for none) */
 } cli_progress_line;
 
-/* Redraws the line with text (when shown), padding over what was there before. */
-void cli_progress_draw(cli_progress_line *pl, const char *text);
-/* Erases the line. */
+/* show = forced || (stderr is a terminal && !quiet); empty label. */
+void cli_progress_init(cli_progress_line *pl, bool quiet, bool forced);
+/* The nmp_progress_fn of solve, bound and compare (user = a cli_progress_line): prints the
+ * label, elapsed seconds, iteration, best and bound; returns nonzero after Ctrl-C so the solver
+ * stops. */
+int cli_progress_report(const nmp_progress *p, void *user);
+/* Erases the terminal line (nothing to do elsewhere). */
 void cli_progress_clear(cli_progress_line *pl);
+
+/* ------------------------------------------------- LP bound (nmp_cli_bound.c) */
+
+/* Default time limit (seconds) of the LP bound and of each solve in compare. */
+#define CLI_DEFAULT_SECONDS 60.0
+
+/* The LP bound of one problem and how it ended. */
+typedef struct cli_lp_bound {
+    bool ran;        /* colgen ran and gave res */
+    bool complete;   /* the LP was solved to completion (res.bound is the LP value) */
+    nmp_result res;  /* res.bound, res.seconds, res.iterations (pricing rounds), res.status */
+    char note[sizeof(nmp_msg) + 16]; /* when it did not run: why */
+} cli_lp_bound;
+
+/* Runs colgen for the LP bound within `seconds` (progress through pl); a refusal or a build
+ * without GLPK is a note in lp, not an error. 0, or the exit code after a line naming input. */
+int cli_lp_compute(const nmp_problem *pb, const char *input, double seconds, int threads,
+                   cli_progress_line *pl, cli_lp_bound *lp);
+/* lp_bound, lp_status, lp_complete, lp_seconds, lp_rounds, lp_note */
+void cli_json_lp(json_t *o, const cli_lp_bound *lp);
 
 /* ------------------------------------------------------------ commands */
 
@@ -130,7 +172,7 @@ int cli_cmd_solvers(cli_args *c); /* nmp_cli_cmds.c */
 int cli_cmd_gen(cli_args *c);     /* nmp_cli_cmds.c */
 int cli_cmd_solve(cli_args *c);   /* nmp_cli_solve.c */
 int cli_cmd_bound(cli_args *c);   /* nmp_cli_bound.c */
-int cli_cmd_compare(cli_args *c); /* nmp_cli_bound.c */
+int cli_cmd_compare(cli_args *c); /* nmp_cli_compare.c */
 int cli_cmd_gpu_eval(cli_args *c);  /* nmp_cli_gpu.c */
 int cli_cmd_gpu_bench(cli_args *c); /* nmp_cli_gpu.c */
 

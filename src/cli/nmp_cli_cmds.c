@@ -51,7 +51,8 @@ int cli_cmd_score(cli_args *c)
         rc = cli_load_perm(perm_path, po.input, ld.w.cols, &perm);
     if (rc == 0) {
         const nmp_problem *pb = ld.pb;
-        double kept = nmp_score_identity(pb);
+        const double identity = nmp_score_identity(pb);
+        double kept = identity;
         const nmp_err e = perm ? nmp_score(pb, perm, &kept) : NMP_OK;
         if (e != NMP_OK) {
             rc = cli_fail_lib(e, po.input, NULL);
@@ -60,17 +61,17 @@ int cli_cmd_score(cli_args *c)
             cli_json_problem(o, po.input, pb);
             cli_jset(o, "perm", perm_path ? json_string(perm_path) : json_null());
             cli_jset(o, "kept", cli_jnum(kept));
-            cli_jset(o, "gain_pct", cli_jnum(cli_gain_pct(pb, kept)));
+            cli_jset(o, "gain_pct", cli_jnum(cli_gain_pct(identity, kept)));
             cli_jset(o, "efficacy_pct", cli_jnum(100.0 * nmp_score_efficacy(pb, kept)));
             rc = cli_print_json(o);
         } else {
             cli_text_problem(po.input, pb);
             printf("total       %.4f   (unpruned)\n", nmp_score_total(pb));
-            printf("identity    %.4f\n", nmp_score_identity(pb));
+            printf("identity    %.4f\n", identity);
             printf("row bound   %.4f   (unstructured pruning, same density)\n",
                    nmp_score_row_bound(pb));
             printf("kept        %.4f   (%s)\n", kept, perm_path ? perm_path : "identity");
-            printf("gain        %+.3f%% over identity\n", cli_gain_pct(pb, kept));
+            printf("gain        %+.3f%% over identity\n", cli_gain_pct(identity, kept));
             printf("efficacy    %.2f%%\n", 100.0 * nmp_score_efficacy(pb, kept));
         }
     }

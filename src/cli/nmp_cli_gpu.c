@@ -79,7 +79,7 @@ int cli_cmd_gpu_eval(cli_args *c)
     nmp_dtype dtype = NMP_DTYPE_F16;
     if (cli_help_or_version(c, help_eval))
         return 0;
-    for (; c->k < c->argc && !c->bad; c->k++) {
+    for (c->k = 2; c->k < c->argc && !c->bad; c->k++) {
         if (cli_take(c, "--report", NULL, &v))
             report = v;
         else if (cli_take(c, "--perm", NULL, &v))
@@ -94,12 +94,8 @@ int cli_cmd_gpu_eval(cli_args *c)
             cli_parse_u64(c, "--seed", v, UINT64_MAX, &seed);
         else if (cli_take(c, "--dtype", NULL, &v))
             take_dtype(c, v, &dtype);
-        else if (c->argv[c->k][0] == '-' && c->argv[c->k][1])
-            cli_usage(c, "unknown option '%s'", c->argv[c->k]);
-        else if (!input)
-            input = c->argv[c->k];
         else
-            cli_usage(c, "unexpected argument '%s'", c->argv[c->k]);
+            cli_take_input(c, &input);
     }
     if (!c->bad && !input)
         cli_usage(c, "missing the weight matrix W.npy");
@@ -107,22 +103,27 @@ int cli_cmd_gpu_eval(cli_args *c)
         cli_usage(c, "missing --report R.json");
     if (c->bad)
         return CLI_EXIT_USAGE;
-    int rc = need_device(c->cmd);
+    /* the files first: a wrong path is named even on a machine without a device */
+    const char *const inputs[] = { input, perm_path };
+    int rc = nmp_cli_check_paths(inputs, 2, &report, 1);
+    if (rc == 0)
+        rc = cli_check_writable(report);
     if (rc)
-        return rc;
-    if ((rc = cli_check_writable(report)) != 0)
         return rc;
 
     nmp_array w = { 0 };
     int32_t *perm = NULL;
     nmp_msg msg = { { 0 } };
     nmp_spmm_report r;
+    char *text = NULL;
     nmp_err e = nmp_npy_read_matrix(input, &w, &msg);
     if (e != NMP_OK) {
         rc = cli_fail_lib(e, input, &msg);
         goto out;
     }
     if (perm_path && (rc = cli_load_perm(perm_path, input, w.cols, &perm)) != 0)
+        goto out;
+    if ((rc = need_device(c->cmd)) != 0)
         goto out;
     nmp_spmm_desc d = { 0 };
     d.w = w.data;
@@ -164,9 +165,15 @@ int cli_cmd_gpu_eval(cli_args *c)
     cli_jset(o, "err_perm", cli_jnum(r.err_perm));
     cli_jset(o, "kept_abs_identity", cli_jnum(r.kept_identity));
     cli_jset(o, "kept_abs_perm", cli_jnum(r.kept_perm));
-    if (json_dump_file(o, report, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12))) {
+    text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+    if (!text) {
         json_decref(o);
-        rc = cli_fail(CLI_EXIT_USAGE, report, "cannot write the report");
+        rc = cli_fail_lib(NMP_ERR_NOMEM, report, NULL);
+        goto out;
+    }
+    const size_t len = strlen(text);
+    if ((rc = cli_write_atomic(report, text, len)) != 0) {
+        json_decref(o);
         goto out;
     }
     rc = cli_print_json(o);
@@ -175,6 +182,7 @@ int cli_cmd_gpu_eval(cli_args *c)
                       r.within_tolerance ? "ok" : "outside tolerance",
                       r.prune_valid ? "ok" : "rejected");
 out:
+    free(text);
     nmp_array_free(&w);
     nmp_free(perm);
     return rc;

@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char help[] =
     "usage: nmperm solve W.npy [--solver NAME] [options]\n"
@@ -24,28 +23,19 @@ static const char help[] =
     "  -o, --output P.npy    write the permutation (int64, 1-D) here, atomically\n"
     CLI_HELP_PROBLEM
     "  --json                print one JSON object (with the permutation) instead of text\n"
-    "  --quiet               no progress line and no text summary\n"
+    "  --quiet               no text summary, and no progress line unless --progress\n"
+    "  --progress            progress lines on stderr even when it is not a terminal (on a\n"
+    "                        terminal they are shown unless --quiet)\n"
     "  -h, --help            this text\n"
     "      --version         print the version\n";
 
 /* --------------------------------------------------------------- solve */
 
-/* One updating line on the terminal; returns nonzero after Ctrl-C so the solver stops. */
-static int on_progress(const nmp_progress *p, void *user)
-{
-    char line[200];
-    snprintf(line, sizeof line, "%9.1fs  iter %lld  best %.4f  bound %.4f  %s%s", p->elapsed,
-             (long long)p->iteration, p->best, p->bound, p->phase ? p->phase : "",
-             cli_interrupted ? "  (stopping)" : "");
-    cli_progress_draw(user, line);
-    return cli_interrupted ? 1 : 0;
-}
-
 typedef struct solve_opts {
     cli_problem_opts po;
     const char *solver, *start_path, *out_path;
     nmp_params par;
-    bool json, quiet;
+    bool json, quiet, progress;
 } solve_opts;
 
 static void parse_solve(cli_args *c, solve_opts *o)
@@ -57,6 +47,8 @@ static void parse_solve(cli_args *c, solve_opts *o)
             o->json = true;
         } else if (cli_is_flag(c, "--quiet")) {
             o->quiet = true;
+        } else if (cli_is_flag(c, "--progress")) {
+            o->progress = true;
         } else if (cli_take(c, "--solver", NULL, &v)) {
             o->solver = v;
         } else if (cli_take(c, "--param", NULL, &v)) {
@@ -115,7 +107,7 @@ static void report_solve(const solve_opts *o, const nmp_problem *pb, const int32
         cli_json_problem(j, o->po.input, pb);
         cli_jset(j, "start", cli_jnum(res->start_score));
         cli_jset(j, "kept", cli_jnum(res->score));
-        cli_jset(j, "gain_pct", cli_jnum(cli_gain_pct(pb, res->score)));
+        cli_jset(j, "gain_pct", cli_jnum(cli_gain_pct(nmp_score_identity(pb), res->score)));
         cli_jset(j, "efficacy_pct", cli_jnum(100.0 * nmp_score_efficacy(pb, res->score)));
         cli_jset(j, "bound", cli_jnum(res->bound));
         cli_jset(j, "gap_pct", cli_jnum(gap));
@@ -147,7 +139,7 @@ static void report_solve(const solve_opts *o, const nmp_problem *pb, const int32
     if (o->start_path)
         printf("start       %.4f   (%s)\n", res->start_score, o->start_path);
     printf("kept        %.4f   (%+.3f%% over identity)\n", res->score,
-           cli_gain_pct(pb, res->score));
+           cli_gain_pct(nmp_score_identity(pb), res->score));
     printf("row bound   %.4f\n", row_bound);
     printf("efficacy    %.2f%%\n", 100.0 * nmp_score_efficacy(pb, res->score));
     if (has_bound)
@@ -173,28 +165,31 @@ int cli_cmd_solve(cli_args *c)
     parse_solve(c, &o);
     if (c->bad)
         return CLI_EXIT_USAGE;
-    if (o.out_path) {
-        const int rc = cli_check_writable(o.out_path);
-        if (rc)
-            return rc;
-    }
+    const char *const inputs[] = { o.po.input, o.po.importance_path, o.po.saliency_path,
+                                   o.start_path };
+    int rc = nmp_cli_check_paths(inputs, 4, &o.out_path, 1);
+    if (rc == 0 && o.out_path)
+        rc = cli_check_writable(o.out_path);
+    if (rc)
+        return rc;
 
     cli_loaded ld;
     int32_t *perm = NULL;
     nmp_msg msg = { { 0 } };
     nmp_result res;
     memset(&res, 0, sizeof res);
-    int rc = cli_load_problem(&o.po, &ld);
+    rc = cli_load_problem(&o.po, &ld);
     const int64_t cols = ld.w.cols;
     if (rc == 0 && o.start_path)
         rc = cli_load_perm(o.start_path, o.po.input, cols, &perm);
     if (rc == 0 && !perm && !(perm = nmp_malloc((size_t)cols * sizeof *perm)))
         rc = cli_fail_lib(NMP_ERR_NOMEM, o.po.input, NULL);
     if (rc == 0) {
-        cli_progress_line pl = { isatty(STDERR_FILENO) && !o.quiet, 0 };
+        cli_progress_line pl;
+        cli_progress_init(&pl, o.quiet, o.progress);
         struct sigaction old;
         cli_sigint_catch(&old);
-        o.par.progress = on_progress;
+        o.par.progress = cli_progress_report;
         o.par.progress_user = &pl;
         const nmp_err e = nmp_solve(ld.pb, o.solver, &o.par, perm, !o.start_path, &res, &msg);
         sigaction(SIGINT, &old, NULL);

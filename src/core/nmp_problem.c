@@ -2,6 +2,7 @@
 #include "nmp_internal.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,12 @@ static nmp_err check_desc(const nmp_problem_desc *d, nmp_msg *msg)
     return NMP_OK;
 }
 
+/* The largest total saliency accepted. Scores are float sums in the hot loops (top-n sums of a
+ * row, blocked move deltas, pricing gains: each a partial sum of at most twice the total), so a
+ * total within FLT_MAX / 16 keeps every one of them finite, with room for rounding; a larger one
+ * is refused rather than scored as inf. Real weights are many orders of magnitude below. */
+#define SUM_LIMIT ((double)FLT_MAX / 16)
+
 nmp_err nmp_problem_create(const nmp_problem_desc *d, nmp_problem **out, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
@@ -160,8 +167,14 @@ nmp_err nmp_problem_create(const nmp_problem_desc *d, nmp_problem **out, nmp_msg
         for (int64_t i = 0; i < cols; i++) {
             const float v = saliency_of(d, j, i);
             if (!(v >= 0) || !isfinite(v)) {
-                e = nmp_fail(msg, NMP_ERR_ARG, "saliency at row %lld, col %lld is %g, expected a "
-                             "finite value >= 0", (long long)j, (long long)i, (double)v);
+                if (isinf(v) && (d->objective == NMP_OBJ_SQ || d->objective == NMP_OBJ_IMPORTANCE))
+                    e = nmp_fail(msg, NMP_ERR_ARG, "objective %s overflows float32 at row %lld, "
+                                 "col %lld (w = %g)", nmp_objective_name(d->objective),
+                                 (long long)j, (long long)i,
+                                 (double)nmp_matrix_at(&d->weights, j, i));
+                else
+                    e = nmp_fail(msg, NMP_ERR_ARG, "saliency at row %lld, col %lld is %g, expected "
+                                 "a finite value >= 0", (long long)j, (long long)i, (double)v);
                 goto out;
             }
             pb->s[i * rows + j] = v;
@@ -173,6 +186,11 @@ nmp_err nmp_problem_create(const nmp_problem_desc *d, nmp_problem **out, nmp_msg
             bound += row[i];
         pb->total += total;
         pb->row_bound += bound;
+    }
+    if (!(pb->total <= SUM_LIMIT)) {
+        e = nmp_fail(msg, NMP_ERR_ARG, "saliency values sum to %.3g, more than float32 scores "
+                     "can hold (at most %.3g): scale the matrix down", pb->total, SUM_LIMIT);
+        goto out;
     }
     NMP_TRY(e, nmp_score(pb, NULL, &pb->identity));
     *out = pb;
