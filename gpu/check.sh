@@ -114,11 +114,11 @@ say "# built in $(( $(date +%s) - t0 )) s; $(nvidia-smi --query-gpu=name,driver_
 # fresh process
 rc=0
 set +e
-timeout 420 "$B/nmp_gpu_check" "$@" | tee -a "$LOG"
+timeout 360 "$B/nmp_gpu_check" "$@" | tee -a "$LOG"
 rc=${PIPESTATUS[0]}
 while [ "$rc" -eq 3 ]; do
     next=$(grep -o -- '--from [0-9]*' "$LOG" | tail -n 1 | cut -d' ' -f2)
-    timeout 300 "$B/nmp_gpu_check" "$@" --from "$next" | tee -a "$LOG"
+    timeout 240 "$B/nmp_gpu_check" "$@" --from "$next" | tee -a "$LOG"
     r2=${PIPESTATUS[0]}
     rc=$([ "$r2" -eq 3 ] && echo 3 || echo 1) # a FAULT row is a failure
 done

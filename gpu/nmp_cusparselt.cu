@@ -226,7 +226,8 @@ static double kept_abs(const float *w, int64_t n, int64_t k, const int32_t *perm
         *e = NMP_ERR_NOMEM;
         return 0;
     }
-    if ((*e = nmp_gather_cols(&view, perm, g)) == NMP_OK && (*e = nmp_prune_nm(g, n, k, nm)) == NMP_OK)
+    if ((*e = nmp_gather_cols(&view, perm, g)) == NMP_OK &&
+        (*e = nmp_prune_nm(g, n, k, nm)) == NMP_OK)
         for (int64_t t = 0; t < n * k; t++)
             kept += fabs((double)g[t]);
     nmp_free(g);
@@ -645,7 +646,8 @@ extern "C" nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *d, nmp_spmm_report *r,
     if (d->n < align || d->k < align || d->tokens < align || d->n % align || d->k % align ||
         d->tokens % align || d->n > INT32_MAX || d->k > INT32_MAX || d->tokens > INT32_MAX)
         return nmp_fail(msg, NMP_ERR_ARG,
-                        "shape %lld x %lld with %lld tokens: each must be a multiple of %lld for %s",
+                        "shape %lld x %lld with %lld tokens: each must be a multiple of %lld "
+                        "for %s",
                         (long long)d->n, (long long)d->k, (long long)d->tokens, (long long)align,
                         nmp_dtype_name(d->dtype));
     if (d->perm && nmp_perm_check(d->perm, d->k) != NMP_OK)

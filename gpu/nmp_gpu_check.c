@@ -220,7 +220,8 @@ static void timings(void)
 static void layer_errors(void)
 {
     const int64_t n = 256, k = 512, t = 128;
-    float *w = nmp_malloc((size_t)(n * k) * sizeof *w), *x = nmp_malloc((size_t)(t * k) * sizeof *x);
+    float *w = nmp_malloc((size_t)(n * k) * sizeof *w);
+    float *x = nmp_malloc((size_t)(t * k) * sizeof *x);
     int32_t *perm = nmp_malloc((size_t)k * sizeof *perm);
     nmp_spmm_desc d = { 0 };
     nmp_spmm_report r;

@@ -13,17 +13,17 @@
 #define MAX2(a, b) ((a) > (b) ? (a) : (b))
 
 #define HELP_LIBS                                                                                  \
-    "  --gpu-libs DIR      folder holding libcublasLt.so.13 / libcusparseLt.so.0 (searched first)\n" \
+    "  --gpu-libs DIR      folder of libcublasLt.so.13, libcusparseLt.so.0 (looked at first)\n"  \
     "\n"                                                                                           \
-    "The CUDA runtime is linked statically; cuBLASLt and cuSPARSELt are loaded at first GPU use,\n" \
-    "each from the first of: --gpu-libs DIR; $NMP_CUBLASLT / $NMP_CUSPARSELT (file or folder);\n" \
-    "pip wheels (nvidia/cu13/lib, nvidia/cusparselt/lib, nvidia/cublas/lib) under the\n"          \
-    "site-packages folders of $NMP_PYTHON_SITE (colon-separated; only those when set), else of\n" \
-    "PYTHONPATH, $VIRTUAL_ENV, $CONDA_PREFIX, each PATH folder's python3, ~/.local and the build\n" \
-    "machine's python3; the system (LD_LIBRARY_PATH, ld.so.cache, $CUDA_HOME/lib64,\n"            \
-    "/usr/local/cuda/lib64). When one is missing: one line naming it and its pip package\n"       \
-    "(pip install nvidia-cusparselt-cu13, nvidia-cublas) and exit 1. Every other nmperm command\n" \
-    "runs without them.\n"
+    "The CUDA runtime is linked statically; cuBLASLt and cuSPARSELt are loaded at first GPU\n"    \
+    "use, each from the first of: --gpu-libs DIR; $NMP_CUBLASLT / $NMP_CUSPARSELT (a file or\n"   \
+    "a folder); pip wheels (nvidia/cu13/lib, nvidia/cusparselt/lib, nvidia/cublas/lib) under\n"   \
+    "the site-packages folders in $NMP_PYTHON_SITE (colon-separated; only those when set),\n"     \
+    "else under PYTHONPATH, $VIRTUAL_ENV, $CONDA_PREFIX, each PATH folder's python3, ~/.local\n"  \
+    "and the build machine's python3; the system (LD_LIBRARY_PATH, ld.so.cache,\n"               \
+    "$CUDA_HOME/lib64, /usr/local/cuda/lib64). When one is missing: one line naming it and\n"    \
+    "its pip package (nvidia-cusparselt-cu13, nvidia-cublas), exit 1. Every other nmperm\n"       \
+    "command runs without them.\n"
 
 static const char help_eval[] =
     "usage: nmperm gpu-eval W.npy [--perm P.npy] [--out E.json] [options]\n"
@@ -37,10 +37,11 @@ static const char help_eval[] =
     "fp32 output error ||Y_pruned - Y||_F / ||Y||_F of the pruned layer against the unpruned one,\n"
     "with (err_perm) and without (err_identity) the permutation.\n"
     "\n"
-    "A checkpoint: every consumer tensor of the report written by 'nmperm permute' (its columns in\n"
-    "the order of every space that consumes it), or with --all also every other 2-D weight (input\n"
-    "axis 1; embedding tables are lookups and left out), each at its own shape; one table row per\n"
-    "tensor and totals per model (GEMM time dense vs sparse summed over the tensors, mean errors).\n"
+    "A checkpoint: every consumer tensor of the report written by 'nmperm permute' (its columns\n"
+    "in the order of every space that consumes it), with --all also every other 2-D weight\n"
+    "(input axis 1; embedding tables are lookups and left out), each at its own shape; one\n"
+    "table row per tensor and totals per model (GEMM time dense vs sparse summed over the\n"
+    "tensors, mean errors).\n"
     "A tensor cuSPARSELt cannot take (n, k not multiples of 16, of 32 for int8/e4m3) gets its\n"
     "error columns from the CPU reference and no timings.\n"
     "\n"
