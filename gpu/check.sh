@@ -1,64 +1,166 @@
 #!/usr/bin/env bash
-# gpu/check.sh: the GPU check for a short lease (H100/H200, CUDA 13, under 8 minutes): builds
-# the core it needs plus gpu/ straight with gcc and nvcc (no Meson, GLPK, jansson or cmocka
-# needed; the core's source list is read from src/core/meson.build, the one Meson builds), runs nmp_gpu_check (every GPU backend entry against the CPU reference, scoring and
-# pricing timings, cuSPARSELt 2:4 vs dense cuBLAS over LLM shapes in fp16/bf16/int8/e4m3) and
-# prints one table. Installs the cuSPARSELt wheel with pip when it is missing.
+# gpu/check.sh: the one GPU check for a short lease (H100/H200, CUDA 13, under 8 minutes). Builds
+# the core plus gpu/ straight with gcc and nvcc (no Meson or cmocka; the source lists are read from
+# the meson.build files Meson uses), then prints one table:
+#   1. nmp_gpu_check: every GPU backend entry against the CPU reference, the device's layer error
+#      columns against nmp_layer_error, scoring / window / pricing timings (CPU vs GPU: the seam a
+#      device search would use), and cuSPARSELt 2:4 vs dense cuBLASLt over LLM shapes (256 and
+#      4096 tokens x 4096x4096, 4096x11008, 11008x4096; 8192^3; 16384x8192x8192) in
+#      fp16/bf16/int8/e4m3, with the split-K and workspace sizes the search kept. A row that
+#      loses the CUDA context is reported as FAULT and the table goes on in a fresh process.
+#   2. the checkpoint evaluation of the bundled tiny LLaMA: nmperm permute, then nmperm gpu-eval
+#      --all on the device and with --device cpu; the error columns must agree. Needs jansson
+#      (the CLI reads JSON): the system's, or libjansson4 + libjansson-dev .deb files in
+#      $NMP_DEBS (default gpu/.debs; make them on a machine with apt: gpu/check.sh --fetch-debs,
+#      and carry that folder). Without it this part is skipped, said in one line.
+# cuBLASLt and cuSPARSELt are loaded at run time (the search order of nmp_gpu_libs_load);
+# cuSPARSELt's header comes from the nvidia-cusparselt-cu13 wheel, installed with pip if missing.
 # Usage: gpu/check.sh [--quick]; OUT=dir keeps the log there. Exit: 0 pass, 1 fail, 77 no GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--fetch-debs" ]; then
+    mkdir -p gpu/.debs && (cd gpu/.debs && apt-get download libjansson4 libjansson-dev)
+    exit
+fi
 NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
+CUDA_ROOT=$(dirname "$(dirname "$(readlink -f "$NVCC")")")
 B=${B:-${TMPDIR:-/tmp}/nmperm-gpucheck}
 mkdir -p "$B"
 t0=$(date +%s)
+LOG=${OUT:+$OUT/gpu_check.txt}
+LOG=${LOG:-$B/gpu_check.txt}
+: >"$LOG"
+say() { echo "$@" | tee -a "$LOG"; }
 
 probe='
-import glob, os, site
-for d in list(site.getsitepackages()) + [site.getusersitepackages()]:
+import glob, os, site, sys
+dirs = list(site.getsitepackages()) + [site.getusersitepackages()] + sys.path
+print(":".join(d for d in dirs if d and ":" not in d))
+for d in dirs:
     for r in (os.path.join(d, "nvidia", "cusparselt"), os.path.join(d, "nvidia", "cu13")):
-        libs = sorted(glob.glob(os.path.join(r, "lib", "libcusparseLt.so*")))
-        if os.path.isfile(os.path.join(r, "include", "cusparseLt.h")) and libs:
-            print(r); print(libs[0]); raise SystemExit
+        if os.path.isfile(os.path.join(r, "include", "cusparseLt.h")):
+            print(r); raise SystemExit
 '
 csl=$(python3 -c "$probe" || true)
-if [ -z "$csl" ]; then
+if [ "$(echo "$csl" | wc -l)" -lt 2 ]; then
     python3 -m pip install -q nvidia-cusparselt-cu13 >&2 || true
     csl=$(python3 -c "$probe" || true)
 fi
+site=$(echo "$csl" | sed -n 1p)
 cflags=(-O2 -std=c17 -Wall -Wextra -D_POSIX_C_SOURCE=200809L -DNMP_HAVE_CUDA=1 -Iinclude -Isrc/core
-        -Igpu -I/usr/local/cuda/include)
+        -Isrc/io -Isrc/model -Isolvers -Igpu -I"$CUDA_ROOT/include" "-DNMP_BUILD_SITE=\"$site\""
+        -fopenmp)
 cuflags=(-O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
          -DNMP_HAVE_CUDA=1 -Iinclude -Isrc/core -Igpu)
-libs=(-L/usr/local/cuda/lib64 -lcudart -lcublas -lcublasLt -lstdc++ -lm)
-if [ -n "$csl" ]; then
-    root=$(echo "$csl" | sed -n 1p); lib=$(echo "$csl" | sed -n 2p)
-    cuflags+=(-DNMP_HAVE_CUSPARSELT=1 -I"$root/include")
-    libs+=("$lib" -Wl,-rpath,"$(dirname "$lib")")
+# no GPU library is linked: static cudart; cuBLASLt and cuSPARSELt are dlopen'ed at first use
+libs=("$CUDA_ROOT/lib64/libcudart_static.a" -ldl -lrt -lpthread -lstdc++ -lm -fopenmp)
+if [ "$(echo "$csl" | wc -l)" -ge 2 ]; then
+    cuflags+=(-DNMP_HAVE_CUSPARSELT=1 -I"$(echo "$csl" | sed -n 2p)/include")
 else
-    echo "gpu/check.sh: cuSPARSELt not found: the sparse GEMM table is skipped" >&2
+    say "# gpu/check.sh: cuSPARSELt header not found: the sparse GEMM table is skipped"
 fi
 
-# the same list Meson compiles: every quoted .c of src/core/meson.build
-mapfile -t core < <(sed -n "s/^ *'\\(nmp_[a-z0-9_]*\\.c\\)',*$/\\1/p" src/core/meson.build)
+# the lists Meson compiles
+list() { # list FILE BLOCK: the quoted .c files of `BLOCK = files(...)` in FILE
+    sed -n "/^$2 = files(/,/^)/p" "$1" | grep -o "'[a-z0-9_/]*\\.c'" | tr -d "'"
+}
+mapfile -t core < <(list src/core/meson.build core_sources | sed 's|^|src/core/|')
+mapfile -t io < <(list src/io/meson.build io_sources | sed 's|^|src/io/|')
+mapfile -t model < <(list src/model/meson.build model_sources | sed 's|^|src/model/|')
+mapfile -t solvers < <(list meson.build solver_sources)
+mapfile -t cli < <(list meson.build cli_sources)
 [ "${#core[@]}" -gt 5 ] || { echo "gpu/check.sh: no core sources in src/core/meson.build" >&2; exit 1; }
+
+compile() { # compile OUTLIST SRC...: objects into $B, names into the array OUTLIST
+    local -n outs=$1
+    shift
+    for f in "$@"; do
+        local o="$B/$(echo "$f" | tr / _).o"
+        gcc "${cflags[@]}" "${extra[@]}" -c "$f" -o "$o" & outs+=("$o")
+    done
+}
+extra=()
 objs=()
-for f in "${core[@]}" ../../gpu/nmp_device.c; do
-    o="$B/$(basename "$f" .c).o"
-    gcc "${cflags[@]}" -c "src/core/$f" -o "$o" & objs+=("$o")
-done
-gcc "${cflags[@]}" -c gpu/nmp_gpu.c -o "$B/nmp_gpu.o" & objs+=("$B/nmp_gpu.o")
-gcc "${cflags[@]}" -c gpu/nmp_gpu_check.c -o "$B/nmp_gpu_check.o" & objs+=("$B/nmp_gpu_check.o")
+compile objs "${core[@]}" gpu/nmp_device.c gpu/nmp_gpu.c gpu/nmp_gpu_dl.c
 "$NVCC" "${cuflags[@]}" -c gpu/nmp_gpu_kernels.cu -o "$B/kernels.o" & objs+=("$B/kernels.o")
 "$NVCC" "${cuflags[@]}" -c gpu/nmp_cusparselt.cu -o "$B/cusparselt.o" & objs+=("$B/cusparselt.o")
-wait
-gcc -o "$B/nmp_gpu_check" "${objs[@]}" "${libs[@]}" -fopenmp
-echo "# built in $(( $(date +%s) - t0 )) s; $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
+chk=()
+compile chk gpu/nmp_gpu_check.c
 
-rc=0
-if [ -n "${OUT:-}" ]; then
-    timeout 420 "$B/nmp_gpu_check" "$@" | tee "$OUT/gpu_check.txt" || rc=${PIPESTATUS[0]}
-else
-    timeout 420 "$B/nmp_gpu_check" "$@" || rc=$?
+# jansson for the CLI: the system's, or unpacked from .deb files
+jinc=() jlib=()
+debs=${NMP_DEBS:-gpu/.debs}
+if [ -f /usr/include/jansson.h ] || pkg-config --exists jansson 2>/dev/null; then
+    jlib=(-ljansson)
+elif ls "$debs"/libjansson*.deb >/dev/null 2>&1; then
+    for d in "$debs"/libjansson*.deb; do dpkg -x "$d" "$B/deps"; done
+    jdir=$(dirname "$(find "$B/deps" -name 'libjansson.so*' | head -n 1)")
+    ln -sf "$(find "$B/deps" -name 'libjansson.so.4*' | head -n 1)" "$jdir/libjansson.so"
+    jinc=(-I"$B/deps/usr/include") jlib=(-L"$jdir" -Wl,-rpath,"$jdir" -ljansson)
 fi
-echo "# gpu/check.sh: exit $rc after $(( $(date +%s) - t0 )) s"
+cliobjs=()
+if [ "${#jlib[@]}" -gt 0 ]; then
+    extra=("${jinc[@]}")
+    compile cliobjs "${io[@]}" "${model[@]}" "${solvers[@]}" "${cli[@]}"
+fi
+wait
+gcc -o "$B/nmp_gpu_check" "${objs[@]}" "${chk[@]}" "${libs[@]}"
+if [ "${#cliobjs[@]}" -gt 0 ]; then
+    gcc -o "$B/nmperm" "${objs[@]}" "${cliobjs[@]}" "${jlib[@]}" "${libs[@]}"
+fi
+say "# built in $(( $(date +%s) - t0 )) s; $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
+
+# 1. backend, layer errors, timings, GEMM table; after a FAULT (exit 3) the rest of the table in a
+# fresh process
+rc=0
+set +e
+timeout 360 "$B/nmp_gpu_check" "$@" | tee -a "$LOG"
+rc=${PIPESTATUS[0]}
+while [ "$rc" -eq 3 ]; do
+    next=$(grep -o -- '--from [0-9]*' "$LOG" | tail -n 1 | cut -d' ' -f2)
+    timeout 240 "$B/nmp_gpu_check" "$@" --from "$next" | tee -a "$LOG"
+    r2=${PIPESTATUS[0]}
+    rc=$([ "$r2" -eq 3 ] && echo 3 || echo 1) # a FAULT row is a failure
+done
+set -e
+[ "$rc" -eq 77 ] && exit 77
+
+# 2. the tiny LLaMA checkpoint on the device and on the CPU reference
+if [ -x "$B/nmperm" ]; then
+    M=instances/tiny_llama/model.safetensors
+    T=$B/tiny
+    mkdir -p "$T"
+    set +e
+    "$B/nmperm" permute "$M" -o "$T/permuted.safetensors" --report "$T/r.json" >/dev/null 2>"$T/err"
+    p=$?
+    "$B/nmperm" gpu-eval "$M" --report "$T/r.json" --all --tokens 256 --reps 10 --warmup 3 \
+        --out "$T/gpu.json" | tee -a "$LOG"
+    g=${PIPESTATUS[0]}
+    "$B/nmperm" gpu-eval "$M" --report "$T/r.json" --all --tokens 256 --device cpu \
+        --out "$T/cpu.json" >/dev/null
+    c=$?
+    python3 - "$T/gpu.json" "$T/cpu.json" <<'EOF' | tee -a "$LOG"
+import json, sys
+g = {t["tensor"]: t for t in json.load(open(sys.argv[1]))["tensors"]}
+c = {t["tensor"]: t for t in json.load(open(sys.argv[2]))["tensors"]}
+worst, n = 0.0, 0
+for name, t in g.items():
+    if t.get("errors_from") == "gpu":
+        n += 1
+        for key in ("err_identity", "err_perm"):
+            worst = max(worst, abs(t[key] - c[name][key]) / max(c[name][key], 1e-30))
+print("# tiny_llama: %d tensors timed on the device; error columns gpu vs cpu: max rel diff %.2e %s"
+      % (n, worst, "ok" if n and worst <= 1e-4 else "FAIL"))
+sys.exit(0 if n and worst <= 1e-4 else 1)
+EOF
+    q=${PIPESTATUS[0]}
+    set -e
+    if [ "$p" -ne 0 ] || [ "$g" -ne 0 ] || [ "$c" -ne 0 ] || [ "$q" -ne 0 ]; then
+        say "# tiny_llama checkpoint evaluation: FAIL (permute $p, gpu-eval $g, cpu $c, compare $q)"
+        rc=1
+    fi
+else
+    say "# tiny_llama checkpoint evaluation skipped: no jansson (gpu/check.sh --fetch-debs on a machine with apt, carry gpu/.debs)"
+fi
+say "# gpu/check.sh: exit $rc after $(( $(date +%s) - t0 )) s"
 exit $rc

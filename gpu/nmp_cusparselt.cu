@@ -1,18 +1,60 @@
 /* nmp_cusparselt.cu: one 2:4 layer on the device: gather by the permutation, magnitude prune,
- * cuSPARSELt prune check, compression and algorithm search, timed against the dense cublasLt GEMM
- * on the same pruned W; cuSPARSELt calls live in this .cu because its header needs C++ */
+ * cuSPARSELt prune check, compression and algorithm search, timed against the dense cuBLASLt GEMM
+ * on the same pruned W, and the fp32 output error of the pruned layer. cuBLASLt and cuSPARSELt
+ * are loaded at first use (nmp_gpu_libs_load, search order in nmp_gpu_dl.c) and called through
+ * the function table below: the program links neither, so a CUDA build runs its CPU commands
+ * where no GPU library is installed. */
 #include "nmp_gpu.h"
 
 #include <cublasLt.h>
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #ifdef NMP_HAVE_CUSPARSELT
 #include <cusparseLt.h>
 #endif
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ------------------------------------------------------------ libraries through dlopen */
+
+#define LT_FUNCS(X)                                                                                \
+    X(cublasLtCreate) X(cublasLtDestroy) X(cublasLtMatmulDescCreate) X(cublasLtMatmulDescDestroy) \
+    X(cublasLtMatmulDescSetAttribute) X(cublasLtMatrixLayoutCreate)                                \
+    X(cublasLtMatrixLayoutDestroy) X(cublasLtMatmulPreferenceCreate)                               \
+    X(cublasLtMatmulPreferenceDestroy) X(cublasLtMatmulPreferenceSetAttribute)                     \
+    X(cublasLtMatmulAlgoGetHeuristic) X(cublasLtMatmul)
+
+#ifdef NMP_HAVE_CUSPARSELT
+#define CSL_FUNCS(X)                                                                               \
+    X(cusparseLtInit) X(cusparseLtDestroy) X(cusparseLtGetErrorString)                             \
+    X(cusparseLtStructuredDescriptorInit) X(cusparseLtDenseDescriptorInit)                         \
+    X(cusparseLtMatDescriptorDestroy) X(cusparseLtMatmulDescriptorInit)                            \
+    X(cusparseLtMatmulAlgSelectionInit) X(cusparseLtMatmulAlgSelectionDestroy)                     \
+    X(cusparseLtMatmulAlgSetAttribute) X(cusparseLtMatmulAlgGetAttribute)                          \
+    X(cusparseLtMatmulPlanInit) X(cusparseLtMatmulPlanDestroy) X(cusparseLtMatmulGetWorkspace)     \
+    X(cusparseLtSpMMAPruneCheck) X(cusparseLtSpMMACompressedSize) X(cusparseLtSpMMACompress)       \
+    X(cusparseLtMatmulSearch) X(cusparseLtMatmul)
+#else
+#define CSL_FUNCS(X)
+#endif
+
+/* Every entry has the type of the function it stands for (decltype of the header's declaration),
+ * so a call through the table is checked as a direct call would be. */
+typedef struct gpu_libs {
+#define X(f) decltype(&::f) f;
+    LT_FUNCS(X) CSL_FUNCS(X)
+#undef X
+    int loaded;
+    char lt_path[1024], csl_path[1024];
+} gpu_libs;
+
+static gpu_libs lib;
+static pthread_mutex_t lib_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *const lt_layouts[] = { "nvidia/cu13/lib", "nvidia/cublas/lib", NULL };
+static const char *const csl_layouts[] = { "nvidia/cu13/lib", "nvidia/cusparselt/lib", NULL };
 
 extern "C" int nmp_gpu_has_cusparselt(void)
 {
@@ -23,6 +65,73 @@ extern "C" int nmp_gpu_has_cusparselt(void)
 #endif
 }
 
+/* Fills the table from one handle; NMP_ERR_UNSUPPORTED naming the first missing symbol. */
+static nmp_err fill(gpu_libs *t, void *lt, void *csl, nmp_msg *msg)
+{
+    (void)csl;
+#define X(f)                                                                                       \
+    if (!(t->f = (decltype(t->f))nmp_gpu_dl_sym(lt, #f)))                                          \
+        return nmp_fail(msg, NMP_ERR_UNSUPPORTED, "%s: no symbol %s", t->lt_path, #f);
+    LT_FUNCS(X)
+#undef X
+#define X(f)                                                                                       \
+    if (!(t->f = (decltype(t->f))nmp_gpu_dl_sym(csl, #f)))                                         \
+        return nmp_fail(msg, NMP_ERR_UNSUPPORTED, "%s: no symbol %s", t->csl_path, #f);
+    CSL_FUNCS(X)
+#undef X
+    return NMP_OK;
+}
+
+extern "C" nmp_err nmp_gpu_libs_load(const char *dir, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    pthread_mutex_lock(&lib_lock);
+    if (!lib.loaded) {
+        char lt_name[64], lt_wheel[64];
+        const int major = CUDART_VERSION / 1000;
+        snprintf(lt_name, sizeof lt_name, "libcublasLt.so.%d", major);
+        if (major >= 13) /* CUDA 13's wheel dropped the -cuXX suffix */
+            snprintf(lt_wheel, sizeof lt_wheel, "nvidia-cublas");
+        else
+            snprintf(lt_wheel, sizeof lt_wheel, "nvidia-cublas-cu%d", major);
+        const nmp_gpu_lib lt = { "cuBLASLt", lt_name, "NMP_CUBLASLT", lt_wheel, lt_layouts };
+        gpu_libs t;
+        memset(&t, 0, sizeof t);
+        void *hl = nmp_gpu_dl_open(&lt, dir, t.lt_path, sizeof t.lt_path, msg), *hc = NULL;
+        if (!hl)
+            e = NMP_ERR_UNSUPPORTED;
+#ifdef NMP_HAVE_CUSPARSELT
+        char csl_wheel[64];
+        snprintf(csl_wheel, sizeof csl_wheel, "nvidia-cusparselt-cu%d", major);
+        const nmp_gpu_lib csl = { "cuSPARSELt", "libcusparseLt.so.0", "NMP_CUSPARSELT", csl_wheel,
+                                  csl_layouts };
+        if (e == NMP_OK &&
+            !(hc = nmp_gpu_dl_open(&csl, dir, t.csl_path, sizeof t.csl_path, msg)))
+            e = NMP_ERR_UNSUPPORTED;
+#endif
+        if (e == NMP_OK && (e = fill(&t, hl, hc, msg)) == NMP_OK) {
+            t.loaded = 1;
+            lib = t;
+        }
+    }
+    pthread_mutex_unlock(&lib_lock);
+    return e;
+}
+
+extern "C" void nmp_gpu_libs_describe(char *buf, size_t len)
+{
+    if (!buf || !len)
+        return;
+    pthread_mutex_lock(&lib_lock);
+    if (!lib.loaded)
+        snprintf(buf, len, "GPU libraries not loaded");
+    else if (lib.csl_path[0])
+        snprintf(buf, len, "cuBLASLt %s; cuSPARSELt %s", lib.lt_path, lib.csl_path);
+    else
+        snprintf(buf, len, "cuBLASLt %s; no cuSPARSELt in this build", lib.lt_path);
+    pthread_mutex_unlock(&lib_lock);
+}
+
 #ifndef NMP_HAVE_CUSPARSELT
 
 extern "C" nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *d, nmp_spmm_report *r, nmp_msg *msg)
@@ -30,7 +139,9 @@ extern "C" nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *d, nmp_spmm_report *r,
     (void)d;
     if (r)
         memset(r, 0, sizeof *r);
-    return nmp_fail(msg, NMP_ERR_UNSUPPORTED, "cuSPARSELt unavailable in this build");
+    return nmp_fail(msg, NMP_ERR_UNSUPPORTED, "cuSPARSELt unavailable in this build (no "
+                    "cusparseLt.h when it was configured: pip install nvidia-cusparselt-cu13, then "
+                    "configure again)");
 }
 
 #else
@@ -43,7 +154,6 @@ typedef struct spmm_bufs {
     int *valid;
     unsigned long long *viol;
     cudaEvent_t ev0, ev1;
-    cublasHandle_t blas;
     cublasLtHandle_t lt;
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t la, lb, lc;
@@ -55,6 +165,8 @@ typedef struct spmm_bufs {
     cusparseLtMatmulPlan_t plan;
     bool have_sp, have_ma, have_mb, have_mc, have_sel, have_plan;
 } spmm_bufs;
+
+#define DENSE_WS ((size_t)64 << 20) /* cuBLASLt workspace: 32 MiB is NVIDIA's advice on Hopper */
 
 #define TRY_CUDA(call)                                                                             \
     do {                                                                                           \
@@ -68,7 +180,7 @@ typedef struct spmm_bufs {
     do {                                                                                           \
         const cublasStatus_t b_ = (call);                                                          \
         if (b_ != CUBLAS_STATUS_SUCCESS) {                                                         \
-            e = nmp_fail(msg, NMP_ERR_GPU, "%s: cuBLAS status %d", #call, (int)b_);                \
+            e = nmp_fail(msg, NMP_ERR_GPU, "%s: cuBLASLt status %d", #call, (int)b_);              \
             goto out;                                                                              \
         }                                                                                          \
     } while (0)
@@ -76,7 +188,7 @@ typedef struct spmm_bufs {
     do {                                                                                           \
         const cusparseStatus_t s_ = (call);                                                        \
         if (s_ != CUSPARSE_STATUS_SUCCESS) {                                                       \
-            e = nmp_fail(msg, NMP_ERR_GPU, "%s: %s", #call, cusparseLtGetErrorString(s_));         \
+            e = nmp_fail(msg, NMP_ERR_GPU, "%s: %s", #call, lib.cusparseLtGetErrorString(s_));     \
             goto out;                                                                              \
         }                                                                                          \
     } while (0)
@@ -103,17 +215,6 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* A rows x cols N(0, 1) matrix from seed (host, caller frees). */
-static float *random_matrix(int64_t rows, int64_t cols, uint64_t seed)
-{
-    float *a = (float *)nmp_malloc((size_t)(rows * cols) * sizeof *a);
-    nmp_rng r;
-    nmp_rng_seed(&r, seed);
-    for (int64_t k = 0; a && k < rows * cols; k++)
-        a[k] = (float)nmp_rng_normal(&r);
-    return a;
-}
-
 /* Sum of |w| kept by an N:M prune of w's columns in perm order (host). */
 static double kept_abs(const float *w, int64_t n, int64_t k, const int32_t *perm, nmp_err *e)
 {
@@ -125,7 +226,8 @@ static double kept_abs(const float *w, int64_t n, int64_t k, const int32_t *perm
         *e = NMP_ERR_NOMEM;
         return 0;
     }
-    if ((*e = nmp_gather_cols(&view, perm, g)) == NMP_OK && (*e = nmp_prune_nm(g, n, k, nm)) == NMP_OK)
+    if ((*e = nmp_gather_cols(&view, perm, g)) == NMP_OK &&
+        (*e = nmp_prune_nm(g, n, k, nm)) == NMP_OK)
         for (int64_t t = 0; t < n * k; t++)
             kept += fabs((double)g[t]);
     nmp_free(g);
@@ -134,7 +236,7 @@ static double kept_abs(const float *w, int64_t n, int64_t k, const int32_t *perm
 
 /* Median of reps timed runs (ms) of one GEMM, after warmup runs; which: 0 dense, 1 sparse. */
 static nmp_err time_gemm(spmm_bufs *b, int which, const nmp_spmm_desc *d, const void *alpha,
-                         const void *beta, size_t dense_ws, double *median, nmp_msg *msg)
+                         const void *beta, double *median, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     double *times = (double *)nmp_malloc((size_t)d->reps * sizeof *times);
@@ -144,11 +246,12 @@ static nmp_err time_gemm(spmm_bufs *b, int which, const nmp_spmm_desc *d, const 
     for (int rep = -d->warmup; rep < d->reps; rep++) {
         TRY_CUDA(cudaEventRecord(b->ev0, stream));
         if (which == 0)
-            TRY_BLAS(cublasLtMatmul(b->lt, b->op, alpha, b->wq, b->la, b->xq, b->lb, beta, b->yd,
-                                    b->lc, b->yd, b->lc, NULL, b->ws_dense, dense_ws, stream));
+            TRY_BLAS(lib.cublasLtMatmul(b->lt, b->op, alpha, b->wq, b->la, b->xq, b->lb, beta,
+                                        b->yd, b->lc, b->yd, b->lc, NULL, b->ws_dense, DENSE_WS,
+                                        stream));
         else
-            TRY_SP(cusparseLtMatmul(&b->sp, &b->plan, alpha, b->wc, b->xq, beta, b->ys, b->ys,
-                                    b->ws_sparse, &stream, 1));
+            TRY_SP(lib.cusparseLtMatmul(&b->sp, &b->plan, alpha, b->wc, b->xq, beta, b->ys, b->ys,
+                                        b->ws_sparse, &stream, 1));
         TRY_CUDA(cudaEventRecord(b->ev1, stream));
         TRY_CUDA(cudaEventSynchronize(b->ev1));
         float ms = 0;
@@ -176,44 +279,117 @@ static void release(spmm_bufs *b)
     if (b->ev1)
         cudaEventDestroy(b->ev1);
     if (b->pref)
-        cublasLtMatmulPreferenceDestroy(b->pref);
+        lib.cublasLtMatmulPreferenceDestroy(b->pref);
     if (b->la)
-        cublasLtMatrixLayoutDestroy(b->la);
+        lib.cublasLtMatrixLayoutDestroy(b->la);
     if (b->lb)
-        cublasLtMatrixLayoutDestroy(b->lb);
+        lib.cublasLtMatrixLayoutDestroy(b->lb);
     if (b->lc)
-        cublasLtMatrixLayoutDestroy(b->lc);
+        lib.cublasLtMatrixLayoutDestroy(b->lc);
     if (b->op)
-        cublasLtMatmulDescDestroy(b->op);
+        lib.cublasLtMatmulDescDestroy(b->op);
     if (b->lt)
-        cublasLtDestroy(b->lt);
-    if (b->blas)
-        cublasDestroy(b->blas);
+        lib.cublasLtDestroy(b->lt);
     if (b->have_plan)
-        cusparseLtMatmulPlanDestroy(&b->plan);
+        lib.cusparseLtMatmulPlanDestroy(&b->plan);
     if (b->have_sel)
-        cusparseLtMatmulAlgSelectionDestroy(&b->sel);
+        lib.cusparseLtMatmulAlgSelectionDestroy(&b->sel);
     if (b->have_ma)
-        cusparseLtMatDescriptorDestroy(&b->ma);
+        lib.cusparseLtMatDescriptorDestroy(&b->ma);
     if (b->have_mb)
-        cusparseLtMatDescriptorDestroy(&b->mb);
+        lib.cusparseLtMatDescriptorDestroy(&b->mb);
     if (b->have_mc)
-        cusparseLtMatDescriptorDestroy(&b->mc);
+        lib.cusparseLtMatDescriptorDestroy(&b->mc);
     if (b->have_sp)
-        cusparseLtDestroy(&b->sp);
+        lib.cusparseLtDestroy(&b->sp);
 }
 
-/* y (t x n, row-major) = x (t x k) w^T (n x k) in fp32 through cuBLAS: column-major
- * y^T (n x t) = op(W stored k x n)^T * X^T (k x t). */
-static cublasStatus_t sgemm_xwt(cublasHandle_t h, const float *x, const float *w, int64_t t,
-                                int64_t n, int64_t k, float *y)
+/* y (t x n, row-major) = x (t x k) w^T (n x k) in fp32 through cuBLASLt (CUBLAS_COMPUTE_32F: no
+ * TF32): column-major Y^T (n x t) = op(W stored k x n)^T X^T (k x t). */
+static nmp_err sgemm_xwt(cublasLtHandle_t h, const float *x, const float *w, int64_t t, int64_t n,
+                         int64_t k, float *y, void *ws, nmp_msg *msg)
 {
+    nmp_err e = NMP_OK;
+    cublasLtMatmulDesc_t op = NULL;
+    cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t heur;
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     const float one = 1.0f, zero = 0.0f;
-    return cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)t, (int)k, &one, w, (int)k, x,
-                       (int)k, &zero, y, (int)n);
+    const size_t wsize = DENSE_WS;
+    int nres = 0;
+    memset(&heur, 0, sizeof heur);
+    TRY_BLAS(lib.cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    TRY_BLAS(lib.cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    TRY_BLAS(lib.cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    TRY_BLAS(lib.cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, (uint64_t)k, (uint64_t)n, k));
+    TRY_BLAS(lib.cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, (uint64_t)k, (uint64_t)t, k));
+    TRY_BLAS(lib.cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, (uint64_t)n, (uint64_t)t, n));
+    TRY_BLAS(lib.cublasLtMatmulPreferenceCreate(&pref));
+    TRY_BLAS(lib.cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsize, sizeof wsize));
+    TRY_BLAS(lib.cublasLtMatmulAlgoGetHeuristic(h, op, la, lb, lc, lc, pref, 1, &heur, &nres));
+    if (nres < 1) {
+        e = nmp_fail(msg, NMP_ERR_GPU, "cuBLASLt: no fp32 algorithm for %lld x %lld x %lld",
+                     (long long)t, (long long)n, (long long)k);
+        goto out;
+    }
+    TRY_BLAS(lib.cublasLtMatmul(h, op, &one, w, la, x, lb, &zero, y, lc, y, lc, &heur.algo, ws,
+                                wsize, 0));
+out:
+    if (pref)
+        lib.cublasLtMatmulPreferenceDestroy(pref);
+    if (la)
+        lib.cublasLtMatrixLayoutDestroy(la);
+    if (lb)
+        lib.cublasLtMatrixLayoutDestroy(lb);
+    if (lc)
+        lib.cublasLtMatrixLayoutDestroy(lc);
+    if (op)
+        lib.cublasLtMatmulDescDestroy(op);
+    return e;
 }
 
-extern "C" nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *din, nmp_spmm_report *r, nmp_msg *msg)
+/* Workspace for cusparseLtMatmulSearch: the search times configurations the plan was not made
+ * with (split-K among them), and a split-K configuration needs more workspace than the default
+ * one cusparseLtMatmulGetWorkspace reports right after plan init (measured on an H200: 16.8 MB
+ * at init, 25.2 MB for the configuration the search kept, fp16 4096 x 4096 x 11008; the run with
+ * the init size ended in an illegal memory access). So each split-K setting is asked for its
+ * own size on a scratch plan, and the search gets the largest, at least 64 MiB. */
+static size_t search_workspace(spmm_bufs *b, size_t init)
+{
+    static const int splits[] = { 2, 3, 4, 5, 6, 8, 12, 16, 32, 64 };
+    static const cusparseLtSplitKMode_t modes[] = { CUSPARSELT_SPLIT_K_MODE_ONE_KERNEL,
+                                                    CUSPARSELT_SPLIT_K_MODE_TWO_KERNELS };
+    size_t best = NMP_MAX(init, (size_t)64 << 20);
+    for (size_t s = 0; s < sizeof splits / sizeof splits[0]; s++)
+        for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+            cusparseLtMatmulAlgSelection_t sel;
+            cusparseLtMatmulPlan_t plan;
+            size_t size = 0;
+            if (lib.cusparseLtMatmulAlgSelectionInit(&b->sp, &sel, &b->mm,
+                                                     CUSPARSELT_MATMUL_ALG_DEFAULT) !=
+                CUSPARSE_STATUS_SUCCESS)
+                continue;
+            if (lib.cusparseLtMatmulAlgSetAttribute(&b->sp, &sel, CUSPARSELT_MATMUL_SPLIT_K,
+                                                    &splits[s], sizeof splits[s]) ==
+                    CUSPARSE_STATUS_SUCCESS &&
+                lib.cusparseLtMatmulAlgSetAttribute(&b->sp, &sel, CUSPARSELT_MATMUL_SPLIT_K_MODE,
+                                                    &modes[m], sizeof modes[m]) ==
+                    CUSPARSE_STATUS_SUCCESS &&
+                lib.cusparseLtMatmulPlanInit(&b->sp, &plan, &b->mm, &sel) ==
+                    CUSPARSE_STATUS_SUCCESS) {
+                if (lib.cusparseLtMatmulGetWorkspace(&b->sp, &plan, &size) ==
+                    CUSPARSE_STATUS_SUCCESS)
+                    best = NMP_MAX(best, size);
+                lib.cusparseLtMatmulPlanDestroy(&plan);
+            }
+            lib.cusparseLtMatmulAlgSelectionDestroy(&sel);
+        }
+    return best;
+}
+
+static nmp_err eval(const nmp_spmm_desc *din, nmp_spmm_report *r, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     spmm_bufs b;
@@ -222,24 +398,6 @@ extern "C" nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *din, nmp_spmm_report *
     nmp_diff dp, di;
     float *hw = NULL, *hx = NULL, *hyd = NULL, *hys = NULL, *hf = NULL, *hp = NULL, *hi = NULL;
     memset(&b, 0, sizeof b);
-    memset(r, 0, sizeof *r);
-    r->err_identity = r->err_perm = -1;
-    if (d.dtype == NMP_DTYPE_F32)
-        return nmp_fail(msg, NMP_ERR_UNSUPPORTED,
-                        "fp32/tf32 in cuSPARSELt is 1:2 sparsity, not 2:4: use fp16, bf16, int8 or "
-                        "e4m3");
-    const int64_t align = in_size(d.dtype) == 1 ? 32 : 16;
-    if (d.n < align || d.k < align || d.tokens < align || d.n % align || d.k % align ||
-        d.tokens % align || d.n > INT32_MAX || d.k > INT32_MAX || d.tokens > INT32_MAX)
-        return nmp_fail(msg, NMP_ERR_ARG,
-                        "shape %lld x %lld with %lld tokens: each must be a multiple of %lld for %s",
-                        (long long)d.n, (long long)d.k, (long long)d.tokens, (long long)align,
-                        nmp_dtype_name(d.dtype));
-    if (nmp_gpu_count() < 1)
-        return nmp_fail(msg, NMP_ERR_GPU, "no CUDA device found");
-    if (d.perm && nmp_perm_check(d.perm, d.k) != NMP_OK)
-        return nmp_fail(msg, NMP_ERR_ARG, "the permutation is not one of 0..%lld",
-                        (long long)d.k - 1);
     d.warmup = d.warmup > 0 ? d.warmup : 10;
     d.reps = d.reps > 0 ? d.reps : 50;
     nmp_gpu_describe(r->device, sizeof r->device);
@@ -247,12 +405,16 @@ extern "C" nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *din, nmp_spmm_report *
 
     const int64_t n = d.n, k = d.k, t = d.tokens;
     const size_t wn = (size_t)(n * k), xn = (size_t)(t * k), yn = (size_t)(t * n);
-    if (!d.w && !(hw = random_matrix(n, k, d.seed)))
-        return NMP_ERR_NOMEM;
-    if (!d.x && !(hx = random_matrix(t, k, d.seed + 1))) {
-        nmp_free(hw);
-        return NMP_ERR_NOMEM;
+    if ((!d.w && !(hw = (float *)nmp_malloc(wn * sizeof *hw))) ||
+        (!d.x && !(hx = (float *)nmp_malloc(xn * sizeof *hx)))) {
+        e = NMP_ERR_NOMEM;
+        goto out;
     }
+    if (hw)
+        NMP_TRY(e, nmp_layer_inputs(n, k, d.seed + 1, hw));
+    if (hx)
+        NMP_TRY(e, nmp_layer_inputs(t, k, d.seed, hx));
+    {
     const float *w = d.w ? d.w : hw, *x = d.x ? d.x : hx;
 
     /* upload, gather by perm, prune W, count what breaks 2:4 */
@@ -307,17 +469,22 @@ extern "C" nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *din, nmp_spmm_report *
     {
         const bool i8 = d.dtype == NMP_DTYPE_I8;
         const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-        const size_t ws = (size_t)64 << 20;
-        TRY_BLAS(cublasLtCreate(&b.lt));
-        TRY_BLAS(cublasLtMatmulDescCreate(&b.op, i8 ? CUBLAS_COMPUTE_32I : CUBLAS_COMPUTE_32F,
-                                          i8 ? CUDA_R_32I : CUDA_R_32F));
-        TRY_BLAS(cublasLtMatmulDescSetAttribute(b.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-        TRY_BLAS(cublasLtMatmulDescSetAttribute(b.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-        TRY_BLAS(cublasLtMatrixLayoutCreate(&b.la, in_type(d.dtype), (uint64_t)k, (uint64_t)n, k));
-        TRY_BLAS(cublasLtMatrixLayoutCreate(&b.lb, in_type(d.dtype), (uint64_t)k, (uint64_t)t, k));
-        TRY_BLAS(cublasLtMatrixLayoutCreate(&b.lc, out_type(d.dtype), (uint64_t)n, (uint64_t)t, n));
-        TRY_BLAS(cublasLtMatmulPreferenceCreate(&b.pref));
-        TRY_BLAS(cublasLtMatmulPreferenceSetAttribute(
+        const size_t ws = DENSE_WS;
+        TRY_BLAS(lib.cublasLtCreate(&b.lt));
+        TRY_BLAS(lib.cublasLtMatmulDescCreate(&b.op, i8 ? CUBLAS_COMPUTE_32I : CUBLAS_COMPUTE_32F,
+                                              i8 ? CUDA_R_32I : CUDA_R_32F));
+        TRY_BLAS(lib.cublasLtMatmulDescSetAttribute(b.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta,
+                                                    sizeof ta));
+        TRY_BLAS(lib.cublasLtMatmulDescSetAttribute(b.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb,
+                                                    sizeof tb));
+        TRY_BLAS(lib.cublasLtMatrixLayoutCreate(&b.la, in_type(d.dtype), (uint64_t)k, (uint64_t)n,
+                                                k));
+        TRY_BLAS(lib.cublasLtMatrixLayoutCreate(&b.lb, in_type(d.dtype), (uint64_t)k, (uint64_t)t,
+                                                k));
+        TRY_BLAS(lib.cublasLtMatrixLayoutCreate(&b.lc, out_type(d.dtype), (uint64_t)n,
+                                                (uint64_t)t, n));
+        TRY_BLAS(lib.cublasLtMatmulPreferenceCreate(&b.pref));
+        TRY_BLAS(lib.cublasLtMatmulPreferenceSetAttribute(
             b.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
         TRY_CUDA(cudaMalloc(&b.ws_dense, ws));
     }
@@ -328,33 +495,37 @@ extern "C" nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *din, nmp_spmm_report *
         const cusparseComputeType ct =
             d.dtype == NMP_DTYPE_I8 ? CUSPARSE_COMPUTE_32I : CUSPARSE_COMPUTE_32F;
         int valid = 1;
-        size_t csize = 0, cbuf = 0, wsize = 0;
-        TRY_SP(cusparseLtInit(&b.sp));
+        size_t csize = 0, cbuf = 0;
+        TRY_SP(lib.cusparseLtInit(&b.sp));
         b.have_sp = true;
-        TRY_SP(cusparseLtStructuredDescriptorInit(&b.sp, &b.ma, k, n, k, 16, in_type(d.dtype), col,
-                                                  CUSPARSELT_SPARSITY_50_PERCENT));
+        TRY_SP(lib.cusparseLtStructuredDescriptorInit(&b.sp, &b.ma, k, n, k, 16, in_type(d.dtype),
+                                                      col, CUSPARSELT_SPARSITY_50_PERCENT));
         b.have_ma = true;
-        TRY_SP(cusparseLtDenseDescriptorInit(&b.sp, &b.mb, k, t, k, 16, in_type(d.dtype), col));
+        TRY_SP(lib.cusparseLtDenseDescriptorInit(&b.sp, &b.mb, k, t, k, 16, in_type(d.dtype),
+                                                 col));
         b.have_mb = true;
-        TRY_SP(cusparseLtDenseDescriptorInit(&b.sp, &b.mc, n, t, n, 16, out_type(d.dtype), col));
+        TRY_SP(lib.cusparseLtDenseDescriptorInit(&b.sp, &b.mc, n, t, n, 16, out_type(d.dtype),
+                                                 col));
         b.have_mc = true;
-        TRY_SP(cusparseLtMatmulDescriptorInit(&b.sp, &b.mm, CUSPARSE_OPERATION_TRANSPOSE,
-                                              CUSPARSE_OPERATION_NON_TRANSPOSE, &b.ma, &b.mb,
-                                              &b.mc, &b.mc, ct));
-        TRY_SP(cusparseLtMatmulAlgSelectionInit(&b.sp, &b.sel, &b.mm, CUSPARSELT_MATMUL_ALG_DEFAULT));
+        TRY_SP(lib.cusparseLtMatmulDescriptorInit(&b.sp, &b.mm, CUSPARSE_OPERATION_TRANSPOSE,
+                                                  CUSPARSE_OPERATION_NON_TRANSPOSE, &b.ma, &b.mb,
+                                                  &b.mc, &b.mc, ct));
+        TRY_SP(lib.cusparseLtMatmulAlgSelectionInit(&b.sp, &b.sel, &b.mm,
+                                                    CUSPARSELT_MATMUL_ALG_DEFAULT));
         b.have_sel = true;
-        TRY_SP(cusparseLtMatmulPlanInit(&b.sp, &b.plan, &b.mm, &b.sel));
+        TRY_SP(lib.cusparseLtMatmulPlanInit(&b.sp, &b.plan, &b.mm, &b.sel));
         b.have_plan = true;
-        TRY_SP(cusparseLtSpMMAPruneCheck(&b.sp, &b.mm, b.wq, b.valid, 0));
+        TRY_SP(lib.cusparseLtSpMMAPruneCheck(&b.sp, &b.mm, b.wq, b.valid, 0));
         TRY_CUDA(cudaMemcpy(&valid, b.valid, sizeof valid, cudaMemcpyDeviceToHost));
         r->prune_valid = valid == 0;
-        TRY_SP(cusparseLtSpMMACompressedSize(&b.sp, &b.plan, &csize, &cbuf));
+        TRY_SP(lib.cusparseLtSpMMACompressedSize(&b.sp, &b.plan, &csize, &cbuf));
         r->compressed_bytes = csize;
         TRY_CUDA(cudaMalloc(&b.wc, csize));
         TRY_CUDA(cudaMalloc(&b.wcbuf, cbuf ? cbuf : 1));
-        TRY_SP(cusparseLtSpMMACompress(&b.sp, &b.plan, b.wq, b.wc, b.wcbuf, 0));
-        TRY_SP(cusparseLtMatmulGetWorkspace(&b.sp, &b.plan, &wsize));
-        TRY_CUDA(cudaMalloc(&b.ws_sparse, wsize ? wsize : 1));
+        TRY_SP(lib.cusparseLtSpMMACompress(&b.sp, &b.plan, b.wq, b.wc, b.wcbuf, 0));
+        TRY_SP(lib.cusparseLtMatmulGetWorkspace(&b.sp, &b.plan, &r->ws_init));
+        r->ws_search = search_workspace(&b, r->ws_init);
+        TRY_CUDA(cudaMalloc(&b.ws_sparse, r->ws_search));
     }
 
     {
@@ -367,22 +538,33 @@ extern "C" nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *din, nmp_spmm_report *
         int nres = 0;
         cublasLtMatmulHeuristicResult_t heur;
         memset(&heur, 0, sizeof heur);
-        TRY_BLAS(cublasLtMatmulAlgoGetHeuristic(b.lt, b.op, b.la, b.lb, b.lc, b.lc, b.pref, 1,
-                                                &heur, &nres));
+        TRY_BLAS(lib.cublasLtMatmulAlgoGetHeuristic(b.lt, b.op, b.la, b.lb, b.lc, b.lc, b.pref, 1,
+                                                    &heur, &nres));
         if (nres < 1) {
-            e = nmp_fail(msg, NMP_ERR_GPU, "cublasLt: no dense algorithm for %s",
+            e = nmp_fail(msg, NMP_ERR_GPU, "cuBLASLt: no dense algorithm for %s",
                          nmp_dtype_name(d.dtype));
             goto out;
         }
-        /* cuSPARSELt's own search times its candidates and keeps the fastest in the plan */
-        TRY_SP(cusparseLtMatmulSearch(&b.sp, &b.plan, &alpha, b.wc, b.xq, &beta, b.ys, b.ys,
-                                      b.ws_sparse, &stream, 1));
-        TRY_SP(cusparseLtMatmulAlgGetAttribute(&b.sp, &b.sel, CUSPARSELT_MATMUL_ALG_CONFIG_ID,
-                                               &r->alg_id, sizeof r->alg_id));
-        /* time_gemm passes NULL as the dense algo: cublasLt then runs its own heuristic pick,
+        /* cuSPARSELt's own search times its candidates and keeps the fastest in the plan; the
+         * configuration it keeps may need more workspace than the plan's first one: ask again */
+        TRY_SP(lib.cusparseLtMatmulSearch(&b.sp, &b.plan, &alpha, b.wc, b.xq, &beta, b.ys, b.ys,
+                                          b.ws_sparse, &stream, 1));
+        TRY_CUDA(cudaDeviceSynchronize());
+        TRY_SP(lib.cusparseLtMatmulAlgGetAttribute(&b.sp, &b.sel, CUSPARSELT_MATMUL_ALG_CONFIG_ID,
+                                                   &r->alg_id, sizeof r->alg_id));
+        TRY_SP(lib.cusparseLtMatmulAlgGetAttribute(&b.sp, &b.sel, CUSPARSELT_MATMUL_SPLIT_K,
+                                                   &r->split_k, sizeof r->split_k));
+        TRY_SP(lib.cusparseLtMatmulGetWorkspace(&b.sp, &b.plan, &r->ws_final));
+        if (r->ws_final > r->ws_search) {
+            TRY_CUDA(cudaFree(b.ws_sparse));
+            b.ws_sparse = NULL;
+            TRY_CUDA(cudaMalloc(&b.ws_sparse, r->ws_final));
+        }
+        /* time_gemm passes NULL as the dense algo: cuBLASLt then runs its own heuristic pick,
          * the same top-1 algorithm as heur */
-        NMP_TRY(e, time_gemm(&b, 0, &d, da, db, (size_t)64 << 20, &r->dense_ms, msg));
-        NMP_TRY(e, time_gemm(&b, 1, &d, &alpha, &beta, 0, &r->sparse_ms, msg));
+        NMP_TRY(e, time_gemm(&b, 0, &d, da, db, &r->dense_ms, msg));
+        NMP_TRY(e, time_gemm(&b, 1, &d, &alpha, &beta, &r->sparse_ms, msg));
+        TRY_CUDA(cudaDeviceSynchronize());
         const double flops = 2.0 * (double)n * (double)k * (double)t;
         r->dense_tflops = flops / (r->dense_ms * 1e-3) / 1e12;
         r->sparse_tflops = flops / (r->sparse_ms * 1e-3) / 1e12;
@@ -407,18 +589,18 @@ extern "C" nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *din, nmp_spmm_report *
                           r->sparse_vs_dense.max_abs <=
                               r->tolerance * r->sparse_vs_dense.max_ref;
 
-    /* fp32 output error of the pruned layer against the unpruned one, with and without perm */
+    /* fp32 output error of the pruned layer against the unpruned one, with and without perm:
+     * the device side of nmp_layer_error */
     if (d.errors) {
-        TRY_BLAS(cublasCreate(&b.blas));
         TRY_CUDA(cudaMalloc((void **)&b.wi, wn * 4));
         TRY_CUDA(cudaMalloc((void **)&b.yfull, yn * 4));
         TRY_CUDA(cudaMalloc((void **)&b.yperm, yn * 4));
         TRY_CUDA(cudaMalloc((void **)&b.yident, yn * 4));
         TRY_CUDA(cudaMemcpy(b.wi, b.w0, wn * 4, cudaMemcpyDeviceToDevice));
         TRY_CUDA(nmp_gpu_prune(b.wi, n, k, 4, 2));
-        TRY_BLAS(sgemm_xwt(b.blas, b.x0, b.w0, t, n, k, b.yfull));
-        TRY_BLAS(sgemm_xwt(b.blas, b.x, b.w, t, n, k, b.yperm));
-        TRY_BLAS(sgemm_xwt(b.blas, b.x0, b.wi, t, n, k, b.yident));
+        NMP_TRY(e, sgemm_xwt(b.lt, b.x0, b.w0, t, n, k, b.yfull, b.ws_dense, msg));
+        NMP_TRY(e, sgemm_xwt(b.lt, b.x, b.w, t, n, k, b.yperm, b.ws_dense, msg));
+        NMP_TRY(e, sgemm_xwt(b.lt, b.x0, b.wi, t, n, k, b.yident, b.ws_dense, msg));
         hf = (float *)nmp_malloc(yn * 4);
         hp = (float *)nmp_malloc(yn * 4);
         hi = (float *)nmp_malloc(yn * 4);
@@ -439,6 +621,7 @@ extern "C" nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *din, nmp_spmm_report *
         if (e != NMP_OK)
             goto out;
     }
+    }
 out:
     release(&b);
     nmp_free(hw);
@@ -448,6 +631,49 @@ out:
     nmp_free(hf);
     nmp_free(hp);
     nmp_free(hi);
+    return e;
+}
+
+extern "C" nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *d, nmp_spmm_report *r, nmp_msg *msg)
+{
+    memset(r, 0, sizeof *r);
+    r->err_identity = r->err_perm = -1;
+    if (d->dtype == NMP_DTYPE_F32)
+        return nmp_fail(msg, NMP_ERR_UNSUPPORTED,
+                        "fp32/tf32 in cuSPARSELt is 1:2 sparsity, not 2:4: use fp16, bf16, int8 or "
+                        "e4m3");
+    const int64_t align = in_size(d->dtype) == 1 ? 32 : 16;
+    if (d->n < align || d->k < align || d->tokens < align || d->n % align || d->k % align ||
+        d->tokens % align || d->n > INT32_MAX || d->k > INT32_MAX || d->tokens > INT32_MAX)
+        return nmp_fail(msg, NMP_ERR_ARG,
+                        "shape %lld x %lld with %lld tokens: each must be a multiple of %lld "
+                        "for %s",
+                        (long long)d->n, (long long)d->k, (long long)d->tokens, (long long)align,
+                        nmp_dtype_name(d->dtype));
+    if (d->perm && nmp_perm_check(d->perm, d->k) != NMP_OK)
+        return nmp_fail(msg, NMP_ERR_ARG, "the permutation is not one of 0..%lld",
+                        (long long)d->k - 1);
+    if (nmp_gpu_is_lost()) {
+        r->device_lost = 1;
+        return nmp_fail(msg, NMP_ERR_GPU, "not run: the CUDA context was lost to an earlier fault "
+                        "in this process (rerun in a fresh process)");
+    }
+    nmp_err e = nmp_gpu_libs_load(NULL, msg);
+    if (e != NMP_OK)
+        return e;
+    if (nmp_gpu_count() < 1)
+        return nmp_fail(msg, NMP_ERR_GPU, "no CUDA device found");
+    e = eval(d, r, msg);
+    /* a fault surfaces at the next synchronizing call: eval synchronizes before it returns, so
+     * the row that faulted is the one that reports it */
+    if (e == NMP_ERR_GPU && nmp_gpu_check_lost()) {
+        r->device_lost = 1;
+        if (msg) {
+            const size_t used = strlen(msg->text);
+            snprintf(msg->text + used, sizeof msg->text - used,
+                     " (CUDA context lost: later device calls in this process fail)");
+        }
+    }
     return e;
 }
 

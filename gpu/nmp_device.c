@@ -4,6 +4,7 @@
 #include "nmp_gpu.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,19 @@ nmp_err nmp_backend_init(nmp_backend *be, const nmp_problem *pb, const char *dev
 int nmp_gpu_built(void) { return 0; }
 int nmp_gpu_has_cusparselt(void) { return 0; }
 int nmp_gpu_count(void) { return 0; }
+int nmp_gpu_is_lost(void) { return 0; }
+
+nmp_err nmp_gpu_libs_load(const char *dir, nmp_msg *msg)
+{
+    (void)dir;
+    return nmp_fail(msg, NMP_ERR_UNSUPPORTED, "built without CUDA");
+}
+
+void nmp_gpu_libs_describe(char *buf, size_t len)
+{
+    if (buf && len)
+        snprintf(buf, len, "built without CUDA");
+}
 
 nmp_err nmp_gpu_describe(char *buf, size_t len)
 {

@@ -30,6 +30,25 @@ static nmp_err cuda_fail(nmp_msg *msg, cudaError_t c, const char *what)
 
 int nmp_gpu_built(void) { return 1; }
 
+/* Set once a sticky error is seen; never cleared: the process's CUDA context is gone. */
+static volatile int context_lost;
+
+int nmp_gpu_is_lost(void) { return context_lost; }
+
+/* A non-sticky error is cleared by cudaGetLastError and the next synchronize succeeds; a sticky
+ * one (illegal address, launch failure, ...) is returned by every call from then on. */
+int nmp_gpu_check_lost(void)
+{
+    if (context_lost)
+        return 1;
+    if (cudaDeviceSynchronize() == cudaSuccess)
+        return 0;
+    (void)cudaGetLastError();
+    if (cudaDeviceSynchronize() != cudaSuccess)
+        context_lost = 1;
+    return context_lost;
+}
+
 int nmp_gpu_count(void)
 {
     int count = 0;
@@ -276,6 +295,11 @@ nmp_err nmp_gpu_backend_open(nmp_backend *be, nmp_msg *msg)
     cudaError_t c = cudaSuccess;
     if (!st)
         return NMP_ERR_NOMEM;
+    if (context_lost) {
+        e = nmp_fail(msg, NMP_ERR_GPU, "GPU backend: the CUDA context was lost to an earlier "
+                     "fault in this process");
+        goto out;
+    }
     if (pb->m > 8) { /* the kernels hold a group in 8 registers */
         e = nmp_fail(msg, NMP_ERR_UNSUPPORTED, "GPU backend: group size %d > 8", pb->m);
         goto out;

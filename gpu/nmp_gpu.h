@@ -12,7 +12,29 @@ extern "C" {
 
 #include "nmp_internal.h" /* C declarations: keep C linkage when a .cu includes them */
 
+/* One GPU library loaded at first use (nmp_gpu_dl.c): what it is, its file name, the environment
+ * variable that may name it (a file or a folder), the wheel that ships it and the folders under a
+ * site-packages folder where wheels put it (NULL-terminated). */
+typedef struct nmp_gpu_lib {
+    const char *what;            /* "cuSPARSELt" */
+    const char *soname;          /* "libcusparseLt.so.0" */
+    const char *env;             /* "NMP_CUSPARSELT" */
+    const char *wheel;           /* "nvidia-cusparselt-cu13" */
+    const char *const *layouts;  /* { "nvidia/cu13/lib", ..., NULL } */
+} nmp_gpu_lib;
+
+/* dlopen of lib in the search order of nmp_gpu_dl.c (dir first, may be NULL); path (len bytes)
+ * gets the file loaded. NULL with NMP_ERR_UNSUPPORTED's one-line reason in msg (what is missing,
+ * how to install it) when no candidate loads. The handle is never closed. */
+void *nmp_gpu_dl_open(const nmp_gpu_lib *lib, const char *dir, char *path, size_t len,
+                      nmp_msg *msg);
+void *nmp_gpu_dl_sym(void *handle, const char *name); /* dlsym; NULL when absent */
+
 #ifdef NMP_HAVE_CUDA
+/* After a failed CUDA call: 1 when the context is unusable (a sticky error such as an illegal
+ * memory access: every later call fails with it); then nmp_gpu_is_lost answers 1 from now on. */
+int nmp_gpu_check_lost(void);
+
 /* Uploads be->pb to device 0 and replaces the entries gpu/ implements; be->dev holds the device
  * state and be->release frees it. NMP_ERR_GPU (reason in msg) when the device cannot take it. */
 nmp_err nmp_gpu_backend_open(nmp_backend *be, nmp_msg *msg);

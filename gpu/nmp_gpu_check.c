@@ -1,7 +1,10 @@
 /* nmp_gpu_check.c: standalone GPU check (needs neither jansson nor cmocka): every GPU backend
- * entry against the CPU reference on the same input, then timings (CPU vs GPU scoring, pricing at
- * C = 256, cuSPARSELt vs cuBLAS over LLM shapes) as one table. Exit 77 without a device, 1 when a
- * comparison fails. Usage: nmp_gpu_check [--quick] */
+ * entry against the CPU reference on the same input, the device's layer error columns against
+ * nmp_layer_error, then timings (CPU vs GPU scoring and stripe-pair windows, pricing at C = 256,
+ * cuSPARSELt vs cuBLASLt over LLM shapes) as one table. Exit 77 without a device, 1 when a
+ * comparison fails, 3 when a fault lost the CUDA context (the table says at which row R; rerun
+ * with --from R+1 in a fresh process, as gpu/check.sh does).
+ * Usage: nmp_gpu_check [--quick] [--from R] (--from: the GEMM table only, from row R) */
 #include "nmp_internal.h"
 
 #include <math.h>
@@ -186,6 +189,19 @@ static void timings(void)
         nmp_backend_release(&gpu);
     }
     nmp_problem_free(pb);
+    pb = make_problem(1024, 512, 2, 4, 4); /* the seam of a device search: all 8128 stripe pairs */
+    if (pb && nmp_backend_init(&gpu, pb, "gpu", NULL) == NMP_OK) {
+        double *gain = nmp_malloc(8128 * sizeof *gain);
+        uint32_t *mask = nmp_malloc(8128 * sizeof *mask);
+        nmp_backend_init_cpu(&cpu, pb);
+        TIME3(tc, cpu.window_repartitions(&cpu, NULL, gain, mask));
+        TIME3(tg, gpu.window_repartitions(&gpu, NULL, gain, mask));
+        printf("%-14s %7d %5d %9.4f %9.4f %8.1fx\n", "windows", 1024, 512, tc, tg, tc / tg);
+        nmp_free(gain);
+        nmp_free(mask);
+        nmp_backend_release(&gpu);
+    }
+    nmp_problem_free(pb);
     pb = make_problem(4096, 1024, 2, 4, 3); /* all 130816 stripe pairs of 256 groups */
     if (pb && nmp_backend_init(&gpu, pb, "gpu", NULL) == NMP_OK) {
         double *gain = nmp_malloc(130816 * sizeof *gain);
@@ -199,56 +215,143 @@ static void timings(void)
     nmp_problem_free(pb);
 }
 
-static void spmm_table(int quick)
+/* The device's error columns (errors = 1: fp32 cuBLASLt GEMMs) against the CPU reference on the
+ * same W, X and perm. */
+static void layer_errors(void)
 {
-    static const int64_t shapes[][3] = { { 4096, 4096, 4096 }, { 4096, 4096, 11008 },
-                                         { 4096, 11008, 4096 }, { 8192, 8192, 8192 } };
-    const nmp_dtype dts[] = { NMP_DTYPE_F16, NMP_DTYPE_BF16, NMP_DTYPE_I8, NMP_DTYPE_E4M3 };
-    printf("# dtype      m      n      k   dense_ms  sparse_ms  speedup  dense_TF  sparse_TF"
-           "   maxdiff  ok\n");
-    for (size_t di = 0; di < 4; di++)
-        for (int s = 0; s < (quick ? 1 : 4); s++) {
-            nmp_spmm_desc d = { 0 };
-            nmp_spmm_report r;
-            nmp_msg msg = { { 0 } };
-            d.tokens = quick ? 256 : shapes[s][0];
-            d.n = quick ? 512 : shapes[s][1];
-            d.k = quick ? 1024 : shapes[s][2];
-            d.dtype = dts[di];
-            d.reps = quick ? 5 : 30;
-            d.warmup = quick ? 2 : 10;
-            if (nmp_gpu_spmm_eval(&d, &r, &msg) != NMP_OK) {
-                printf("%-6s %6lld %6lld %6lld   error: %s\n", nmp_dtype_name(d.dtype),
-                       (long long)d.tokens, (long long)d.n, (long long)d.k, msg.text);
-                failures++;
-                continue;
-            }
-            const int ok = r.within_tolerance && r.prune_valid && r.violations == 0;
-            failures += !ok;
-            printf("%-6s %6lld %6lld %6lld %10.4f %10.4f %8.3f %9.1f %10.1f %9.2e  %s\n",
-                   nmp_dtype_name(d.dtype), (long long)d.tokens, (long long)d.n, (long long)d.k,
-                   r.dense_ms, r.sparse_ms, r.speedup, r.dense_tflops, r.sparse_tflops,
-                   r.sparse_vs_dense.max_abs / (r.sparse_vs_dense.max_ref + 1e-30),
-                   ok ? "yes" : "NO");
-            fflush(stdout);
-        }
+    const int64_t n = 256, k = 512, t = 128;
+    float *w = nmp_malloc((size_t)(n * k) * sizeof *w);
+    float *x = nmp_malloc((size_t)(t * k) * sizeof *x);
+    int32_t *perm = nmp_malloc((size_t)k * sizeof *perm);
     nmp_spmm_desc d = { 0 };
     nmp_spmm_report r;
-    d.n = d.k = d.tokens = 64;
-    d.dtype = NMP_DTYPE_F32;
-    check(nmp_gpu_spmm_eval(&d, &r, NULL) == NMP_ERR_UNSUPPORTED, "fp32 refused as 1:2", 0, 0);
+    nmp_layer_err le;
+    nmp_msg msg = { { 0 } };
+    nmp_rng rng;
+    const nmp_pattern nm = { 2, 4 };
+    nmp_rng_seed(&rng, 3);
+    nmp_perm_random(perm, k, &rng);
+    if (!w || !x || !perm || nmp_layer_inputs(n, k, 8, w) != NMP_OK ||
+        nmp_layer_inputs(t, k, 9, x) != NMP_OK) {
+        check(0, "layer errors: setup", 0, 0);
+        goto out;
+    }
+    d.w = w;
+    d.perm = perm;
+    d.n = n;
+    d.k = k;
+    d.tokens = t;
+    d.seed = 9; /* d.x NULL: nmp_layer_inputs(t, k, 9), the x above */
+    d.reps = 2;
+    d.warmup = 1;
+    d.errors = 1;
+    const nmp_matrix wv = nmp_matrix_view(w, n, k);
+    if (nmp_gpu_spmm_eval(&d, &r, &msg) != NMP_OK) {
+        printf("FAIL layer errors on the device: %s\n", msg.text);
+        failures++;
+        goto out;
+    }
+    check(nmp_layer_error(&wv, x, t, perm, nm, &le) == NMP_OK, "layer errors: reference", 0, 0);
+    check(fabs(r.err_identity - le.err_identity) <= 1e-4 * le.err_identity,
+          "layer err_identity gpu vs cpu", r.err_identity, le.err_identity);
+    check(fabs(r.err_perm - le.err_perm) <= 1e-4 * le.err_perm, "layer err_perm gpu vs cpu",
+          r.err_perm, le.err_perm);
+    check(fabs(r.kept_perm - le.kept_perm) <= 1e-6 * le.kept_perm, "layer kept_perm", r.kept_perm,
+          le.kept_perm);
+    printf("# layer errors 256x512, 128 tokens: identity gpu %.6f cpu %.6f, perm gpu %.6f cpu "
+           "%.6f\n", r.err_identity, le.err_identity, r.err_perm, le.err_perm);
+out:
+    nmp_free(w);
+    nmp_free(x);
+    nmp_free(perm);
+}
+
+/* The GEMM table from row `from`; 3 after a fault that lost the context, else 0. */
+static int spmm_table(int quick, int from)
+{
+    static const int64_t shapes[][3] = {
+        { 256, 4096, 4096 },  { 256, 4096, 11008 },  { 256, 11008, 4096 },
+        { 4096, 4096, 4096 }, { 4096, 4096, 11008 }, { 4096, 11008, 4096 },
+        { 8192, 8192, 8192 }, { 16384, 8192, 8192 },
+    };
+    const nmp_dtype dts[] = { NMP_DTYPE_F16, NMP_DTYPE_BF16, NMP_DTYPE_I8, NMP_DTYPE_E4M3 };
+    const int nshapes = quick ? 1 : (int)(sizeof shapes / sizeof shapes[0]), rows = 4 * nshapes;
+    if (from == 0)
+        printf("# row dtype      m      n      k   dense_ms  sparse_ms  speedup  dense_TF  "
+               "sparse_TF   maxdiff  ok   alg  splitK  ws_init  ws_search  ws_final (MiB)\n");
+    for (int row = from; row < rows; row++) {
+        const int di = row / nshapes, s = row % nshapes;
+        nmp_spmm_desc d = { 0 };
+        nmp_spmm_report r;
+        nmp_msg msg = { { 0 } };
+        d.tokens = quick ? 256 : shapes[s][0];
+        d.n = quick ? 512 : shapes[s][1];
+        d.k = quick ? 1024 : shapes[s][2];
+        d.dtype = dts[di];
+        d.reps = quick ? 5 : 30;
+        d.warmup = quick ? 2 : 10;
+        if (nmp_gpu_spmm_eval(&d, &r, &msg) != NMP_OK) {
+            printf("%5d %-6s %6lld %6lld %6lld   %s: %s\n", row, nmp_dtype_name(d.dtype),
+                   (long long)d.tokens, (long long)d.n, (long long)d.k,
+                   r.device_lost ? "FAULT" : "error", msg.text);
+            failures++;
+            if (r.device_lost) {
+                printf("# stopped at row %d: the CUDA context is lost; rows %d.. need a fresh "
+                       "process (--from %d)\n", row, row + 1, row + 1);
+                return row + 1 < rows ? 3 : 0;
+            }
+            continue;
+        }
+        const int ok = r.within_tolerance && r.prune_valid && r.violations == 0;
+        failures += !ok;
+        printf("%5d %-6s %6lld %6lld %6lld %10.4f %10.4f %8.3f %9.1f %10.1f %9.2e  %-3s %5d %6d "
+               "%8.1f %10.1f %9.1f\n", row, nmp_dtype_name(d.dtype), (long long)d.tokens,
+               (long long)d.n, (long long)d.k, r.dense_ms, r.sparse_ms, r.speedup,
+               r.dense_tflops, r.sparse_tflops,
+               r.sparse_vs_dense.max_abs / (r.sparse_vs_dense.max_ref + 1e-30), ok ? "yes" : "NO",
+               r.alg_id, r.split_k, (double)r.ws_init / 1048576.0,
+               (double)r.ws_search / 1048576.0, (double)r.ws_final / 1048576.0);
+        fflush(stdout);
+    }
+    if (from == 0) {
+        nmp_spmm_desc d = { 0 };
+        nmp_spmm_report r;
+        d.n = d.k = d.tokens = 64;
+        d.dtype = NMP_DTYPE_F32;
+        check(nmp_gpu_spmm_eval(&d, &r, NULL) == NMP_ERR_UNSUPPORTED, "fp32 refused as 1:2", 0,
+              0);
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    const int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-    char dev[160];
+    int quick = 0, from = -1;
+    char dev[160], libs[2200];
+    nmp_msg msg = { { 0 } };
+    for (int a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[a], "--from") == 0 && a + 1 < argc)
+            from = atoi(argv[++a]);
+        else {
+            fprintf(stderr, "usage: nmp_gpu_check [--quick] [--from ROW]\n");
+            return 2;
+        }
+    }
     if (nmp_gpu_count() < 1) {
         printf("nmp_gpu_check: no CUDA device found: skipped\n");
         return 77;
     }
     nmp_gpu_describe(dev, sizeof dev);
-    printf("# device: %s; cuSPARSELt %s\n", dev, nmp_gpu_has_cusparselt() ? "yes" : "no");
+    const int have_libs = nmp_gpu_has_cusparselt() && nmp_gpu_libs_load(NULL, &msg) == NMP_OK;
+    nmp_gpu_libs_describe(libs, sizeof libs);
+    if (from >= 0) { /* a fresh process for the rest of the GEMM table */
+        const int rc = have_libs ? spmm_table(quick, from) : 0;
+        printf("# result: %s (%d failures)\n", failures ? "FAIL" : "PASS", failures);
+        return rc ? rc : failures ? 1 : 0;
+    }
+    printf("# device: %s\n# %s\n", dev, have_libs ? libs : msg.text);
     compare(1, 16, 2, 4, 1);
     compare(37, 32, 2, 4, 1);
     compare(300, 64, 2, 4, 0);
@@ -256,11 +359,16 @@ int main(int argc, char **argv)
     compare(129, 48, 3, 8, 0);
     compare(64, 36, 2, 6, 0);
     compare(50, 24, 1, 2, 1);
+    if (have_libs)
+        layer_errors();
     printf("# backend comparisons: %s\n", failures ? "FAILED" : "all GPU entries match the CPU");
     if (!quick)
         timings();
-    if (nmp_gpu_has_cusparselt())
-        spmm_table(quick);
+    const int rc = have_libs ? spmm_table(quick, 0) : 0;
+    if (!have_libs) {
+        printf("FAIL GPU libraries: %s\n", msg.text);
+        failures++;
+    }
     printf("# result: %s (%d failures)\n", failures ? "FAIL" : "PASS", failures);
-    return failures ? 1 : 0;
+    return rc ? rc : failures ? 1 : 0;
 }

@@ -464,10 +464,52 @@ nmp_err nmp_dtype_parse(const char *s, nmp_dtype *out);
  * int32 out, bf16 out): differences come from summation order and output rounding only. */
 double nmp_dtype_tolerance(nmp_dtype d);
 
+/* CPU reference of the evaluator's error columns. The layer Y = X W^T (X: tokens x k inputs,
+ * W: n x k) is pruned N:M in natural column order (identity) and after gathering W's columns by
+ * perm (X's columns gathered the same way, so the unpruned product is unchanged); each pruned
+ * output is compared with the unpruned one. nmp_gpu_spmm_eval computes the same columns with
+ * fp32 GEMMs on the device (errors = 1) on the same inputs. */
+typedef struct nmp_layer_err {
+    double err_identity, err_perm;   /* ||Y_pruned - Y||_F / ||Y||_F */
+    double kept_identity, kept_perm; /* sum |w| the prune keeps */
+    int64_t violations;              /* groups over N nonzeros after the prunes (0) */
+} nmp_layer_err;
+
+/* x (rows x cols, row-major) = N(0, 1) draws of nmp_rng seeded with seed, in row-major order: the
+ * token inputs of the evaluator (nmp_gpu_spmm_eval draws X the same way when d->x is NULL). */
+nmp_err nmp_layer_inputs(int64_t rows, int64_t cols, uint64_t seed, float *x);
+/* The error columns above for w (any view: a transposed one for weights stored in x out) and x
+ * (tokens x w->cols, row-major); perm NULL = identity. Products accumulate in double and are
+ * rounded to fp32. NMP_ERR_ARG for a bad shape or perm (w->cols % nm.m != 0), NMP_ERR_NOMEM. */
+nmp_err nmp_layer_error(const nmp_matrix *w, const float *x, int64_t tokens, const int32_t *perm,
+                        nmp_pattern nm, nmp_layer_err *out);
+
 /* What this build and machine offer. nmp_gpu_count is 0 in a build without CUDA. */
 int nmp_gpu_built(void);          /* 1 when compiled with CUDA */
-int nmp_gpu_has_cusparselt(void); /* 1 when compiled with cuSPARSELt */
+int nmp_gpu_has_cusparselt(void); /* 1 when compiled with cuSPARSELt's header (loaded at use) */
 int nmp_gpu_count(void);          /* CUDA devices present (0 on any error) */
+/* 1 once a sticky CUDA error (an illegal memory access, a launch failure) has left this
+ * process's CUDA context unusable: every later device call would fail, so the GPU entries refuse
+ * with NMP_ERR_GPU; only a fresh process can use the device again. */
+int nmp_gpu_is_lost(void);
+
+/* A CUDA build links no GPU library: the CUDA runtime is linked statically (it loads the driver,
+ * libcuda.so.1, itself) and cuBLASLt and cuSPARSELt are loaded with dlopen at first GPU use, so
+ * every CPU command runs where none is installed. nmp_gpu_libs_load loads them (once per process;
+ * after a failure a later call searches again), looking for each in this order:
+ *   1. dir (may be NULL): dir/<file>, dir/lib/<file>
+ *   2. NMP_CUBLASLT / NMP_CUSPARSELT: the library's file or its folder
+ *   3. pip wheels (nvidia/cu13/lib, nvidia/cusparselt/lib, nvidia/cublas/lib) under the
+ *      site-packages folders in NMP_PYTHON_SITE (colon-separated; when set, only those), else
+ *      under PYTHONPATH, $VIRTUAL_ENV, $CONDA_PREFIX, the python3 of each PATH folder, ~/.local,
+ *      the build machine's python3 and /usr/local/lib/python3.X, /usr/lib/python3
+ *   4. the system: dlopen's own search (LD_LIBRARY_PATH, ld.so.cache), $CUDA_HOME/lib64,
+ *      $CUDA_PATH/lib64, /usr/local/cuda/lib64
+ * NMP_ERR_UNSUPPORTED with one line in msg naming what is missing and how to install it ("pip
+ * install nvidia-cusparselt-cu13"); NMP_ERR_UNSUPPORTED "built without CUDA" otherwise. */
+nmp_err nmp_gpu_libs_load(const char *dir, nmp_msg *msg);
+/* Where the libraries were found, one line ("cuBLASLt <path>; cuSPARSELt <path>"). */
+void nmp_gpu_libs_describe(char *buf, size_t len);
 /* One line naming device 0, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)".
  * NMP_ERR_GPU when none. */
 nmp_err nmp_gpu_describe(char *buf, size_t len);
@@ -478,8 +520,8 @@ nmp_err nmp_gpu_describe(char *buf, size_t len);
  * then time the sparse GEMM and the dense cuBLAS GEMM on the pruned W (CUDA events, warm-up,
  * median of reps). */
 typedef struct nmp_spmm_desc {
-    const float *w;      /* n x k row-major; NULL: random N(0, 1) from seed */
-    const float *x;      /* tokens x k row-major; NULL: random N(0, 1) from seed */
+    const float *w;      /* n x k row-major; NULL: random N(0, 1) from seed + 1 */
+    const float *x;      /* tokens x k row-major; NULL: nmp_layer_inputs(tokens, k, seed) */
     const int32_t *perm; /* k entries, NULL = identity */
     int64_t n, k, tokens;
     nmp_dtype dtype;
@@ -504,11 +546,20 @@ typedef struct nmp_spmm_report {
      * X W^T, without (identity) and with the permutation; -1 when not computed */
     double err_identity, err_perm;
     double kept_identity, kept_perm;  /* sum |W| kept by the prune, identity and permuted */
+    int split_k;                      /* split-K of the configuration the search kept */
+    /* bytes of cuSPARSELt workspace: what the plan asked for at init, what the search was given
+     * (the largest any split-K setting asks for, at least 64 MiB), what the kept configuration
+     * asks for after the search (the timed runs get max(search, final)) */
+    size_t ws_init, ws_search, ws_final;
+    int device_lost;                  /* the failure left the CUDA context unusable */
 } nmp_spmm_report;
 
-/* NMP_ERR_GPU (reason in msg) without a device or on a CUDA failure; NMP_ERR_UNSUPPORTED without
- * cuSPARSELt in this build ("cuSPARSELt unavailable in this build") or for fp32 (1:2 in
- * cuSPARSELt); NMP_ERR_ARG for shapes cuSPARSELt refuses (n, k, tokens multiples of 16 here). */
+/* NMP_ERR_GPU (reason in msg) without a device or on a CUDA failure (then r->device_lost says
+ * whether the context survived; once lost, every later call refuses); NMP_ERR_UNSUPPORTED when
+ * the GPU libraries cannot be loaded (nmp_gpu_libs_load's reason) or without cuSPARSELt in this
+ * build, or for fp32 (1:2 in cuSPARSELt); NMP_ERR_ARG for shapes cuSPARSELt refuses (n, k,
+ * tokens multiples of 16, of 32 for int8 and e4m3). Random W and X when d->w or d->x is NULL:
+ * nmp_layer_inputs(n, k, seed + 1) and nmp_layer_inputs(tokens, k, seed). */
 nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *d, nmp_spmm_report *r, nmp_msg *msg);
 
 

@@ -1,8 +1,10 @@
 /* nmp_layer.c: CPU references of the 2:4 layer evaluator (column gather, N:M magnitude prune,
- * output differences, X W^T) and the GEMM data types */
+ * output differences, X W^T, token inputs, a pruned layer's output error) and the GEMM data
+ * types */
 #include "nmp_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 nmp_err nmp_gather_cols(const nmp_matrix *a, const int32_t *perm, float *out)
@@ -79,10 +81,13 @@ nmp_err nmp_diff_compute(const float *y, const float *ref, int64_t count, nmp_di
     return NMP_OK;
 }
 
+/* y(r, c) = sum_i x(r, i) w(c, i), accumulated in double: each entry by one thread in one
+ * order, so the bytes do not depend on the thread count */
 nmp_err nmp_gemm_xwt(const float *x, const float *w, int64_t t, int64_t n, int64_t k, float *y)
 {
     if (!x || !w || !y || t < 1 || n < 1 || k < 1)
         return NMP_ERR_ARG;
+#pragma omp parallel for schedule(static) if (t * n * k > (1 << 22))
     for (int64_t r = 0; r < t; r++)
         for (int64_t c = 0; c < n; c++) {
             double s = 0;
@@ -91,6 +96,81 @@ nmp_err nmp_gemm_xwt(const float *x, const float *w, int64_t t, int64_t n, int64
             y[r * n + c] = (float)s;
         }
     return NMP_OK;
+}
+
+nmp_err nmp_layer_inputs(int64_t rows, int64_t cols, uint64_t seed, float *x)
+{
+    nmp_rng r;
+    if (!x || rows < 1 || cols < 1)
+        return NMP_ERR_ARG;
+    nmp_rng_seed(&r, seed);
+    for (int64_t q = 0; q < rows * cols; q++)
+        x[q] = (float)nmp_rng_normal(&r);
+    return NMP_OK;
+}
+
+/* Sum of |w| over a matrix (the kept magnitude after a prune). */
+static double abs_sum(const float *w, int64_t count)
+{
+    double s = 0;
+    for (int64_t q = 0; q < count; q++)
+        s += fabs((double)w[q]);
+    return s;
+}
+
+/* err_p = ||X_p prune(W_p)^T - X W^T||_F / ||X W^T||_F with W_p, X_p the columns in perm order
+ * (identity and perm): five buffers, three GEMMs; gathering both operands by one perm leaves the
+ * unpruned product as it is, so only where the prune falls changes. */
+nmp_err nmp_layer_error(const nmp_matrix *w, const float *x, int64_t tokens, const int32_t *perm,
+                        nmp_pattern nm, nmp_layer_err *out)
+{
+    nmp_err e = NMP_OK;
+    float *wg = NULL, *xg = NULL, *y = NULL, *yp = NULL;
+    nmp_diff dif;
+    if (!w || !w->data || !x || !out || tokens < 1 || w->rows < 1 || w->cols < 1 || nm.m < 2 ||
+        nm.m > NMP_MAX_M || nm.n < 1 || nm.n >= nm.m || w->cols % nm.m != 0)
+        return NMP_ERR_ARG;
+    if (perm && nmp_perm_check(perm, w->cols) != NMP_OK)
+        return NMP_ERR_ARG;
+    memset(out, 0, sizeof *out);
+    const int64_t n = w->rows, k = w->cols;
+    if ((uint64_t)n > SIZE_MAX / sizeof(float) / (uint64_t)k ||
+        (uint64_t)tokens > SIZE_MAX / sizeof(float) / (uint64_t)NMP_MAX(n, k))
+        return NMP_ERR_ARG;
+    wg = nmp_malloc((size_t)(n * k) * sizeof *wg);
+    xg = nmp_malloc((size_t)(tokens * k) * sizeof *xg);
+    y = nmp_malloc((size_t)(tokens * n) * sizeof *y);
+    yp = nmp_malloc((size_t)(tokens * n) * sizeof *yp);
+    if (!wg || !xg || !y || !yp) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    /* unpruned reference */
+    NMP_TRY(e, nmp_gather_cols(w, NULL, wg));
+    NMP_TRY(e, nmp_gemm_xwt(x, wg, tokens, n, k, y));
+    /* identity: prune in natural order */
+    NMP_TRY(e, nmp_prune_nm(wg, n, k, nm));
+    out->kept_identity = abs_sum(wg, n * k);
+    out->violations += nmp_prune_violations(wg, n, k, nm);
+    NMP_TRY(e, nmp_gemm_xwt(x, wg, tokens, n, k, yp));
+    NMP_TRY(e, nmp_diff_compute(yp, y, tokens * n, &dif));
+    out->err_identity = dif.rel_fro;
+    /* perm: both operands gathered, then W pruned */
+    const nmp_matrix xv = nmp_matrix_view(x, tokens, k);
+    NMP_TRY(e, nmp_gather_cols(w, perm, wg));
+    NMP_TRY(e, nmp_gather_cols(&xv, perm, xg));
+    NMP_TRY(e, nmp_prune_nm(wg, n, k, nm));
+    out->kept_perm = abs_sum(wg, n * k);
+    out->violations += nmp_prune_violations(wg, n, k, nm);
+    NMP_TRY(e, nmp_gemm_xwt(xg, wg, tokens, n, k, yp));
+    NMP_TRY(e, nmp_diff_compute(yp, y, tokens * n, &dif));
+    out->err_perm = dif.rel_fro;
+out:
+    nmp_free(wg);
+    nmp_free(xg);
+    nmp_free(y);
+    nmp_free(yp);
+    return e;
 }
 
 /* ------------------------------------------------------------------ dtypes */
