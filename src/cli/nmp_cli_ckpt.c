@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HELP_PLAN_OPTS                                                                             \
@@ -329,7 +330,9 @@ typedef struct progress {
     int width;
     int64_t last_space;
     const char *last_stage;
-    const char *hook; /* NMPERM_TEST_HOOK: "<SIG>@<stage>" or "corrupt@verify" (tests only) */
+    const char *hook; /* NMPERM_TEST_HOOK (tests only): "TERM", "INT", "KILL" (raise it),
+                         "PAUSE" (wait for a signal) or "corrupt" (the temporary), then
+                         "@<stage>" */
     bool hooked;
 } progress;
 
@@ -377,6 +380,9 @@ static void run_hook(progress *pg, const nmp_ckpt_progress *p)
         raise(SIGINT);
     else if (strncmp(pg->hook, "KILL", n) == 0)
         raise(SIGKILL);
+    else if (strncmp(pg->hook, "PAUSE", n) == 0) /* a long stage: up to 60 s or a signal */
+        for (int k = 0; k < 600 && !stop_signal; k++)
+            nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
 }
 
 /* Shows where the run is: on a terminal one updating line; with --progress elsewhere one line
