@@ -289,8 +289,10 @@ static nmp_err apply_args(const nmp_plan *plan, int prune, nmp_pattern nm, nmp_m
         return nmp_fail(msg, NMP_ERR_ARG, "bad N:M pattern %d:%d", nm.n, nm.m);
     for (int64_t s = 0; s < plan->count; s++) {
         const nmp_space *sp = &plan->spaces[s];
-        if (!sp->skip && ((sp->perm && !nmp_perm_is_valid(sp->perm, sp->size)) ||
-                          (prune && sp->size % nm.m != 0)))
+        const nmp_err e = sp->skip || !sp->perm ? NMP_OK : nmp_perm_check(sp->perm, sp->size);
+        if (e == NMP_ERR_NOMEM)
+            return e;
+        if (!sp->skip && (e != NMP_OK || (prune && sp->size % nm.m != 0)))
             return nmp_fail(msg, NMP_ERR_ARG, "space %s: bad perm or size %lld", sp->name,
                             (long long)sp->size);
     }
