@@ -721,7 +721,8 @@ nmp_err nmp_plan_apply(const nmp_st *in, const nmp_plan *plan, int prune, nmp_pa
  * permutations other spaces made to the same tensors (other axes, e.g. a conv that consumes one
  * space and produces the next, or o_proj: head columns, residual rows) are undone when reading
  * it. *max_rel gets max |y_a - y_b| / max |y_a| (tensor by tensor: the largest). NMP_ERR_FORMAT
- * when a tensor is missing in b or misshaped. */
+ * when a tensor is missing in b or misshaped, or the space has no producer (nothing permutes
+ * its input, so no check could be meaningful; nmp_plan_check refuses such spaces). */
 nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, const nmp_st *b,
                          int virtual_perm, uint64_t seed, int samples, double *max_rel,
                          nmp_msg *msg);
