@@ -563,6 +563,12 @@ typedef struct nmp_spmm_report {
 nmp_err nmp_gpu_spmm_eval(const nmp_spmm_desc *d, nmp_spmm_report *r, nmp_msg *msg);
 
 
+/* =====================================================================================
+ * Checkpoints. Stable part: plans (nmp_plan_infer / nmp_plan_read / nmp_plan_check) and the
+ * one call that permutes a checkpoint end to end (nmp_ckpt_permute). Advanced part (marked
+ * below): the per-space building blocks it is made of (scoring problem, apply, verify).
+ * ===================================================================================== */
+
 /* ------------------------------------------------- checkpoint channel spaces */
 
 /* A channel space is one permutation of a channel dimension shared by several tensors of a
@@ -591,7 +597,7 @@ typedef struct nmp_ref {
     int64_t offset;
 } nmp_ref;
 
-/* What a solve found for one space (filled by the CLI's permute; all 0 when not solved). */
+/* What a solve found for one space (filled by nmp_plan_solve; all 0 when not solved). */
 typedef struct nmp_space_stats {
     int64_t rows, cols;
     char solver[32];
@@ -618,7 +624,13 @@ typedef struct nmp_plan {
     nmp_pattern nm;  /* the pattern the perms were found for; 0:0 when none yet */
     int64_t count;
     nmp_space *spaces;
+    int heads;       /* attention heads when known (nmp_plan_infer; set it for a plan read from
+                        a file), else 0; nmp_plan_check then keeps value spaces within a head */
+    int kv_heads;    /* key/value heads (0: = heads) */
 } nmp_plan;
+
+/* The skip reason of "<layer>attn_v" spaces inferred without head counts. */
+#define NMP_PLAN_NO_HEADS "attention heads unknown: the value path is not split into heads"
 
 void nmp_plan_free(nmp_plan *plan);
 const char *nmp_act_name(nmp_act a);   /* "identity", "relu", "gelu", "silu" */
@@ -626,7 +638,8 @@ const char *nmp_use_name(nmp_use u);   /* "weight", "bias", "gate", "gate_bias",
 
 typedef struct nmp_plan_opts {
     const char *arch;   /* "auto" (or NULL), "bert", "gpt2", "llama", "resnet" */
-    int heads;          /* attention heads, 0 when unknown (then no attention spaces) */
+    int heads;          /* attention heads, 0 when unknown (then one skipped space
+                           "<layer>attn_v" per layer, reason NMP_PLAN_NO_HEADS) */
     int kv_heads;       /* key/value heads (GQA), 0 = heads */
     int residual;       /* nonzero: also the residual stream (bert, gpt2, llama), off by default */
 } nmp_plan_opts;
@@ -651,10 +664,90 @@ nmp_err nmp_plan_dumps(const nmp_plan *plan, char **text);
 nmp_err nmp_plan_write(const nmp_plan *plan, const char *path, nmp_msg *msg);
 
 /* Checks every space that is not skipped against the checkpoint: tensors exist and are float,
- * axes in range, offset + size within the axis, at least one consumer; then marks spaces whose
- * size is not a multiple of nm.m or is below 2 * nm.m as skipped. Errors: NMP_ERR_FORMAT with
- * "<file>: <tensor>: <reason>" in msg. */
+ * axes in range, offset + size within the axis, at least one consumer and one producer; a
+ * producer "<p>weight" whose "<p>bias" (1-D, as many channels) exists has that bias in the same
+ * space at the same offset; with plan->heads, attention value spaces (v_proj / value / c_attn
+ * rows, o_proj / output.dense / c_proj columns) stay inside one key/value head. Then marks
+ * spaces whose size is not a multiple of nm.m or is below 2 * nm.m as skipped. Errors:
+ * NMP_ERR_FORMAT with "<file>: <tensor>: <reason>" in msg. */
 nmp_err nmp_plan_check(nmp_plan *plan, const nmp_st *st, nmp_pattern nm, nmp_msg *msg);
+
+/* Every value of every float tensor an active space references is finite, else NMP_ERR_FORMAT
+ * "<file>: <tensor>: NaN at index k ([i, j]) (space s)" for the first one (flat index, then the
+ * multi-index). NMP_ERR_NOMEM. */
+nmp_err nmp_plan_check_values(const nmp_plan *plan, const nmp_st *st, nmp_msg *msg);
+
+/* ------------------------------------------------- checkpoint permute: one call */
+
+/* Verification: on VERIFY_SAMPLES random inputs (float64) each permuted block must agree with
+ * the original within NMP_VERIFY_TOL (max |difference| / max |original output|); a permutation
+ * only reorders sums of the same products, so anything above is a wrong coupling. */
+#define NMP_VERIFY_TOL 1e-9
+#define NMP_VERIFY_SAMPLES 4
+
+/* Where nmp_ckpt_permute (or nmp_plan_solve) is: called when each space of a stage starts, before
+ * each tensor is written, and during a solve a few times a second. A nonzero return stops the
+ * call: nothing is written, the old destination and report are left as they were, and the
+ * result says interrupted. The library installs no signal handlers: a program that wants Ctrl-C
+ * or SIGTERM to stop cleanly sets a flag in its handler and returns it from here. */
+typedef struct nmp_ckpt_progress {
+    const char *stage;  /* "solve", "verify" or "write" (static text) */
+    int64_t space;      /* index in plan->spaces of the space at work; -1 for none */
+    int64_t count;      /* plan->count */
+    const char *name;   /* that space's name, "" for none */
+    double elapsed;     /* seconds since this stage started */
+    const char *file;   /* "write" and "verify" of the written file: the temporary being
+                           written or checked before it replaces the destination; else NULL */
+} nmp_ckpt_progress;
+
+typedef int (*nmp_ckpt_progress_fn)(const nmp_ckpt_progress *p, void *user);
+
+typedef struct nmp_permute_opts {
+    nmp_pattern nm;      /* pattern the spaces are solved and pruned for (default 2:4) */
+    int solve;           /* nonzero (default): solve every active space, replacing its perm; 0:
+                            apply the perms the plan holds (every active space needs one) */
+    const char *solver;  /* NULL (default): "auto" when this build has it, else "swap" */
+    nmp_params par;      /* seed (solvers and verification), time_limit per space, threads;
+                            its progress fields are ignored (see progress below) */
+    int prune;           /* also zero the N:M-pruned weights of the consumers */
+    int verify;          /* check every space (NMP_VERIFY_TOL) before the output is committed */
+    const char *report;  /* NULL or a path: the report (nmp_plan_write's JSON, with perms and
+                            stats) is written there, committed right after the checkpoint */
+    nmp_ckpt_progress_fn progress; /* NULL: none */
+    void *progress_user;
+} nmp_permute_opts;
+
+void nmp_permute_opts_init(nmp_permute_opts *o); /* the defaults above, nmp_params_init */
+
+typedef struct nmp_permute_result {
+    int interrupted;       /* the progress callback stopped the call: nothing was written */
+    double solve_seconds;  /* wall time of the solves (0 without solving) */
+    double verify_seconds; /* wall time of verification */
+    double seconds;        /* the whole call */
+    double verify_max_rel; /* largest relative difference verification found; -1: not run */
+} nmp_permute_result;
+
+/* Solves every active space of a checked plan (nmp_plan_check with o->nm): builds its scoring
+ * problem (nmp_space_problem), runs o->solver from the identity, stores perm and stats, and sets
+ * plan->nm. *interrupted = 1 (NMP_OK) when o->progress stopped it; the perms are then partial.
+ * Errors: those of nmp_space_problem and nmp_solve (msg names the space). */
+nmp_err nmp_plan_solve(const nmp_st *st, nmp_plan *plan, const nmp_permute_opts *o,
+                       int *interrupted, nmp_msg *msg);
+
+/* Permutes checkpoint `in` by a checked plan into path, in this order: refuse non-finite values
+ * (nmp_plan_check_values), solve (o->solve), with prune and verify verify the perms on `in`,
+ * write a temporary beside path ("<path>.nmperm-tmp.<pid>.XXXXXX"), without prune and with
+ * verify verify that temporary against `in` (every block computed from the original tensors and
+ * from the written ones), write the report's temporary, then rename the checkpoint over path and
+ * the report over o->report. Any failure or a stop by the callback removes the temporaries and
+ * leaves path and o->report as they were (only kill -9 or a crash can leave a temporary; the
+ * next write of the same path removes it). A failed verification is NMP_ERR_INTERNAL ("space s:
+ * the permuted block differs ..."): a bug or a corrupted write, never the caller's input. The
+ * stats of each space (verify_rel too) are stored in the plan. */
+nmp_err nmp_ckpt_permute(const nmp_st *in, nmp_plan *plan, const nmp_permute_opts *o,
+                         const char *path, nmp_permute_result *res, nmp_msg *msg);
+
+/* ------------------------------------------ advanced: the building blocks of nmp_ckpt_permute */
 
 /* The scoring problem of a space (objective abs): every consumer's slice, stacked by rows.
  * Release with nmp_problem_free. */
@@ -679,7 +772,8 @@ nmp_err nmp_plan_apply(const nmp_st *in, const nmp_plan *plan, int prune, nmp_pa
  * permutations other spaces made to the same tensors (other axes, e.g. a conv that consumes one
  * space and produces the next, or o_proj: head columns, residual rows) are undone when reading
  * it. *max_rel gets max |y_a - y_b| / max |y_a| (tensor by tensor: the largest). NMP_ERR_FORMAT
- * when a tensor is missing in b or misshaped. */
+ * when a tensor is missing in b or misshaped, or the space has no producer (nothing permutes
+ * its input, so no check could be meaningful; nmp_plan_check refuses such spaces). */
 nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, const nmp_st *b,
                          int virtual_perm, uint64_t seed, int samples, double *max_rel,
                          nmp_msg *msg);

@@ -11,8 +11,10 @@ network): synthetic LLaMA and GPT-2 logits through numpy forwards unchanged unde
 permutations of every space (apply --report), and MiniLM's embeddings permuted by the report's
 residual permutation. Exit 77 (skip) without numpy.
 """
+import glob
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -36,8 +38,9 @@ def check(cond, what):
         failures.append(what)
 
 
-def run(*args, expect=0):
-    p = subprocess.run([NMPERM, *args], capture_output=True, text=True)
+def run(*args, expect=0, env=None):
+    p = subprocess.run([NMPERM, *args], capture_output=True, text=True,
+                       env=dict(os.environ, **env) if env else None)
     if p.returncode != expect:
         print(p.stdout[-2000:], p.stderr[-2000:])
     return p
@@ -117,7 +120,7 @@ def synthetic(tmp):
                                 axis=t["axis"])
                     ok = nm_ok(w, t["axis"], 2, 4)
         check(ok, "%s: --prune leaves at most 2 nonzeros in every group of 4" % arch)
-    # a plan file for "any other model": edit the inferred one, drop the bias (verify must fail)
+    # a plan file for "any other model": edit the inferred one (one space kept)
     src = os.path.join(tmp, "gpt2", "m.safetensors")
     plan = json.loads(run("plan", src).stdout)
     bad = os.path.join(tmp, "nobias.json")
@@ -153,6 +156,184 @@ def synthetic(tmp):
     p = run("permute", src, "--plan", bad, "-o", o, expect=1)
     check(p.returncode == 1 and "axis 5 out of range" in p.stderr, "plan axis out of range: " +
           p.stderr.strip())
+
+
+# ------------------------------------------- outputs: same files, failures, signals
+
+def poke(path, tensor, index, value):
+    """Overwrites element `index` of an F32 tensor of a safetensors file in place."""
+    with open(path, "r+b") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        assert header[tensor]["dtype"] == "F32"
+        f.seek(8 + n + header[tensor]["data_offsets"][0] + 4 * index)
+        f.write(struct.pack("<f", value))
+
+
+def temporaries(path):
+    return glob.glob(glob.escape(path) + ".nmperm-tmp.*")
+
+
+def one_line(p, *words):
+    return p.stderr.count("\n") == 1 and p.stderr.startswith("nmperm: ") and \
+        all(w in p.stderr for w in words)
+
+
+def outputs(tmp):
+    d = os.path.join(tmp, "out")
+    os.makedirs(d)
+    src = os.path.join(d, "m.safetensors")
+    subprocess.run([sys.executable, GEN, "gpt2", src], check=True)
+    raw = open(src, "rb").read()
+    out, rep = os.path.join(d, "p.safetensors"), os.path.join(d, "r.json")
+    fast = ["--time-limit", "0.05", "--quiet"]
+    # #11.1: an output that is an input (or the other output) is refused before any work,
+    # compared by file, not by spelling
+    alias = os.path.join(d, "..", "out", "m.safetensors")
+    for args, what in (((src, "-o", out, "--report", src), "--report IN"),
+                       ((src, "-o", out, "--report", alias), "--report IN (other spelling)"),
+                       ((src, "-o", alias), "-o IN (other spelling)"),
+                       ((src, "-o", out, "--report", out), "--report OUT")):
+        p = run("permute", *args, *fast, expect=1)
+        check(p.returncode == 1 and one_line(p, "same file") and
+              open(src, "rb").read() == raw and not os.path.exists(out),
+              "permute %s: refused, input intact: %s" % (what, p.stderr.strip()))
+    os.symlink(src, os.path.join(d, "link.safetensors"))
+    p = run("permute", src, "-o", os.path.join(d, "link.safetensors"), *fast, expect=1)
+    check(p.returncode == 1 and open(src, "rb").read() == raw,
+          "permute -o (a symlink to IN): refused: " + p.stderr.strip())
+    p = run("permute", src, "-o", out, "--report", rep, *fast)
+    check(p.returncode == 0, "permute with a report")
+    # #11.2: apply only reads its report
+    report = open(rep, "rb").read()
+    os.utime(rep, (1, 1))
+    out2 = os.path.join(d, "a.safetensors")
+    p = run("apply", src, "--report", rep, "-o", out2, "--verify", "--quiet")
+    check(p.returncode == 0 and open(rep, "rb").read() == report and
+          os.stat(rep).st_mtime == 1, "apply --verify leaves its report untouched")
+    p = run("apply", src, "--report", rep, "-o", rep, "--quiet", expect=1)
+    check(p.returncode == 1 and one_line(p, "same file") and open(rep, "rb").read() == report,
+          "apply -o R.json (its report): refused: " + p.stderr.strip())
+    # #11.4: a failed --verify (a corrupted write, planted by a test hook) keeps the old
+    # destination and report, and leaves no temporary
+    old, old_rep = b"old destination", b"old report"
+    for path, data in ((out, old), (rep, old_rep)):
+        open(path, "wb").write(data)
+    for cmd in (("permute", src, "-o", out, "--report", rep, *fast, "--verify"),
+                ("apply", src, "--report", os.path.join(tmp, "gpt2", "r.json"), "-o", out,
+                 "--verify", "--quiet")):
+        p = run(*cmd, env={"NMPERM_TEST_HOOK": "corrupt@verify"}, expect=2)
+        check(p.returncode == 2 and one_line(p, "differs from the original", out) and
+              open(out, "rb").read() == old and open(rep, "rb").read() == old_rep and
+              not temporaries(out) and not temporaries(rep),
+              "%s --verify on a corrupted write: exit 2, old files intact, no temporary: %s" %
+              (cmd[0], p.stderr.strip()))
+    p = run("permute", src, "-o", out, *fast, env={"NMPERM_TEST_HOOK": "corrupt@verify"})
+    check(p.returncode == 0, "the hook does nothing without --verify (control)")
+    open(out, "wb").write(old)
+    # #11.5: SIGTERM / SIGINT (raised by the test hook at a stage) stop cleanly
+    for hook, rc in (("TERM@solve", 143), ("INT@solve", 130), ("TERM@write", 143),
+                     ("TERM@verify", 143), ("INT@verify", 130)):
+        p = run("permute", src, "-o", out, "--report", rep, *fast, "--verify",
+                env={"NMPERM_TEST_HOOK": hook}, expect=rc)
+        check(p.returncode == rc and one_line(p, "interrupted", out) and
+              open(out, "rb").read() == old and open(rep, "rb").read() == old_rep and
+              not temporaries(out) and not temporaries(rep),
+              "%s: exit %d, old files intact, no temporary: %s" % (hook, rc, p.stderr.strip()))
+    # a real signal from outside while a stage runs (the hook pauses until one arrives)
+    for stage, sig, rc in (("solve", signal.SIGTERM, 143), ("verify", signal.SIGINT, 130)):
+        proc = subprocess.Popen([NMPERM, "permute", src, "-o", out, *fast, "--verify"],
+                                stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, NMPERM_TEST_HOOK="PAUSE@" + stage))
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        err = proc.communicate(timeout=120)[1]
+        check(proc.returncode == rc and "interrupted by SIG" in err and
+              open(out, "rb").read() == old and not temporaries(out),
+              "%s from outside during %s: exit %d, old output intact: %s" %
+              (sig.name, stage, rc, err.strip()))
+    # kill -9 during verification leaves OUT.nmperm-tmp.PID.XXXXXX; the next run removes it
+    p = run("permute", src, "-o", out, *fast, "--verify", env={"NMPERM_TEST_HOOK": "KILL@verify"},
+            expect=-9)
+    left = temporaries(out)
+    check(p.returncode == -9 and open(out, "rb").read() == old and len(left) == 1 and
+          left[0].rsplit(".", 2)[-2].isdigit(),
+          "kill -9 while verifying: old output intact, one temporary %s" %
+          [os.path.basename(x) for x in left])
+    p = run("permute", src, "-o", out, *fast)
+    check(p.returncode == 0 and not temporaries(out) and open(out, "rb").read() != old,
+          "the next run replaces the output and removes the stale temporary")
+    # #11.6: a space with consumers but no producer is refused
+    plan = json.loads(run("plan", src).stdout)
+    mlp = plan["spaces"][0]
+    mlp["tensors"] = [t for t in mlp["tensors"] if t["role"] == "consumer"]
+    bad = os.path.join(d, "bad.json")
+    json.dump(plan, open(bad, "w"))
+    o = os.path.join(d, "bad.safetensors")
+    p = run("permute", src, "--plan", bad, "-o", o, "--verify", *fast, expect=1)
+    check(p.returncode == 1 and one_line(p, "no producer") and not os.path.exists(o),
+          "a space with consumers only (c_proj) is refused: " + p.stderr.strip())
+    # a producer's bias left out of its space is refused (it would no longer match its rows)
+    plan = json.loads(run("plan", src).stdout)
+    plan["spaces"][0]["tensors"] = [t for t in plan["spaces"][0]["tensors"]
+                                    if t["use"] != "bias"]
+    json.dump(plan, open(bad, "w"))
+    p = run("permute", src, "--plan", bad, "-o", o, "--verify", *fast, expect=1)
+    check(p.returncode == 1 and one_line(p, "c_fc.bias is not in the space") and
+          not os.path.exists(o), "a bias left out of its space is refused: " + p.stderr.strip())
+    # #11.7: four value heads merged into one 32-channel space cross head boundaries
+    plan = json.loads(run("plan", src).stdout)
+    heads = [s for s in plan["spaces"] if s["name"].startswith("h.0.attn_v.head")]
+    merged = dict(heads[0], name="h.0.attn_v.all", size=32,
+                  tensors=[t for t in heads[0]["tensors"] if t["role"] == "producer"] +
+                  [dict(t, offset=0) for t in heads[0]["tensors"] if t["role"] == "consumer"])
+    plan["spaces"] = [s for s in plan["spaces"] if s not in heads] + [merged]
+    json.dump(plan, open(bad, "w"))
+    p = run("permute", src, "--plan", bad, "-o", o, "--verify", *fast, expect=1)
+    check(p.returncode == 1 and one_line(p, "cross a head boundary") and not os.path.exists(o),
+          "value heads merged into one space are refused: " + p.stderr.strip())
+    # #11.9: a NaN in a producer: exit 1 naming the tensor and the index, before solving
+    nan = os.path.join(d, "nan.safetensors")
+    open(nan, "wb").write(raw)
+    poke(nan, "h.0.mlp.c_fc.weight", 37, float("nan"))
+    for extra in ([], ["--verify"]):
+        p = run("permute", nan, "-o", o, "--time-limit", "30", *extra, expect=1)
+        check(p.returncode == 1 and one_line(p, "h.0.mlp.c_fc.weight: NaN at index 37 ([0, 37])")
+              and not os.path.exists(o), "NaN in c_fc %s: %s" % (extra, p.stderr.strip()))
+    # #11.10: heads: no config.json warns and lists the skipped spaces; a broken one fails
+    cfg = os.path.join(d, "config.json")
+    os.rename(cfg, cfg + ".away")
+    p = run("plan", src)
+    spaces = json.loads(p.stdout)["spaces"] if p.returncode == 0 else []
+    skipped = [s["name"] for s in spaces if "heads unknown" in s.get("skip", "")]
+    check(p.returncode == 0 and "warning" in p.stderr and "--heads" in p.stderr and
+          skipped == ["h.0.attn_v", "h.1.attn_v"],
+          "no config.json: warning, attention spaces skipped in the plan: " + p.stderr.strip())
+    p = run("permute", src, "-o", o, *fast, "--report", rep)
+    check(p.returncode == 0 and "warning" in p.stderr and
+          sum("heads unknown" in s.get("skip", "") for s in json.load(open(rep))["spaces"]) == 2,
+          "no config.json: permute warns, the report lists the skipped spaces")
+    p = run("plan", src, "--heads", "4")
+    check(p.returncode == 0 and not p.stderr and len(json.loads(p.stdout)["spaces"]) == 10,
+          "--heads instead of config.json: no warning, 10 spaces")
+    open(cfg, "w").write('{"n_head": 4,')
+    p = run("plan", src, expect=1)
+    check(p.returncode == 1 and one_line(p, "config.json", "cannot parse"),
+          "unparsable config.json: exit 1: " + p.stderr.strip())
+    open(cfg, "w").write('{"model_type": "gpt2"}')
+    p = run("plan", src)
+    check(p.returncode == 0 and "has no num_attention_heads" in p.stderr,
+          "config.json without heads: warning: " + p.stderr.strip())
+    os.rename(cfg + ".away", cfg)
+    # #11.13: no progress lines when stderr is not a terminal, unless --progress
+    p = run("permute", src, "-o", o, "--time-limit", "0.05", "--verify")
+    check(p.returncode == 0 and p.stderr == "" and "verified" in p.stdout,
+          "stderr not a terminal: no progress lines")
+    p = run("permute", src, "-o", o, "--time-limit", "0.05", "--verify", "--progress")
+    lines = p.stderr.splitlines()
+    check(p.returncode == 0 and any("solve space 1 of 10" in x for x in lines) and
+          any("verify space 10 of 10" in x for x in lines),
+          "--progress: solve and verify lines (%d lines)" % len(lines))
 
 
 # ------------------------------------------------------- residual stream, synthetic
@@ -402,6 +583,7 @@ def minilm_residual(tmp, src, a, ids_list):
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         synthetic(tmp)
+        outputs(tmp)
         residual(tmp)
         minilm(tmp)
     if failures:

@@ -38,7 +38,13 @@ static void test_infer_bert(void **state)
     nmp_plan_opts o = { "auto", 0, 0, 0 };
     nmp_assert_ok(nmp_plan_infer(st, &o, &plan, NULL));
     assert_string_equal(plan->arch, "bert");
-    assert_int_equal(plan->count, 1); /* no heads known: the MLP only */
+    /* no heads known: the MLP, and the value path skipped, saying why */
+    assert_int_equal(plan->count, 2);
+    assert_string_equal(plan->spaces[1].name, "encoder.layer.0.attn_v");
+    assert_non_null(plan->spaces[1].skip);
+    assert_string_equal(plan->spaces[1].skip, NMP_PLAN_NO_HEADS);
+    assert_int_equal(plan->heads, 0);
+    nmp_assert_ok(nmp_plan_check(plan, st, (nmp_pattern){ 2, 4 }, NULL));
     const nmp_space *sp = &plan->spaces[0];
     assert_int_equal(sp->size, 32);
     assert_int_equal(sp->act, NMP_ACT_GELU);
@@ -199,7 +205,24 @@ static void expect_check_error(nmp_st *st, int what, const char *text)
     } else if (what == 2) {
         r->offset = 4; /* 32 channels from 4 exceed 32 */
     } else if (what == 3) {
-        plan->spaces[1].refs[0].offset = 4; /* head 0 overlaps head 1 */
+        plan->heads = 0; /* head 0 (rows and bias) overlaps head 1 */
+        plan->spaces[1].refs[0].offset = plan->spaces[1].refs[1].offset = 4;
+    } else if (what == 5) {
+        plan->spaces[1].refs[0].offset = 4; /* the value rows move, their bias does not */
+    } else if (what == 6) {
+        /* head 0 spans rows 4..11 (value and bias) and output columns 4..11: two heads */
+        plan->spaces[1].refs[0].offset = plan->spaces[1].refs[1].offset = 4;
+        plan->spaces[1].refs[2].offset = 4;
+        plan->spaces[2].skip = nmp_malloc(8);
+        strcpy(plan->spaces[2].skip, "off");
+    } else if (what == 7) {
+        nmp_space *sp = &plan->spaces[0]; /* the MLP without its producers */
+        const nmp_ref consumer = sp->refs[sp->nrefs - 1];
+        assert_int_equal(consumer.role, NMP_ROLE_CONSUMER);
+        for (int64_t k = 0; k < sp->nrefs - 1; k++)
+            nmp_free(sp->refs[k].tensor);
+        sp->refs[0] = consumer;
+        sp->nrefs = 1; /* only output.dense: consumers, no producer */
     } else {
         nmp_free(r->tensor);
         r->tensor = nmp_malloc(32);
@@ -220,6 +243,9 @@ static void test_check_errors(void **state)
     expect_check_error(st, 2, "channels 4..35");
     expect_check_error(st, 3, "permuted twice");
     expect_check_error(st, 4, "dtype I64");
+    expect_check_error(st, 5, "value.bias is not in the space at offset 4");
+    expect_check_error(st, 6, "cross a head boundary");
+    expect_check_error(st, 7, "no producer tensor");
     nmp_plan *plan = NULL;
     const nmp_plan_opts o = { "vgg", 0, 0, 0 };
     assert_int_equal(nmp_plan_infer(st, &o, &plan, NULL), NMP_ERR_ARG);

@@ -2,10 +2,13 @@
  * solved per space, written permuted (optionally pruned), verified and reported */
 #include "nmp_cli_ckpt.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,7 +16,8 @@
     "  --arch A              auto (default), bert, gpt2, llama (= mistral), resnet\n"              \
     "  --plan FILE           a JSON plan (as 'nmperm plan' prints) instead of a preset\n"          \
     "  --heads H             attention heads (default: config.json beside the input); with\n"     \
-    "                        them the attention value path gets one space per (KV) head\n"         \
+    "                        them the attention value path gets one space per (KV) head;\n"      \
+    "                        without, those spaces are skipped (with a warning)\n"              \
     "  --kv-heads K          key/value heads for grouped-query attention (default: config)\n"      \
     "  --nm N:M              sparsity pattern (default 2:4)\n"                                  \
     "  --residual            also permute the residual stream (bert, gpt2, llama): one space of\n" \
@@ -43,15 +47,22 @@ static const char help_permute[] =
     "  --seed N              seed of the solvers and of verification (default 0)\n"
     "  --threads T           solver threads (0: the OpenMP default)\n"
     "  --prune               also zero the N:M-pruned weights of the consumers\n"
-    "  --verify              check each space on random inputs (float64) computes as before\n"
+    "  --verify              check each space on random inputs (float64) computes as before,\n"
+    "                        on the written file before it replaces OUT\n"
     "  --report R.json       write the report (spaces, scores, permutations) here\n"
+    "  --progress            progress lines on stderr even when it is not a terminal\n"
     "  --quiet               no progress and no table\n"
-    "  -h, --help            this text\n";
+    "  -h, --help            this text\n"
+    "\n"
+    "OUT (and R.json) are replaced only at the end, after --verify passed; on an error, Ctrl-C or\n"
+    "SIGTERM they are left as they were (exit 130 / 143 after a signal). Only kill -9 can leave a\n"
+    "temporary OUT.nmperm-tmp.PID.XXXXXX; the next run writing OUT removes it.\n";
 
 static const char help_apply[] =
     "usage: nmperm apply IN.safetensors --report R.json -o OUT.safetensors [options]\n"
     "\n"
-    "Re-applies the permutations saved in a report of 'nmperm permute' without solving.\n"
+    "Re-applies the permutations saved in a report of 'nmperm permute' without solving. The\n"
+    "report is only read.\n"
     "\n"
     "options:\n"
     "  -o, --output FILE     the permuted checkpoint (written atomically)\n"
@@ -60,23 +71,19 @@ static const char help_apply[] =
     "  --prune               also zero the N:M-pruned weights of the consumers\n"
     "  --verify              check each space on random inputs (float64) computes as before\n"
     "  --seed N              seed of verification (default 0)\n"
-    "  --quiet               no table\n"
+    "  --progress            progress lines on stderr even when it is not a terminal\n"
+    "  --quiet               no progress and no table\n"
     "  -h, --help            this text\n";
-
-/* Verification tolerance: a permutation only reorders float64 sums of the same products, so
- * outputs agree to a few ulps of double; anything above 1e-9 is a wrong coupling. */
-#define VERIFY_TOL 1e-9
-#define VERIFY_SAMPLES 4
 
 typedef struct ckpt_opts {
     const char *input, *output, *arch, *plan_path, *report, *solver;
     int64_t heads, kv_heads;
     nmp_pattern nm;
-    bool nm_set, prune, verify, quiet, residual;
+    bool nm_set, prune, verify, quiet, residual, progress;
     nmp_params par;
 } ckpt_opts;
 
-/* Parses the options of plan, permute and apply; cmd picks which are allowed. */
+/* Parses the options of plan ('l'), permute ('p') and apply ('a'). */
 static void parse(cli_args *c, ckpt_opts *o, char cmd)
 {
     const char *v = NULL;
@@ -91,6 +98,8 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
             o->verify = true;
         } else if (cmd != 'l' && cli_is_flag(c, "--quiet")) {
             o->quiet = true;
+        } else if (cmd != 'l' && cli_is_flag(c, "--progress")) {
+            o->progress = true;
         } else if (cmd != 'l' && cli_take(c, "--output", "-o", &v)) {
             o->output = v;
         } else if (cmd != 'l' && cli_take(c, "--report", NULL, &v)) {
@@ -135,8 +144,6 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
         cli_usage(c, "--plan and --arch exclude each other");
     else if (o->plan_path && o->residual)
         cli_usage(c, "--plan and --residual exclude each other (a plan lists its spaces)");
-    else if (o->output && strcmp(o->output, o->input) == 0)
-        cli_usage(c, "the output must differ from the input (the input is never modified)");
     if (!c->bad && solve) {
         if (!o->solver)
             o->solver = nmp_solver_find("auto") ? "auto" : "swap";
@@ -145,32 +152,113 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
     }
 }
 
-/* Heads from a config.json beside the input (transformers' names), when not given. */
-static void heads_from_config(ckpt_opts *o)
+/* ------------------------------------------------------- same files */
+
+/* What a path names once resolved: an existing file by (device, inode); a file yet to be made by
+ * its folder's (device, inode) and its name. */
+typedef struct file_id {
+    bool exists, known;
+    dev_t dev;
+    ino_t ino;
+    const char *name;
+} file_id;
+
+static file_id file_id_of(const char *path)
+{
+    file_id id = { false, false, 0, 0, NULL };
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        id = (file_id){ true, true, sb.st_dev, sb.st_ino, NULL };
+        return id;
+    }
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
+    if (stat(dir, &sb) == 0)
+        id = (file_id){ false, true, sb.st_dev, sb.st_ino, slash ? slash + 1 : path };
+    return id;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    const file_id x = file_id_of(a), y = file_id_of(b);
+    if (!x.known || !y.known || x.exists != y.exists)
+        return false;
+    return x.dev == y.dev && x.ino == y.ino && (x.exists || strcmp(x.name, y.name) == 0);
+}
+
+/* Refuses, before any work, an output that is the same file as an input or as another output:
+ * one line naming both, exit 1. Lists end at a NULL path; NULL entries inside are skipped. */
+typedef struct named_path {
+    const char *what, *path;
+} named_path;
+
+static int check_distinct(const named_path *in, int nin, const named_path *out, int nout)
+{
+    for (int k = 0; k < nout; k++) {
+        if (!out[k].path)
+            continue;
+        for (int j = 0; j < nin; j++)
+            if (in[j].path && same_file(out[k].path, in[j].path))
+                return cli_fail(CLI_EXIT_USAGE, out[k].path, "%s is the same file as %s %s "
+                                "(inputs are never overwritten)", out[k].what, in[j].what,
+                                in[j].path);
+        for (int j = k + 1; j < nout; j++)
+            if (out[j].path && same_file(out[k].path, out[j].path))
+                return cli_fail(CLI_EXIT_USAGE, out[k].path, "%s is the same file as %s %s",
+                                out[k].what, out[j].what, out[j].path);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------- loading */
+
+/* Heads from a config.json beside the input (transformers' names), when not given. A missing
+ * config or one without head counts is said in *why (for the warning when spaces are then
+ * skipped); one that does not parse is an error. 0 or an exit code. */
+static int heads_from_config(ckpt_opts *o, char *why, size_t len)
 {
     char path[4096];
     const char *slash = strrchr(o->input, '/');
+    json_error_t jerr;
+    why[0] = '\0';
     if (o->heads > 0)
-        return;
+        return 0;
     snprintf(path, sizeof path, "%.*sconfig.json", slash ? (int)(slash - o->input + 1) : 0,
              o->input);
-    json_t *cfg = json_load_file(path, 0, NULL);
+    if (access(path, F_OK) != 0) {
+        snprintf(why, len, "no %s beside the checkpoint", path);
+        return 0;
+    }
+    json_t *cfg = json_load_file(path, 0, &jerr);
+    if (!cfg || !json_is_object(cfg)) {
+        json_decref(cfg);
+        return cli_fail(CLI_EXIT_USAGE, path, "cannot parse: %s (line %d); fix it or give "
+                        "--heads", cfg ? "not a JSON object" : jerr.text, jerr.line);
+    }
     json_t *h = json_object_get(cfg, "num_attention_heads");
     json_t *kv = json_object_get(cfg, "num_key_value_heads");
     if (!h)
         h = json_object_get(cfg, "n_head");
     if (json_is_integer(h) && json_integer_value(h) > 0 && json_integer_value(h) <= 65536)
         o->heads = json_integer_value(h);
+    else
+        snprintf(why, len, "%s has no num_attention_heads (or n_head)", path);
     if (o->kv_heads == 0 && json_is_integer(kv) && json_integer_value(kv) > 0 &&
         json_integer_value(kv) <= 65536)
         o->kv_heads = json_integer_value(kv);
     json_decref(cfg);
+    return 0;
 }
 
 /* Opens the input and builds the checked plan; 0 or the exit code after one line. */
 static int load(ckpt_opts *o, bool from_report, nmp_st **st, nmp_plan **plan)
 {
     nmp_msg msg = { { 0 } };
+    char why[4200];
+    int rc = heads_from_config(o, why, sizeof why);
+    if (rc)
+        return rc;
     nmp_err e = nmp_st_open(o->input, st, &msg);
     if (e != NMP_OK)
         return cli_fail_lib(e, o->input, &msg);
@@ -180,12 +268,22 @@ static int load(ckpt_opts *o, bool from_report, nmp_st **st, nmp_plan **plan)
             return cli_fail_lib(e, plan_file, &msg);
         if (!o->nm_set && (*plan)->nm.m > 0)
             o->nm = (*plan)->nm;
+        (*plan)->heads = (int)o->heads;
+        (*plan)->kv_heads = (int)o->kv_heads;
     } else {
-        heads_from_config(o);
         const nmp_plan_opts po = { o->arch, (int)o->heads, (int)o->kv_heads, o->residual };
         if ((e = nmp_plan_infer(*st, &po, plan, &msg)) != NMP_OK)
             return cli_fail_lib(e, o->input, &msg);
     }
+    int64_t headless = 0;
+    for (int64_t s = 0; s < (*plan)->count; s++)
+        headless += (*plan)->spaces[s].skip &&
+                    strcmp((*plan)->spaces[s].skip, NMP_PLAN_NO_HEADS) == 0;
+    if (headless > 0)
+        fprintf(stderr, "nmperm: warning: %s: %s: the attention value spaces of %lld layer%s are "
+                "skipped (give --heads H, and --kv-heads K for grouped-query attention)\n",
+                o->input, why[0] ? why : "no head count", (long long)headless,
+                headless == 1 ? "" : "s");
     if ((e = nmp_plan_check(*plan, *st, o->nm, &msg)) != NMP_OK)
         return cli_fail_lib(e, o->input, &msg);
     return 0;
@@ -213,110 +311,119 @@ int nmp_cli_plan(cli_args *c)
     return rc;
 }
 
-/* ------------------------------------------------------------- progress */
+/* ------------------------------------------------- signals, progress */
 
-static double now(void)
+/* SIGINT and SIGTERM: the number of the first one; the library is asked to stop (through the
+ * progress callback) and removes its temporaries. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    if (!stop_signal)
+        stop_signal = sig;
 }
 
 typedef struct progress {
-    bool tty, quiet;
-    double start;
+    const ckpt_opts *o;
+    const nmp_plan *plan;
+    bool show, tty;
     int width;
+    int64_t last_space;
+    const char *last_stage;
+    const char *hook; /* NMPERM_TEST_HOOK (tests only): "TERM", "INT", "KILL" (raise it),
+                         "PAUSE" (wait for a signal) or "corrupt" (the temporary), then
+                         "@<stage>" */
+    bool hooked;
 } progress;
 
-static void progress_show(progress *p, int64_t i, int64_t n, const char *what, const char *name)
+/* Test hook: the first element of the first active space's first consumer in the temporary
+ * gets other bytes, as a broken write would leave them. */
+static void corrupt(const progress *pg, const char *file)
 {
-    if (p->quiet)
+    nmp_st *st = NULL;
+    const char *tensor = NULL;
+    for (int64_t s = 0; s < pg->plan->count && !tensor; s++)
+        for (int64_t r = 0; r < pg->plan->spaces[s].nrefs && !tensor; r++)
+            if (!pg->plan->spaces[s].skip &&
+                pg->plan->spaces[s].refs[r].role == NMP_ROLE_CONSUMER)
+                tensor = pg->plan->spaces[s].refs[r].tensor;
+    if (!tensor || nmp_st_open(file, &st, NULL) != NMP_OK)
         return;
-    const double el = now() - p->start;
-    const double eta = i > 0 ? el / (double)i * (double)(n - i) : 0;
-    char line[300];
-    int len = snprintf(line, sizeof line, "%s space %lld of %lld  %.40s  %.1fs, ETA %.0fs", what,
-                       (long long)i + 1, (long long)n, name, el, eta);
-    len = len < 0 ? 0 : len >= (int)sizeof line ? (int)sizeof line - 1 : len;
-    if (p->tty) {
-        fprintf(stderr, "\r%s%*s", line, p->width > len ? p->width - len : 0, "");
-        p->width = len;
-    } else {
-        fprintf(stderr, "nmperm: %s\n", line);
+    const nmp_st_tensor *t = nmp_st_find(st, tensor);
+    uint8_t len8[8], bytes[8];
+    const int fd = open(file, O_RDWR);
+    if (t && fd >= 0 && pread(fd, len8, 8, 0) == 8) {
+        uint64_t hlen = 0;
+        for (int b = 7; b >= 0; b--)
+            hlen = hlen << 8 | len8[b];
+        memset(bytes, 0x41, sizeof bytes);
+        if (pwrite(fd, bytes, nmp_st_dtype_size(t->dtype), (off_t)(8 + hlen + t->begin)) < 0)
+            fprintf(stderr, "nmperm: test hook: cannot corrupt %s\n", file);
     }
-    fflush(stderr);
+    if (fd >= 0)
+        close(fd);
+    nmp_st_close(st);
 }
 
-static void progress_done(progress *p)
+static void run_hook(progress *pg, const nmp_ckpt_progress *p)
 {
-    if (p->tty && p->width > 0)
-        fprintf(stderr, "\r%*s\r", p->width, "");
-    p->width = 0;
+    const char *at = strchr(pg->hook, '@');
+    if (pg->hooked || !at || strcmp(at + 1, p->stage) != 0)
+        return;
+    pg->hooked = true;
+    const size_t n = (size_t)(at - pg->hook);
+    if (strncmp(pg->hook, "corrupt", n) == 0 && p->file)
+        corrupt(pg, p->file);
+    else if (strncmp(pg->hook, "TERM", n) == 0)
+        raise(SIGTERM);
+    else if (strncmp(pg->hook, "INT", n) == 0)
+        raise(SIGINT);
+    else if (strncmp(pg->hook, "KILL", n) == 0)
+        raise(SIGKILL);
+    else if (strncmp(pg->hook, "PAUSE", n) == 0) /* a long stage: up to 60 s or a signal */
+        for (int k = 0; k < 600 && !stop_signal; k++)
+            nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
+}
+
+/* Shows where the run is: on a terminal one updating line; with --progress elsewhere one line
+ * per space and stage. The ETA of a stage counts that stage's time only. Returns nonzero once
+ * a signal asked to stop. */
+static int on_progress(const nmp_ckpt_progress *p, void *user)
+{
+    progress *pg = user;
+    if (pg->hook)
+        run_hook(pg, p);
+    if (!pg->show || stop_signal)
+        return stop_signal != 0;
+    char line[300];
+    const int64_t i = p->space < 0 ? 0 : p->space;
+    const double eta = i > 0 ? p->elapsed / (double)i * (double)(p->count - i) : 0;
+    int len = p->space < 0
+                  ? snprintf(line, sizeof line, "%s  %.1fs", p->stage, p->elapsed)
+                  : snprintf(line, sizeof line, "%s space %lld of %lld  %.40s  %.1fs, ETA %.0fs",
+                             p->stage, (long long)i + 1, (long long)p->count, p->name, p->elapsed,
+                             eta);
+    len = len < 0 ? 0 : len >= (int)sizeof line ? (int)sizeof line - 1 : len;
+    if (pg->tty) {
+        fprintf(stderr, "\r%s%*s", line, pg->width > len ? pg->width - len : 0, "");
+        pg->width = len;
+    } else if (p->space != pg->last_space || p->stage != pg->last_stage) {
+        fprintf(stderr, "nmperm: %s\n", line);
+    }
+    pg->last_space = p->space;
+    pg->last_stage = p->stage;
+    fflush(stderr);
+    return 0;
+}
+
+static void progress_done(progress *pg)
+{
+    if (pg->tty && pg->width > 0)
+        fprintf(stderr, "\r%*s\r", pg->width, "");
+    pg->width = 0;
 }
 
 /* ------------------------------------------------------------- permute */
-
-/* Solves one space: perm and stats into sp. 0 or an exit code. */
-static int solve_space(const ckpt_opts *o, const nmp_st *st, nmp_space *sp)
-{
-    nmp_msg msg = { { 0 } };
-    nmp_problem *pb = NULL;
-    nmp_result res = { 0 };
-    int rc = 0;
-    nmp_err e = nmp_space_problem(st, sp, o->nm, &pb, &msg);
-    if (e == NMP_OK && !(sp->perm = nmp_malloc((size_t)sp->size * sizeof *sp->perm)))
-        e = NMP_ERR_NOMEM;
-    if (e == NMP_OK)
-        e = nmp_solve(pb, o->solver, &o->par, sp->perm, 1, &res, &msg);
-    if (e != NMP_OK) {
-        rc = cli_fail_lib(e, o->input, &msg);
-        goto out;
-    }
-    nmp_space_stats *s = &sp->stats;
-    s->rows = nmp_problem_rows(pb);
-    s->cols = nmp_problem_cols(pb);
-    snprintf(s->solver, sizeof s->solver, "%s", o->solver);
-    s->status = res.status;
-    s->identity = nmp_score_identity(pb);
-    s->kept = res.score;
-    s->bound = res.bound;
-    s->row_bound = nmp_score_row_bound(pb);
-    s->efficacy = nmp_score_efficacy(pb, res.score);
-    s->seconds = res.seconds;
-    sp->solved = 1;
-out:
-    nmp_problem_free(pb);
-    return rc;
-}
-
-/* Verifies every active space of the plan: b (through the perms when virtual) against a. */
-static int verify_all(const ckpt_opts *o, nmp_plan *plan, const nmp_st *a, const nmp_st *b,
-                      bool virtual_perm, progress *pg)
-{
-    for (int64_t s = 0; s < plan->count; s++) {
-        nmp_space *sp = &plan->spaces[s];
-        nmp_msg msg = { { 0 } };
-        double rel = 0;
-        if (sp->skip)
-            continue;
-        progress_show(pg, s, plan->count, "verify", sp->name);
-        const nmp_err e = nmp_space_verify(plan, s, a, b, virtual_perm, o->par.seed + (uint64_t)s,
-                                           VERIFY_SAMPLES, &rel, &msg);
-        if (e != NMP_OK) {
-            progress_done(pg);
-            return cli_fail_lib(e, o->input, &msg);
-        }
-        sp->stats.verify_rel = rel;
-        if (!(rel <= VERIFY_TOL)) {
-            progress_done(pg);
-            return cli_fail(CLI_EXIT_INTERNAL, nmp_st_path(b),
-                            "space %s: the permuted block differs from the original (max "
-                            "relative difference %.3g > %.0e)", sp->name, rel, VERIFY_TOL);
-        }
-    }
-    progress_done(pg);
-    return 0;
-}
 
 static void print_table(const nmp_plan *plan, bool verified)
 {
@@ -353,81 +460,84 @@ static void print_table(const nmp_plan *plan, bool verified)
         worst = worst > t->verify_rel ? worst : t->verify_rel;
     }
     printf("# %lld of %lld spaces permuted; kept %.3f -> %.3f (%+.2f%%), solve %.2fs",
-           (long long)active, (long long)plan->count, before, after, before > 0 ? 100 * (after - before) / before : 0,
-           secs);
+           (long long)active, (long long)plan->count, before, after,
+           before > 0 ? 100 * (after - before) / before : 0, secs);
     if (verified)
         printf(", verified (max rel %.2e)", worst);
     printf("\n");
 }
 
-/* permute (solve = true) and apply (solve = false) share everything but the solving. */
+/* permute (solve = true) and apply (solve = false): parsing, then nmp_ckpt_permute, then the
+ * table. apply only reads its report. */
 static int run(cli_args *c, bool solve)
 {
     ckpt_opts o = { 0 };
-    nmp_st *st = NULL, *out = NULL;
+    nmp_st *st = NULL;
     nmp_plan *plan = NULL;
     nmp_msg msg = { { 0 } };
-    bool wrote = false;
+    struct sigaction old_int, old_term;
+    bool caught = false;
     nmp_params_init(&o.par);
     parse(c, &o, solve ? 'p' : 'a');
     int rc = c->bad ? CLI_EXIT_USAGE : 0;
-    if (rc || (rc = load(&o, !solve, &st, &plan)) || (rc = cli_check_writable(o.output)) ||
-        (o.report && solve && (rc = cli_check_writable(o.report))))
+    const named_path in[] = { { "the input", o.input }, { "the plan", o.plan_path },
+                              { "the report", solve ? NULL : o.report } };
+    const named_path out[] = { { "the output", o.output },
+                               { "the report", solve ? o.report : NULL } };
+    if (rc || (rc = check_distinct(in, 3, out, 2)) || (rc = cli_check_writable(o.output)) ||
+        (o.report && solve && (rc = cli_check_writable(o.report))) ||
+        (rc = load(&o, !solve, &st, &plan)))
         goto out;
-    progress pg = { isatty(STDERR_FILENO) != 0, o.quiet, now(), 0 };
-    const double t0 = now();
-    if (solve) {
-        plan->nm = o.nm;
-        for (int64_t s = 0; s < plan->count; s++) {
-            nmp_space *sp = &plan->spaces[s];
-            if (sp->skip)
-                continue;
-            progress_show(&pg, s, plan->count, "solve", sp->name);
-            nmp_free(sp->perm);
-            sp->perm = NULL;
-            if ((rc = solve_space(&o, st, sp)))
-                goto out;
-        }
-        progress_done(&pg);
-    } else {
-        for (int64_t s = 0; s < plan->count; s++)
-            if (!plan->spaces[s].skip && !plan->spaces[s].perm) {
-                rc = cli_fail(CLI_EXIT_USAGE, o.report, "space %s has no perm",
-                              plan->spaces[s].name);
-                goto out;
-            }
-    }
-    const double t_solve = now() - t0;
-    /* with --prune the output no longer computes the same: verify the permutation on the fly */
-    if (o.verify && o.prune && (rc = verify_all(&o, plan, st, st, true, &pg)))
-        goto out;
-    nmp_err e = nmp_plan_apply(st, plan, o.prune, o.nm, o.output, &msg);
+    const bool tty = isatty(STDERR_FILENO) != 0;
+    progress pg = { &o, plan, !o.quiet && (tty || o.progress), tty, 0, -2, NULL,
+                    getenv("NMPERM_TEST_HOOK"), false };
+    nmp_permute_opts po;
+    nmp_permute_opts_init(&po);
+    po.nm = o.nm;
+    po.solve = solve;
+    po.solver = o.solver;
+    po.par = o.par;
+    po.prune = o.prune;
+    po.verify = o.verify;
+    po.report = solve ? o.report : NULL;
+    po.progress = on_progress;
+    po.progress_user = &pg;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    caught = true;
+    nmp_permute_result res;
+    const nmp_err e = nmp_ckpt_permute(st, plan, &po, o.output, &res, &msg);
+    progress_done(&pg);
     if (e != NMP_OK) {
-        rc = cli_fail_lib(e, o.input, &msg);
+        const char *what = o.input;
+        if (strncmp(msg.text, o.output, strlen(o.output)) == 0)
+            what = o.output;
+        else if (o.report && strncmp(msg.text, o.report, strlen(o.report)) == 0)
+            what = o.report;
+        rc = cli_fail_lib(e, what, &msg);
         goto out;
     }
-    wrote = true;
-    if (o.verify && !o.prune) {
-        if ((e = nmp_st_open(o.output, &out, &msg)) != NMP_OK) {
-            rc = cli_fail_lib(e, o.output, &msg);
-            goto out;
-        }
-        if ((rc = verify_all(&o, plan, st, out, false, &pg)))
-            goto out;
-    }
-    if (o.report && (e = nmp_plan_write(plan, o.report, &msg)) != NMP_OK) {
-        rc = cli_fail_lib(e, o.report, &msg);
+    if (res.interrupted) {
+        const int sig = stop_signal ? stop_signal : SIGINT;
+        rc = cli_fail(128 + sig, o.output, "interrupted by %s: nothing written (left as it "
+                      "was)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         goto out;
     }
     if (!o.quiet) {
         print_table(plan, o.verify);
-        printf("# solve %.2fs, total %.2fs%s\n", t_solve, now() - t0,
+        printf("# solve %.2fs, total %.2fs%s\n", res.solve_seconds, res.seconds,
                o.prune ? ", pruned" : "");
     }
 out:
-    if (rc && wrote)
-        unlink(o.output);
-    nmp_st_close(out);
+    if (caught) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
     nmp_plan_free(plan);
     nmp_st_close(st);
     return rc;

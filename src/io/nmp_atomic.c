@@ -1,28 +1,69 @@
 /* nmp_atomic.c: atomic output files: write to a temporary beside the target, fsync, rename */
 #include "nmp_io.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define TMP_TAG ".nmperm-tmp."
+
+/* Removes temporaries of path left by processes that no longer run (kill -9, power loss):
+ * entries "<name>.nmperm-tmp.<pid>.<6 characters>" of path's folder whose pid is not alive
+ * (kill(pid, 0) fails with ESRCH) and that are regular files of this user. Best effort: a
+ * failure leaves the file, nothing else. */
+static void remove_stale(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    const size_t blen = strlen(base), dlen = slash ? (size_t)(slash - path) + 1 : 0;
+    char dir[4096], full[4096 + 256];
+    if (dlen + 1 > sizeof dir)
+        return;
+    snprintf(dir, sizeof dir, "%.*s", dlen ? (int)dlen : 1, dlen ? path : ".");
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *ent; (ent = readdir(d)) != NULL;) {
+        const char *n = ent->d_name;
+        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, TMP_TAG, strlen(TMP_TAG)) != 0)
+            continue;
+        const char *p = n + blen + strlen(TMP_TAG);
+        char *end = NULL;
+        const long pid = strtol(p, &end, 10);
+        if (end == p || pid <= 0 || *end != '.' || strlen(end + 1) != 6 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive, or not ours to judge */
+        struct stat sb;
+        snprintf(full, sizeof full, "%s%s", dlen ? dir : "", n);
+        if (lstat(full, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == getuid())
+            unlink(full);
+    }
+    closedir(d);
+}
+
 nmp_err nmp_atomic_open(nmp_atomic *f, const char *path, nmp_msg *msg)
 {
     memset(f, 0, sizeof *f);
-    const size_t len = strlen(path);
+    const size_t len = strlen(path), tlen = len + sizeof TMP_TAG + 32;
     f->path = nmp_malloc(len + 1);
-    f->tmp = nmp_malloc(len + 16);
+    f->tmp = nmp_malloc(tlen);
     if (!f->path || !f->tmp) {
         nmp_atomic_abort(f);
         return NMP_ERR_NOMEM;
     }
     memcpy(f->path, path, len + 1);
-    snprintf(f->tmp, len + 16, "%s.tmpXXXXXX", path);
+    remove_stale(path);
+    snprintf(f->tmp, tlen, "%s" TMP_TAG "%ld.XXXXXX", path, (long)getpid());
     const int fd = mkstemp(f->tmp);
     if (fd < 0) {
         const int err = errno;
+        f->tmp[0] = '\0';
         nmp_atomic_abort(f);
         return nmp_fail(msg, NMP_ERR_IO, "%s: cannot create output: %s", path, strerror(err));
     }
@@ -54,21 +95,28 @@ nmp_err nmp_atomic_write(nmp_atomic *f, const void *data, size_t size, nmp_msg *
     return NMP_OK;
 }
 
-nmp_err nmp_atomic_commit(nmp_atomic *f, nmp_msg *msg)
+nmp_err nmp_atomic_close(nmp_atomic *f, nmp_msg *msg)
 {
-    nmp_err e = NMP_OK;
     int err = 0;
+    if (!f->fp)
+        return NMP_OK;
     if (fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0)
         err = errno;
     if (fclose(f->fp) != 0 && !err)
         err = errno;
     f->fp = NULL;
     if (err)
-        e = nmp_fail(msg, NMP_ERR_IO, "%s: write failed: %s", f->path, strerror(err));
-    else if (rename(f->tmp, f->path) != 0)
+        return nmp_fail(msg, NMP_ERR_IO, "%s: write failed: %s", f->path, strerror(err));
+    return NMP_OK;
+}
+
+nmp_err nmp_atomic_commit(nmp_atomic *f, nmp_msg *msg)
+{
+    nmp_err e = nmp_atomic_close(f, msg);
+    if (e == NMP_OK && rename(f->tmp, f->path) != 0)
         e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot rename temporary file over it: %s", f->path,
                      strerror(errno));
-    else
+    else if (e == NMP_OK)
         f->tmp[0] = '\0'; /* renamed: nothing to remove */
     nmp_atomic_abort(f);
     return e;

@@ -361,11 +361,10 @@ out:
     return text;
 }
 
-nmp_err nmp_st_write(const nmp_st *in, const char *path, nmp_st_fill_fn fill, void *user,
-                     nmp_msg *msg)
+nmp_err nmp_st_write_to(const nmp_st *in, nmp_atomic *f, nmp_st_fill_fn fill, void *user,
+                        nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    nmp_atomic f = { 0 };
     uint8_t *buf = NULL;
     size_t hlen = 0;
     char *header = build_header(in, &hlen);
@@ -381,10 +380,9 @@ nmp_err nmp_st_write(const nmp_st *in, const char *path, nmp_st_fill_fn fill, vo
     uint8_t len8[8];
     for (int b = 0; b < 8; b++)
         len8[b] = (uint8_t)((uint64_t)padded >> (8 * b));
-    NMP_TRY(e, nmp_atomic_open(&f, path, msg));
-    NMP_TRY(e, nmp_atomic_write(&f, len8, 8, msg));
-    NMP_TRY(e, nmp_atomic_write(&f, header, hlen, msg));
-    NMP_TRY(e, nmp_atomic_write(&f, "        ", padded - hlen, msg));
+    NMP_TRY(e, nmp_atomic_write(f, len8, 8, msg));
+    NMP_TRY(e, nmp_atomic_write(f, header, hlen, msg));
+    NMP_TRY(e, nmp_atomic_write(f, "        ", padded - hlen, msg));
     for (int64_t k = 0; k < in->count; k++) {
         const nmp_st_tensor *t = &in->tensors[k];
         const size_t size = (size_t)(t->end - t->begin);
@@ -394,12 +392,24 @@ nmp_err nmp_st_write(const nmp_st *in, const char *path, nmp_st_fill_fn fill, vo
             NMP_TRY(e, fill(user, t, buf, msg));
             src = buf;
         }
-        NMP_TRY(e, nmp_atomic_write(&f, src, size, msg));
+        NMP_TRY(e, nmp_atomic_write(f, src, size, msg));
     }
+    e = nmp_atomic_close(f, msg);
+out:
+    free(header); /* json_dumps allocates with malloc */
+    nmp_free(buf);
+    return e;
+}
+
+nmp_err nmp_st_write(const nmp_st *in, const char *path, nmp_st_fill_fn fill, void *user,
+                     nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    nmp_atomic f = { 0 };
+    NMP_TRY(e, nmp_atomic_open(&f, path, msg));
+    NMP_TRY(e, nmp_st_write_to(in, &f, fill, user, msg));
     e = nmp_atomic_commit(&f, msg);
 out:
     nmp_atomic_abort(&f);
-    free(header); /* json_dumps allocates with malloc */
-    nmp_free(buf);
     return e;
 }

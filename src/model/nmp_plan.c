@@ -236,6 +236,16 @@ out:
     return e;
 }
 
+/* Without head counts the attention value path of a layer cannot be split into heads: one
+ * skipped space "<prefix>attn_v" says so in the plan and the report. */
+static nmp_err skip_attn(nmp_plan *plan, const char *prefix)
+{
+    char name[1100];
+    snprintf(name, sizeof name, "%sattn_v", prefix);
+    nmp_space *sp = plan_add(plan, name, 0, NMP_ACT_IDENTITY);
+    return !sp ? NMP_ERR_NOMEM : space_skip(sp, NMP_PLAN_NO_HEADS);
+}
+
 /* An MLP space: producer weight rows (and bias, and gate rows) -> consumer columns. */
 typedef struct mlp_desc {
     const char *w, *b, *gate, *c;  /* names under the layer prefix; b, gate may be NULL */
@@ -593,6 +603,8 @@ static nmp_err infer_arch(const nmp_st *st, nmp_plan *plan, const nmp_plan_opts 
             NMP_TRY(e, infer_mlp(st, plan, prefix, name, &d, msg));
             if (o->heads > 0)
                 NMP_TRY(e, infer_attn(st, plan, prefix, &a, o, msg));
+            else
+                NMP_TRY(e, skip_attn(plan, prefix));
         } else if (strcmp(arch, "gpt2") == 0) {
             static const mlp_desc d = { "mlp.c_fc.weight", "mlp.c_fc.bias", NULL,
                                         "mlp.c_proj.weight", 1, 0, NMP_ACT_GELU };
@@ -606,6 +618,8 @@ static nmp_err infer_arch(const nmp_st *st, nmp_plan *plan, const nmp_plan_opts 
                 nmp_plan_opts mha = *o;
                 mha.kv_heads = 0;
                 NMP_TRY(e, infer_attn(st, plan, prefix, &a, &mha, msg));
+            } else if (qkv && qkv->ndim == 2) {
+                NMP_TRY(e, skip_attn(plan, prefix));
             }
         } else if (strcmp(arch, "llama") == 0) {
             static const mlp_desc d = { "mlp.up_proj.weight", NULL, "mlp.gate_proj.weight",
@@ -616,6 +630,8 @@ static nmp_err infer_arch(const nmp_st *st, nmp_plan *plan, const nmp_plan_opts 
             NMP_TRY(e, infer_mlp(st, plan, prefix, name, &d, msg));
             if (o->heads > 0)
                 NMP_TRY(e, infer_attn(st, plan, prefix, &a, o, msg));
+            else
+                NMP_TRY(e, skip_attn(plan, prefix));
         } else if (strstr(prefix, "layer") && find2(st, prefix, "conv2.weight")) {
             NMP_TRY(e, infer_conv(st, plan, prefix, 1, 2, msg));
             if (find2(st, prefix, "conv3.weight"))
@@ -661,6 +677,10 @@ nmp_err nmp_plan_infer(const nmp_st *st, const nmp_plan_opts *o, nmp_plan **out,
         e = NMP_ERR_NOMEM;
         goto out;
     }
+    plan->heads = o ? o->heads : 0;
+    plan->kv_heads = o && o->heads > 0 ? (o->kv_heads > 0 ? o->kv_heads : o->heads) : 0;
+    if (strcmp(arch, "gpt2") == 0)
+        plan->kv_heads = plan->heads;
     NMP_TRY(e, infer_arch(st, plan, o, msg));
     *out = plan;
     plan = NULL;
@@ -677,6 +697,99 @@ static bool overlap(const nmp_ref *a, int64_t na, const nmp_ref *b, int64_t nb)
            b->offset < a->offset + na;
 }
 
+/* A producer "<p>weight" (weight, gate or norm scale) with a 1-D "<p>bias" of as many channels
+ * as its permuted axis: the bias belongs to the same space at the same offset, else the output
+ * rows and their bias part ways. */
+static nmp_err check_siblings(const nmp_space *sp, const nmp_st *st, nmp_msg *msg)
+{
+    for (int64_t r = 0; r < sp->nrefs; r++) {
+        const nmp_ref *ref = &sp->refs[r];
+        const size_t len = strlen(ref->tensor);
+        if (ref->role != NMP_ROLE_PRODUCER || len < 6 || len > 1000 ||
+            (ref->use != NMP_USE_WEIGHT && ref->use != NMP_USE_GATE &&
+             ref->use != NMP_USE_SCALE) || !ends_with(ref->tensor, "weight"))
+            continue;
+        char bias[1010];
+        snprintf(bias, sizeof bias, "%.*sbias", (int)(len - 6), ref->tensor);
+        const nmp_st_tensor *w = nmp_st_find(st, ref->tensor), *b = nmp_st_find(st, bias);
+        if (!b || b->ndim != 1 || b->shape[0] != w->shape[ref->axis])
+            continue;
+        bool found = false;
+        for (int64_t q = 0; q < sp->nrefs && !found; q++)
+            found = sp->refs[q].role == NMP_ROLE_PRODUCER && sp->refs[q].axis == 0 &&
+                    sp->refs[q].offset == ref->offset && strcmp(sp->refs[q].tensor, bias) == 0;
+        if (!found)
+            return nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: %s is not in the space at offset "
+                            "%lld, but the channels of %s it adds to are permuted",
+                            nmp_st_path(st), sp->name, bias, (long long)ref->offset,
+                            ref->tensor);
+    }
+    return NMP_OK;
+}
+
+/* Attention tensors by name: the value projection (producer, its head axis; qkv: the value
+ * block starts at 2/3 of the axis) and the output projection (consumer, its head axis). */
+static const struct attn_name {
+    const char *suffix;
+    nmp_role role;
+    int axis, fused;
+} attn_names[] = {
+    { "self_attn.v_proj.weight", NMP_ROLE_PRODUCER, 0, 0 },
+    { "self_attn.v_proj.bias", NMP_ROLE_PRODUCER, 0, 0 },
+    { "attention.self.value.weight", NMP_ROLE_PRODUCER, 0, 0 },
+    { "attention.self.value.bias", NMP_ROLE_PRODUCER, 0, 0 },
+    { "attn.c_attn.weight", NMP_ROLE_PRODUCER, 1, 1 },
+    { "attn.c_attn.bias", NMP_ROLE_PRODUCER, 0, 1 },
+    { "self_attn.o_proj.weight", NMP_ROLE_CONSUMER, 1, 0 },
+    { "attention.output.dense.weight", NMP_ROLE_CONSUMER, 1, 0 },
+    { "attn.c_proj.weight", NMP_ROLE_CONSUMER, 0, 0 },
+};
+
+/* With known head counts, an attention value space stays inside one key/value head: its value
+ * rows lie in one head, each output-projection column slice in one query head of that head's
+ * group. Merging heads passes the per-space check but mixes the heads' softmax weights. */
+static nmp_err check_heads(const nmp_plan *plan, const nmp_space *sp, const nmp_st *st,
+                           nmp_msg *msg)
+{
+    const int heads = plan->heads, kv = plan->kv_heads > 0 ? plan->kv_heads : plan->heads;
+    int64_t hd = 0, kv_head = -1;
+    if (kv <= 0 || heads % kv != 0)
+        return NMP_OK;
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t r = 0; r < sp->nrefs; r++) {
+            const nmp_ref *ref = &sp->refs[r];
+            const struct attn_name *a = NULL;
+            for (size_t k = 0; k < sizeof attn_names / sizeof attn_names[0] && !a; k++)
+                if (ends_with(ref->tensor, attn_names[k].suffix) &&
+                    attn_names[k].role == ref->role && attn_names[k].axis == ref->axis)
+                    a = &attn_names[k];
+            /* pass 0: the output projection gives the head size; pass 1: the value rows */
+            if (!a || (pass == 0) != (a->role == NMP_ROLE_CONSUMER))
+                continue;
+            const nmp_st_tensor *t = nmp_st_find(st, ref->tensor);
+            const int64_t width = t->shape[ref->axis];
+            if (pass == 0 && (width % heads != 0 || (hd > 0 && width / heads != hd)))
+                continue;
+            if (pass == 0)
+                hd = width / heads;
+            if (hd <= 0)
+                break;
+            const int64_t off = ref->offset - (a->fused ? width / 3 * 2 : 0);
+            const int64_t first = off / hd, last = (off + sp->size - 1) / hd;
+            const int64_t group = pass == 0 ? first / (heads / kv) : first;
+            if (off < 0 || first != last || (kv_head >= 0 && group != kv_head))
+                return nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: channels %lld..%lld of %s "
+                                "%s (%d heads, %d key/value heads, %lld channels each)",
+                                nmp_st_path(st), sp->name, (long long)ref->offset,
+                                (long long)(ref->offset + sp->size - 1), ref->tensor,
+                                off < 0 || first != last ? "cross a head boundary"
+                                                         : "belong to another key/value head",
+                                heads, kv, (long long)hd);
+            kv_head = group;
+        }
+    return NMP_OK;
+}
+
 nmp_err nmp_plan_check(nmp_plan *plan, const nmp_st *st, nmp_pattern nm, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
@@ -685,11 +798,12 @@ nmp_err nmp_plan_check(nmp_plan *plan, const nmp_st *st, nmp_pattern nm, nmp_msg
         nmp_space *sp = &plan->spaces[s];
         if (sp->skip)
             continue;
-        int consumers = 0;
+        int consumers = 0, producers = 0;
         for (int64_t r = 0; r < sp->nrefs; r++) {
             const nmp_ref *ref = &sp->refs[r];
             const nmp_st_tensor *t = nmp_st_find(st, ref->tensor);
             consumers += ref->role == NMP_ROLE_CONSUMER;
+            producers += ref->role == NMP_ROLE_PRODUCER;
             if (!t) {
                 e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: missing (named by space %s)", path,
                              ref->tensor, sp->name);
@@ -727,6 +841,14 @@ nmp_err nmp_plan_check(nmp_plan *plan, const nmp_st *st, nmp_pattern nm, nmp_msg
                          sp->name);
             goto out;
         }
+        if (producers == 0) {
+            e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: no producer tensor (permuting the "
+                         "consumers' inputs alone changes what they compute)", path, sp->name);
+            goto out;
+        }
+        NMP_TRY(e, check_siblings(sp, st, msg));
+        if (plan->heads > 0)
+            NMP_TRY(e, check_heads(plan, sp, st, msg));
     }
     /* no channel may be permuted by two spaces (or twice by one) */
     for (int64_t s = 0; s < plan->count; s++)

@@ -1,6 +1,6 @@
 /* nmp_space.c: channel spaces applied to a checkpoint: scoring problems, permuted and pruned
  * output, verification that a permuted block computes what the original did */
-#include "nmp_internal.h"
+#include "nmp_model.h"
 
 #include <math.h>
 #include <string.h>
@@ -228,14 +228,21 @@ typedef struct fill_ctx {
     const nmp_plan *plan;
     bool prune;
     nmp_pattern nm;
+    int (*stop)(void *user, const nmp_st_tensor *t);
+    void *stop_user;
+    bool stopped;
 } fill_ctx;
 
 /* Per tensor: every permutation that touches it, then (with prune) the consumers' pruning. */
 static nmp_err fill(void *user, const nmp_st_tensor *t, void *dst, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    const fill_ctx *fc = user;
+    fill_ctx *fc = user;
     uint8_t *tmp = NULL, *seen = NULL;
+    if (fc->stop && fc->stop(fc->stop_user, t)) {
+        fc->stopped = true;
+        return nmp_fail(msg, NMP_ERR_ARG, "stopped");
+    }
     for (int pass = 0; pass < 2; pass++)
         for (int64_t s = 0; s < fc->plan->count; s++) {
             const nmp_space *sp = &fc->plan->spaces[s];
@@ -275,26 +282,98 @@ out:
     return e;
 }
 
+/* Checks what nmp_plan_apply needs of the plan (valid perms, sizes for prune). */
+static nmp_err apply_args(const nmp_plan *plan, int prune, nmp_pattern nm, nmp_msg *msg)
+{
+    if (prune && (nm.m < 2 || nm.m > NMP_MAX_M || nm.n < 1 || nm.n >= nm.m))
+        return nmp_fail(msg, NMP_ERR_ARG, "bad N:M pattern %d:%d", nm.n, nm.m);
+    for (int64_t s = 0; s < plan->count; s++) {
+        const nmp_space *sp = &plan->spaces[s];
+        const nmp_err e = sp->skip || !sp->perm ? NMP_OK : nmp_perm_check(sp->perm, sp->size);
+        if (e == NMP_ERR_NOMEM)
+            return e;
+        if (!sp->skip && (e != NMP_OK || (prune && sp->size % nm.m != 0)))
+            return nmp_fail(msg, NMP_ERR_ARG, "space %s: bad perm or size %lld", sp->name,
+                            (long long)sp->size);
+    }
+    return NMP_OK;
+}
+
 nmp_err nmp_plan_apply(const nmp_st *in, const nmp_plan *plan, int prune, nmp_pattern nm,
                        const char *path, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    fill_ctx fc = { plan, prune != 0, nm };
-    if (prune && (nm.m < 2 || nm.m > NMP_MAX_M || nm.n < 1 || nm.n >= nm.m)) {
-        e = nmp_fail(msg, NMP_ERR_ARG, "bad N:M pattern %d:%d", nm.n, nm.m);
+    fill_ctx fc = { plan, prune != 0, nm, NULL, NULL, false };
+    NMP_TRY(e, apply_args(plan, prune, nm, msg));
+    e = nmp_st_write(in, path, fill, &fc, msg);
+out:
+    return e;
+}
+
+nmp_err nmp_plan_apply_to(const nmp_st *in, const nmp_plan *plan, int prune, nmp_pattern nm,
+                          nmp_atomic *f, int (*stop)(void *user, const nmp_st_tensor *t),
+                          void *user, int *stopped, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    fill_ctx fc = { plan, prune != 0, nm, stop, user, false };
+    *stopped = 0;
+    NMP_TRY(e, apply_args(plan, prune, nm, msg));
+    e = nmp_st_write_to(in, f, fill, &fc, msg);
+    if (fc.stopped) {
+        *stopped = 1;
+        e = NMP_OK;
+    }
+out:
+    return e;
+}
+
+/* ------------------------------------------------------------ values */
+
+nmp_err nmp_plan_check_values(const nmp_plan *plan, const nmp_st *st, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    const int64_t count = nmp_st_count(st);
+    uint8_t *done = nmp_calloc((size_t)count, 1);
+    if (!done) {
+        e = NMP_ERR_NOMEM;
         goto out;
     }
     for (int64_t s = 0; s < plan->count; s++) {
         const nmp_space *sp = &plan->spaces[s];
-        if (!sp->skip && ((sp->perm && !nmp_perm_is_valid(sp->perm, sp->size)) ||
-                          (prune && sp->size % nm.m != 0))) {
-            e = nmp_fail(msg, NMP_ERR_ARG, "space %s: bad perm or size %lld", sp->name,
-                         (long long)sp->size);
-            goto out;
+        for (int64_t r = 0; r < sp->nrefs && !sp->skip; r++) {
+            const nmp_st_tensor *t = nmp_st_find(st, sp->refs[r].tensor);
+            if (!t || done[t - nmp_st_tensor_at(st, 0)])
+                continue;
+            done[t - nmp_st_tensor_at(st, 0)] = 1;
+            const int code = dtype_code(t->dtype);
+            const size_t esize = nmp_st_dtype_size(t->dtype);
+            const uint8_t *p = nmp_st_bytes(st, t);
+            if (code == DT_OTHER)
+                continue;
+            for (int64_t k = 0; k < t->numel; k++) {
+                const double x = decode(p + (size_t)k * esize, code);
+                if (x - x == 0)
+                    continue;
+                char where[200] = "";
+                int len = 0;
+                int64_t rest = k;
+                int64_t idx[NMP_ST_MAX_DIMS] = { 0 };
+                for (int d = t->ndim - 1; d >= 0; d--) {
+                    idx[d] = t->shape[d] > 0 ? rest % t->shape[d] : 0;
+                    rest = t->shape[d] > 0 ? rest / t->shape[d] : 0;
+                }
+                for (int d = 0; d < t->ndim && len >= 0 && len < (int)sizeof where; d++)
+                    len += snprintf(where + len, sizeof where - (size_t)len, "%s%lld",
+                                    d ? ", " : "", (long long)idx[d]);
+                e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: %s at index %lld ([%s]) (space %s)",
+                             nmp_st_path(st), t->name, x != x ? "NaN" : "infinity",
+                             (long long)k, where, sp->name);
+                goto out;
+            }
         }
     }
-    e = nmp_st_write(in, path, fill, &fc, msg);
 out:
+    nmp_free(done);
     return e;
 }
 
@@ -535,8 +614,16 @@ nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, co
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    for (int64_t r = 0; r < sp->nrefs; r++)
+    int producers = 0;
+    for (int64_t r = 0; r < sp->nrefs; r++) {
         weights += sp->refs[r].role == NMP_ROLE_PRODUCER && sp->refs[r].use == NMP_USE_WEIGHT;
+        producers += sp->refs[r].role == NMP_ROLE_PRODUCER;
+    }
+    if (producers == 0) {
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: no producer tensor: nothing to verify "
+                     "against", nmp_st_path(a), sp->name);
+        goto out;
+    }
     const bool one_block = weights == 1;
     for (int64_t s = 0; s < plan->count && !virtual_perm; s++) {
         const nmp_space *o = &plan->spaces[s];
