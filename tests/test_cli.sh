@@ -209,7 +209,7 @@ fi
 # ------------------------------------------------------------------ outputs that are inputs
 # refused before any work, exit 1, one line naming both; the input is left as it was
 cp w16.npy keep.npy
-expect_fail "solve -o the input" 1 "w16.npy: is the same file as the input w16.npy" \
+expect_fail "solve -o the input" 1 "w16.npy: the output is the same file as the input w16.npy" \
     solve w16.npy -o w16.npy --solver swap
 check "solve -o the input: input unchanged" 'cmp -s w16.npy keep.npy'
 expect_fail "solve -o ./input (another spelling)" 1 "the input w16.npy" \
@@ -229,7 +229,7 @@ expect_fail "solve -o the --saliency file" 1 "the input s16.npy" \
     solve w16.npy --saliency s16.npy -o s16.npy
 expect_fail "solve of a missing file -o the same name" 1 "new.npy" solve new.npy -o ./new.npy
 check "solve refusals changed no input" 'cmp -s w16.npy keep.npy'
-expect_fail "compare --csv the input" 1 "w16.npy: is the same file as the input w16.npy" \
+expect_fail "compare --csv the input" 1 "w16.npy: the output is the same file as the input w16.npy" \
     compare a1.npy w16.npy --solvers identity --csv w16.npy
 expect_fail "compare --json the input" 1 "the input a1.npy" \
     compare a1.npy --solvers identity --json ./a1.npy

@@ -372,22 +372,35 @@ static bool path_same(const path_id *a, const path_id *b)
 }
 
 /* Each output against every input, then against the outputs before it. */
-int nmp_cli_check_paths(const char *const *inputs, int ni, const char *const *outputs, int no)
+int cli_check_named_paths(const cli_path *in, int nin, const cli_path *out, int nout)
 {
-    path_id out = { 0 }, other = { 0 };
-    for (int k = 0; k < no; k++) {
-        if (!outputs[k] || !path_identify(outputs[k], &out))
+    path_id a = { 0 }, b = { 0 };
+    for (int k = 0; k < nout; k++) {
+        if (!out[k].path || !path_identify(out[k].path, &a))
             continue;
-        for (int i = 0; i < ni; i++)
-            if (inputs[i] && path_identify(inputs[i], &other) && path_same(&out, &other))
-                return cli_fail(CLI_EXIT_USAGE, outputs[k], "is the same file as the input %s",
-                                inputs[i]);
-        for (int l = 0; l < k; l++)
-            if (outputs[l] && path_identify(outputs[l], &other) && path_same(&out, &other))
-                return cli_fail(CLI_EXIT_USAGE, outputs[k], "is the same file as the output %s",
-                                outputs[l]);
+        for (int j = 0; j < nin; j++)
+            if (in[j].path && path_identify(in[j].path, &b) && path_same(&a, &b))
+                return cli_fail(CLI_EXIT_USAGE, out[k].path, "%s is the same file as %s %s "
+                                "(inputs are never overwritten)", out[k].what, in[j].what,
+                                in[j].path);
+        for (int j = 0; j < k; j++)
+            if (out[j].path && path_identify(out[j].path, &b) && path_same(&a, &b))
+                return cli_fail(CLI_EXIT_USAGE, out[k].path, "%s is the same file as %s %s",
+                                out[k].what, out[j].what, out[j].path);
     }
     return 0;
+}
+
+int nmp_cli_check_paths(const char *const *inputs, int ni, const char *const *outputs, int no)
+{
+    cli_path in[8], out[4];
+    if (ni > 8 || no > 4)
+        return cli_fail(CLI_EXIT_INTERNAL, "nmperm", "too many paths to compare");
+    for (int k = 0; k < ni; k++)
+        in[k] = (cli_path){ "the input", inputs[k] };
+    for (int k = 0; k < no; k++)
+        out[k] = (cli_path){ "the output", outputs[k] };
+    return cli_check_named_paths(in, ni, out, no);
 }
 
 /* mkstemp beside path, write, fsync, close, rename; the temporary file is removed on failure */

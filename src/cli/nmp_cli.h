@@ -100,9 +100,14 @@ int cli_check_writable(const char *path);
  * existing files are compared by device and inode (stat follows links, so a link or a second
  * name of an input is caught), a path that does not exist yet by its folder's device and inode
  * and its name. NULL entries are skipped; a path whose folder does not exist is left to the
- * reader's or writer's own error. 0, or 1 (usage) after one line "nmperm: OUT: is the same file as
- * the input IN" (or "... as the output OUT1"). */
+ * reader's or writer's own error. 0, or 1 (usage) after one line "nmperm: OUT: the output is the
+ * same file as the input IN (inputs are never overwritten)" (or "... as the output OUT1"). */
 int nmp_cli_check_paths(const char *const *inputs, int ni, const char *const *outputs, int no);
+/* The same with a role for each path ("the report", "the plan", ...) named in the message. */
+typedef struct cli_path {
+    const char *what, *path;
+} cli_path;
+int cli_check_named_paths(const cli_path *in, int nin, const cli_path *out, int nout);
 /* Writes len bytes to path atomically: a temporary file beside it (mkstemp), fsync, rename; the
  * mode of a file it replaces is kept, else 0666 & ~umask. 0, or the exit code after a line. */
 int cli_write_atomic(const char *path, const char *data, size_t len);

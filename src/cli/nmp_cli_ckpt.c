@@ -154,63 +154,6 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
 
 /* ------------------------------------------------------- same files */
 
-/* What a path names once resolved: an existing file by (device, inode); a file yet to be made by
- * its folder's (device, inode) and its name. */
-typedef struct file_id {
-    bool exists, known;
-    dev_t dev;
-    ino_t ino;
-    const char *name;
-} file_id;
-
-static file_id file_id_of(const char *path)
-{
-    file_id id = { false, false, 0, 0, NULL };
-    struct stat sb;
-    if (stat(path, &sb) == 0) {
-        id = (file_id){ true, true, sb.st_dev, sb.st_ino, NULL };
-        return id;
-    }
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
-    if (stat(dir, &sb) == 0)
-        id = (file_id){ false, true, sb.st_dev, sb.st_ino, slash ? slash + 1 : path };
-    return id;
-}
-
-static bool same_file(const char *a, const char *b)
-{
-    const file_id x = file_id_of(a), y = file_id_of(b);
-    if (!x.known || !y.known || x.exists != y.exists)
-        return false;
-    return x.dev == y.dev && x.ino == y.ino && (x.exists || strcmp(x.name, y.name) == 0);
-}
-
-/* Refuses, before any work, an output that is the same file as an input or as another output:
- * one line naming both, exit 1. Lists end at a NULL path; NULL entries inside are skipped. */
-typedef struct named_path {
-    const char *what, *path;
-} named_path;
-
-static int check_distinct(const named_path *in, int nin, const named_path *out, int nout)
-{
-    for (int k = 0; k < nout; k++) {
-        if (!out[k].path)
-            continue;
-        for (int j = 0; j < nin; j++)
-            if (in[j].path && same_file(out[k].path, in[j].path))
-                return cli_fail(CLI_EXIT_USAGE, out[k].path, "%s is the same file as %s %s "
-                                "(inputs are never overwritten)", out[k].what, in[j].what,
-                                in[j].path);
-        for (int j = k + 1; j < nout; j++)
-            if (out[j].path && same_file(out[k].path, out[j].path))
-                return cli_fail(CLI_EXIT_USAGE, out[k].path, "%s is the same file as %s %s",
-                                out[k].what, out[j].what, out[j].path);
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------- loading */
 
 /* Heads from a config.json beside the input (transformers' names), when not given. A missing
@@ -480,11 +423,11 @@ static int run(cli_args *c, bool solve)
     nmp_params_init(&o.par);
     parse(c, &o, solve ? 'p' : 'a');
     int rc = c->bad ? CLI_EXIT_USAGE : 0;
-    const named_path in[] = { { "the input", o.input }, { "the plan", o.plan_path },
+    const cli_path in[] = { { "the input", o.input }, { "the plan", o.plan_path },
                               { "the report", solve ? NULL : o.report } };
-    const named_path out[] = { { "the output", o.output },
+    const cli_path out[] = { { "the output", o.output },
                                { "the report", solve ? o.report : NULL } };
-    if (rc || (rc = check_distinct(in, 3, out, 2)) || (rc = cli_check_writable(o.output)) ||
+    if (rc || (rc = cli_check_named_paths(in, 3, out, 2)) || (rc = cli_check_writable(o.output)) ||
         (o.report && solve && (rc = cli_check_writable(o.report))) ||
         (rc = load(&o, !solve, &st, &plan)))
         goto out;
