@@ -1,4 +1,4 @@
-/* nmp_cg.c: column generation for the set-partitioning LP: restricted master (GLPK) + exact pricing
+/* nmp_master.c: the restricted set-partitioning master (GLPK) and its column generation engine
  *
  * Master: max sum_q D(q) x_q  s.t.  sum_{q ∋ i} x_q = 1 for every column i,  x >= 0, over a pool
  * of m-subsets q, plus one artificial column per row (value -bigM) so that the master stays
@@ -19,18 +19,19 @@
  *
  * GLPK: one problem for the whole run; branching rules fix disallowed pool columns at 0, so a
  * node re-optimises from the previous basis (dual simplex after bound changes, primal after new
- * columns). Simplex and MIP run in slices of at most 0.5 s so that the clock and the progress
- * callback are served in between. */
-#include "nmp_solvers.h"
+ * columns). The simplex method runs in slices of 0.3 s, the MIP with a callback (nmp_glpk.c), so
+ * that the clock and the progress callback are served in between. Every GLPK call runs inside
+ * the caller's nmp_glpk_run, so nothing allocated here may live only on the stack across one:
+ * scratch that a GLPK call can interrupt belongs to the master. */
+#include "nmp_glpk.h"
 
-#include <glpk.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
 
-#define CG_SLICE_MS 300
+#define CG_SLICE 0.3 /* seconds of simplex between clock checks */
 
-struct nmp_cg {
+struct nmp_master {
     const nmp_problem *pb;
     int cols, m;
     int64_t groups;
@@ -81,8 +82,8 @@ struct nmp_cg {
     double *y, *ysm, *center;
     int32_t *fcols;
     double *fval, *frc;
-    int ind[NMP_MAX_M + 1];
-    double one[NMP_MAX_M + 1];
+    int *num;                /* cap + 1: GLPK column numbers (purge) */
+    double *start, *xv;      /* cap + cols + 1 and cap: a MIP's start and solution */
     int32_t *frac;           /* fractional pool columns */
     uint8_t *inq;            /* cols: membership */
 };
@@ -100,7 +101,7 @@ static uint64_t col_hash(const int32_t *c, int m)
     return h;
 }
 
-static int64_t pool_find(const nmp_cg *cg, const int32_t *c)
+static int64_t pool_find(const nmp_master *cg, const int32_t *c)
 {
     const uint64_t mask = (uint64_t)cg->hcap - 1;
     for (uint64_t s = col_hash(c, cg->m) & mask;; s = (s + 1) & mask) {
@@ -112,7 +113,7 @@ static int64_t pool_find(const nmp_cg *cg, const int32_t *c)
     }
 }
 
-static void hash_insert(nmp_cg *cg, int64_t q)
+static void hash_insert(nmp_master *cg, int64_t q)
 {
     const uint64_t mask = (uint64_t)cg->hcap - 1;
     uint64_t s = col_hash(cg->mem + q * cg->m, cg->m) & mask;
@@ -121,7 +122,7 @@ static void hash_insert(nmp_cg *cg, int64_t q)
     cg->hash[s] = q + 1;
 }
 
-static nmp_err pool_reserve(nmp_cg *cg, int64_t need)
+static nmp_err pool_reserve(nmp_master *cg, int64_t need)
 {
     if (need > cg->cap) {
         const int64_t cap = NMP_MAX(need, 2 * cg->cap);
@@ -145,6 +146,18 @@ static nmp_err pool_reserve(nmp_cg *cg, int64_t need)
         if (!il)
             return NMP_ERR_NOMEM;
         cg->inlist = il;
+        int *num = nmp_realloc(cg->num, ((size_t)cap + 1) * sizeof *num);
+        if (!num)
+            return NMP_ERR_NOMEM;
+        cg->num = num;
+        double *st = nmp_realloc(cg->start, ((size_t)cap + (size_t)cg->cols + 1) * sizeof *st);
+        if (!st)
+            return NMP_ERR_NOMEM;
+        cg->start = st;
+        double *xv = nmp_realloc(cg->xv, (size_t)cap * sizeof *xv);
+        if (!xv)
+            return NMP_ERR_NOMEM;
+        cg->xv = xv;
         cg->cap = cap;
     }
     if (2 * need > cg->hcap) {
@@ -164,7 +177,7 @@ static nmp_err pool_reserve(nmp_cg *cg, int64_t need)
 }
 
 /* Does column c (ascending members) obey the current rules? */
-static bool obeys(const nmp_cg *cg, const int32_t *c)
+static bool obeys(const nmp_master *cg, const int32_t *c)
 {
     const int m = cg->m;
     if (!cg->nrules)
@@ -184,7 +197,7 @@ static bool obeys(const nmp_cg *cg, const int32_t *c)
 }
 
 /* Adds column c (ascending, value v) unless present, at 0 unless `allow`; *added tells which. */
-static nmp_err pool_add(nmp_cg *cg, const int32_t *c, double v, bool allow, bool *added)
+static nmp_err pool_add(nmp_master *cg, const int32_t *c, double v, bool allow, bool *added)
 {
     nmp_err e = NMP_OK;
     *added = false;
@@ -198,34 +211,49 @@ static nmp_err pool_add(nmp_cg *cg, const int32_t *c, double v, bool allow, bool
     cg->inlist[q] = cg->cur_list >= 0 && allow;
     cg->allowed[q] = allow;
     hash_insert(cg, q);
-    const int j = glp_add_cols(cg->lp, 1);
-    for (int t = 0; t < cg->m; t++)
-        cg->ind[t + 1] = c[t] + 1;
-    glp_set_mat_col(cg->lp, j, cg->m, cg->ind, cg->one);
-    glp_set_obj_coef(cg->lp, j, v);
-    if (cg->allowed[q])
-        glp_set_col_bnds(cg->lp, j, GLP_LO, 0, 0);
-    else
-        glp_set_col_bnds(cg->lp, j, GLP_FX, 0, 0);
+    nmp_glpk_subset_col(cg->lp, glp_add_cols(cg->lp, 1), c, cg->m, v, !allow);
     *added = true;
 out:
     return e;
 }
 
-static int lp_col(const nmp_cg *cg, int64_t q)
+/* c[0..m-1] ascending (insertion sort: m <= NMP_MAX_M) */
+static void sort_members(int32_t *c, int m)
+{
+    for (int t = 1; t < m; t++) {
+        const int32_t v = c[t];
+        int q = t;
+        while (q > 0 && c[q - 1] > v) {
+            c[q] = c[q - 1];
+            q--;
+        }
+        c[q] = v;
+    }
+}
+
+static int lp_col(const nmp_master *cg, int64_t q)
 {
     return (int)(cg->cols + q + 1);
 }
 
 /* ------------------------------------------------------------- lifecycle */
 
-void nmp_cg_free(nmp_cg *cg)
+void nmp_master_forget_lp(nmp_master *cg)
+{
+    if (cg)
+        cg->lp = NULL;
+}
+
+void nmp_master_free(nmp_master *cg)
 {
     if (!cg)
         return;
     if (cg->lp)
         glp_delete_prob(cg->lp);
     nmp_price_free(cg->pr);
+    nmp_free(cg->num);
+    nmp_free(cg->start);
+    nmp_free(cg->xv);
     nmp_free(cg->mem);
     nmp_free(cg->val);
     nmp_free(cg->x);
@@ -259,14 +287,14 @@ void nmp_cg_free(nmp_cg *cg)
     nmp_free(cg);
 }
 
-nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out, nmp_msg *msg)
+nmp_err nmp_master_create(const nmp_problem *pb, const nmp_master_opts *o, nmp_master **out, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     *out = NULL;
     if (pb->cols > INT_MAX / 4)
         return nmp_fail(msg, NMP_ERR_UNSUPPORTED, "colgen: %lld columns is beyond GLPK's indices",
                         (long long)pb->cols);
-    nmp_cg *cg = nmp_calloc(1, sizeof *cg);
+    nmp_master *cg = nmp_calloc(1, sizeof *cg);
     if (!cg)
         return NMP_ERR_NOMEM;
     cg->pb = pb;
@@ -313,14 +341,11 @@ nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out,
     }
     NMP_TRY(e, nmp_price_create(pb, o->threads, NMP_MAX(cg->kmax, cg->enum_max + 1), &cg->pr));
     NMP_TRY(e, pool_reserve(cg, 4 * (int64_t)C));
-    for (int t = 0; t <= NMP_MAX_M; t++)
-        cg->one[t] = 1.0;
     cg->lp = glp_create_prob();
     glp_set_obj_dir(cg->lp, GLP_MAX);
-    glp_add_rows(cg->lp, cg->cols);
+    nmp_glpk_partition_rows(cg->lp, cg->cols);
     glp_add_cols(cg->lp, cg->cols);
-    for (int i = 1; i <= cg->cols; i++) {
-        glp_set_row_bnds(cg->lp, i, GLP_FX, 1.0, 1.0);
+    for (int i = 1; i <= cg->cols; i++) { /* artificial column i: row i alone, worth -bigM */
         int ind[2] = { 0, i };
         double v[2] = { 0, 1.0 };
         glp_set_mat_col(cg->lp, i, 1, ind, v);
@@ -335,26 +360,18 @@ nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out,
     *out = cg;
     cg = NULL;
 out:
-    nmp_cg_free(cg);
+    nmp_master_free(cg);
     return e;
 }
 
-nmp_err nmp_cg_add_groups(nmp_cg *cg, const int32_t *perm)
+nmp_err nmp_master_add_groups(nmp_master *cg, const int32_t *perm)
 {
     nmp_err e = NMP_OK;
     const int m = cg->m;
     for (int64_t g = 0; g < cg->groups; g++) {
         int32_t c[NMP_MAX_M];
         memcpy(c, perm + g * m, (size_t)m * sizeof *c);
-        for (int t = 1; t < m; t++) {
-            const int32_t v = c[t];
-            int q = t;
-            while (q > 0 && c[q - 1] > v) {
-                c[q] = c[q - 1];
-                q--;
-            }
-            c[q] = v;
-        }
+        sort_members(c, m);
         bool added;
         NMP_TRY(e, pool_add(cg, c, nmp_score_group_value(cg->pb, c),
                             cg->cur_list < 0 && obeys(cg, c), &added));
@@ -367,13 +384,10 @@ out:
  * pricing or a list scan brings back what a node needs). Every dual simplex iteration scans all
  * columns, fixed ones too, so a pool that only grows makes each node slower. Amortised: the next
  * purge waits until the pool has doubled. */
-static nmp_err pool_purge(nmp_cg *cg)
+static void pool_purge(nmp_master *cg)
 {
-    nmp_err e = NMP_OK;
     const int m = cg->m;
-    int *num = nmp_malloc(((size_t)cg->npool + 1) * sizeof *num);
-    if (!num)
-        return NMP_ERR_NOMEM;
+    int *num = cg->num;
     int ndel = 0;
     int64_t keep = 0;
     for (int64_t q = 0; q < cg->npool; q++) {
@@ -398,11 +412,9 @@ static nmp_err pool_purge(nmp_cg *cg)
             hash_insert(cg, q);
     }
     cg->purge_at = NMP_MAX(cg->purge_at, 2 * cg->npool);
-    nmp_free(num);
-    return e;
 }
 
-nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t *b,
+nmp_err nmp_master_set_rules(nmp_master *cg, int count, const int32_t *a, const int32_t *b,
                          const uint8_t *together, int list)
 {
     nmp_err e = NMP_OK;
@@ -478,14 +490,14 @@ nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t 
         cg->need_dual = true;
     }
     if (cg->npool > cg->purge_at)
-        NMP_TRY(e, pool_purge(cg));
+        pool_purge(cg);
 out:
     return e;
 }
 
 /* y_i = the saliency column i keeps in its group of perm: sum_i y_i = score(perm), and every
  * group of perm prices at 0. A dual guess that makes a good first stability center. */
-void nmp_cg_guess_duals(nmp_cg *cg, const int32_t *perm)
+void nmp_master_guess_duals(nmp_master *cg, const int32_t *perm)
 {
     const nmp_problem *pb = cg->pb;
     const int m = cg->m, n = pb->n;
@@ -515,109 +527,48 @@ void nmp_cg_guess_duals(nmp_cg *cg, const int32_t *perm)
     cg->have_center = true;
 }
 
-void nmp_cg_set_incumbent(nmp_cg *cg, double value)
+void nmp_master_set_incumbent(nmp_master *cg, double value)
 {
     cg->incumbent = value;
 }
 
-int64_t nmp_cg_pool(const nmp_cg *cg)
+int64_t nmp_master_pool(const nmp_master *cg)
 {
     return cg->npool;
 }
 
-const int32_t *nmp_cg_column(const nmp_cg *cg, int64_t q)
+const int32_t *nmp_master_column(const nmp_master *cg, int64_t q)
 {
     return cg->mem + q * cg->m;
 }
 
-double nmp_cg_value(const nmp_cg *cg, int64_t q)
-{
-    return cg->val[q];
-}
-
-double nmp_cg_x(const nmp_cg *cg, int64_t q)
+double nmp_master_x(const nmp_master *cg, int64_t q)
 {
     return cg->x[q];
 }
 
 /* -------------------------------------------------------------------- LP */
 
-static const char *glp_ret_str(int ret)
-{
-    switch (ret) {
-    case GLP_EBADB: return "invalid initial basis";
-    case GLP_ESING: return "singular basis matrix";
-    case GLP_ECOND: return "ill-conditioned basis matrix";
-    case GLP_EBOUND: return "incorrect bounds";
-    case GLP_EFAIL: return "solver failure";
-    case GLP_EOBJLL: return "objective lower limit reached";
-    case GLP_EOBJUL: return "objective upper limit reached";
-    case GLP_EITLIM: return "iteration limit exceeded";
-    case GLP_ETMLIM: return "time limit exceeded";
-    case GLP_ENOPFS: return "no primal feasible solution";
-    case GLP_ENODFS: return "no dual feasible solution";
-    case GLP_EROOT: return "root LP optimum not provided";
-    case GLP_ESTOP: return "search terminated";
-    case GLP_EMIPGAP: return "relative MIP gap tolerance reached";
-    case GLP_ENOFEAS: return "no primal/dual feasible solution";
-    case GLP_ENOCVG: return "no convergence";
-    case GLP_EINSTAB: return "numerical instability";
-    case GLP_EDATA: return "invalid data";
-    case GLP_ERANGE: return "result out of range";
-    default: return "unknown error";
-    }
-}
-
-/* Milliseconds GLPK may run before the clock wants to be served. */
-static int slice_ms(const nmp_clock *clk, double cap_s)
-{
-    double s = CG_SLICE_MS * 1e-3;
-    if (cap_s > 0)
-        s = NMP_MIN(s, cap_s);
-    if (clk && clk->limit > 0)
-        s = NMP_MIN(s, clk->limit - nmp_clock_elapsed(clk));
-    return (int)NMP_MAX(1.0, s * 1e3);
-}
-
-/* Re-optimises the master; *stopped when the clock ended it first. */
-static nmp_err lp_solve(nmp_cg *cg, nmp_clock *clk, const nmp_price_report *rep, bool *stopped,
+/* Re-optimises the master (dual simplex after bound changes); *stopped when the clock ended it
+ * first. */
+static nmp_err lp_solve(nmp_master *cg, nmp_clock *clk, const nmp_report *rep, bool *stopped,
                         nmp_msg *msg)
 {
-    *stopped = false;
+    nmp_err e = NMP_OK;
+    bool solved;
     cg->smcp.meth = cg->need_dual ? GLP_DUALP : GLP_PRIMAL;
-    bool retried = false;
-    for (;;) {
-        cg->smcp.tm_lim = slice_ms(clk, 0);
-        const int ret = glp_simplex(cg->lp, &cg->smcp);
-        if (ret == 0)
-            break;
-        if (ret == GLP_ETMLIM) {
-            if (clk && nmp_clock_tick(clk, rep ? rep->iteration : 0, rep ? rep->best : 0,
-                                      rep ? rep->bound : 0, "lp", false)) {
-                *stopped = true;
-                return NMP_OK;
-            }
-            continue;
-        }
-        if (!retried && (ret == GLP_EBADB || ret == GLP_ESING || ret == GLP_ECOND)) {
-            glp_adv_basis(cg->lp, 0);
-            cg->smcp.meth = GLP_PRIMAL;
-            retried = true;
-            continue;
-        }
-        return nmp_fail(msg, NMP_ERR_LP, "glp_simplex: %s (code %d)", glp_ret_str(ret), ret);
-    }
-    if (glp_get_status(cg->lp) != GLP_OPT)
-        return nmp_fail(msg, NMP_ERR_LP, "restricted master not solved to optimality (status %d)",
-                        glp_get_status(cg->lp));
-    cg->need_dual = false;
-    return NMP_OK;
+    NMP_TRY(e, nmp_glpk_simplex(cg->lp, &cg->smcp, CG_SLICE, clk, rep, "colgen", &solved, msg));
+    *stopped = !solved;
+    if (solved)
+        cg->need_dual = false;
+out:
+    return e;
 }
 
 /* ------------------------------------------------------ column generation */
 
 /* x of the pool from the last master; out->artificial when an artificial column is used */
-static void read_primal(nmp_cg *cg, nmp_cg_out *out)
+static void read_primal(nmp_master *cg, nmp_master_out *out)
 {
     out->artificial = false;
     for (int64_t q = 0; q < cg->npool; q++)
@@ -629,7 +580,7 @@ static void read_primal(nmp_cg *cg, nmp_cg_out *out)
 
 /* List column u (index in the current list, rc in erc) before v: larger rc, then members
  * lexicographically, the order of the B&B's results. */
-static bool scan_before(const nmp_cg *cg, const int32_t *c0, int32_t u, int32_t v)
+static bool scan_before(const nmp_master *cg, const int32_t *c0, int32_t u, int32_t v)
 {
     if (cg->scan_rc[u] != cg->scan_rc[v])
         return cg->scan_rc[u] > cg->scan_rc[v];
@@ -641,7 +592,7 @@ static bool scan_before(const nmp_cg *cg, const int32_t *c0, int32_t u, int32_t 
 }
 
 /* sift item at k down a min-heap (root: the last in scan order) of n entries */
-static void scan_sift(const nmp_cg *cg, const int32_t *c0, int32_t *h, int64_t n, int64_t k)
+static void scan_sift(const nmp_master *cg, const int32_t *c0, int32_t *h, int64_t n, int64_t k)
 {
     const int32_t it = h[k];
     for (;;) {
@@ -660,7 +611,7 @@ static void scan_sift(const nmp_cg *cg, const int32_t *c0, int32_t *h, int64_t n
 
 /* Pricing over the current list: the B&B's result restricted to the list (the best k with
  * rc > thr, in the same order), by a scan and a bounded heap. */
-static void scan_price(nmp_cg *cg, const double *y, double thr, int64_t k, nmp_price_out *po)
+static void scan_price(nmp_master *cg, const double *y, double thr, int64_t k, nmp_price_out *po)
 {
     const int m = cg->m;
     const int64_t base = cg->lst_off[cg->cur_list], len = cg->lst_off[cg->cur_list + 1] - base;
@@ -702,20 +653,20 @@ static void scan_price(nmp_cg *cg, const double *y, double thr, int64_t k, nmp_p
     po->complete = true;
 }
 
-nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_report *rep,
-                     nmp_cg_out *out, nmp_msg *msg)
+nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nmp_report *rep,
+                     nmp_master_out *out, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     const int C = cg->cols, m = cg->m;
     const double G = (double)cg->groups;
-    nmp_price_report pr_rep = { 0, 0, 0 };
+    nmp_report pr_rep = { 0, 0, 0 };
     if (rep)
         pr_rep = *rep;
     memset(out, 0, sizeof *out);
     cg->node_bound = false;
     out->bound = INFINITY;
     out->lp = -INFINITY;
-    out->end = NMP_CG_CONVERGED;
+    out->end = NMP_MASTER_CONVERGED;
     double a = cg->alpha;
     for (;;) {
         if (!rep)
@@ -723,12 +674,12 @@ nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_
         pr_rep.iteration = out->rounds;
         bool stopped;
         if (clk && nmp_clock_tick(clk, out->rounds, pr_rep.best, pr_rep.bound, "colgen", false)) {
-            out->end = NMP_CG_STOPPED;
+            out->end = NMP_MASTER_STOPPED;
             break;
         }
         NMP_TRY(e, lp_solve(cg, clk, &pr_rep, &stopped, msg));
         if (stopped) {
-            out->end = NMP_CG_STOPPED;
+            out->end = NMP_MASTER_STOPPED;
             break;
         }
         out->lp = glp_get_obj_val(cg->lp);
@@ -748,7 +699,7 @@ nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_
         out->rounds++;
         out->pricing_nodes += po.nodes;
         if (!po.complete) {
-            out->end = NMP_CG_STOPPED;
+            out->end = NMP_MASTER_STOPPED;
             break;
         }
         const double L = ysum + G * (po.found > 0 ? po.rc[0] : cg->eps);
@@ -761,7 +712,7 @@ nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_
             cg->center_max = po.found > 0 ? po.rc[0] : cg->eps;
         }
         if (out->bound <= cutoff) {
-            out->end = NMP_CG_CUTOFF;
+            out->end = NMP_MASTER_CUTOFF;
             break;
         }
         int64_t added = 0;
@@ -803,7 +754,7 @@ out:
 /* --------------------------------------------------------- LP solution use */
 
 /* perm from the pool columns with x > 0.5; false unless they partition the columns */
-static bool perm_from_x(nmp_cg *cg, const double *xv, int32_t *perm)
+static bool perm_from_x(nmp_master *cg, const double *xv, int32_t *perm)
 {
     const int m = cg->m;
     int64_t g = 0;
@@ -825,7 +776,7 @@ static bool perm_from_x(nmp_cg *cg, const double *xv, int32_t *perm)
     return g == cg->groups;
 }
 
-bool nmp_cg_integral(nmp_cg *cg, int32_t *perm)
+bool nmp_master_integral(nmp_master *cg, int32_t *perm)
 {
     for (int64_t q = 0; q < cg->npool; q++)
         if (cg->x[q] > 1e-6 && cg->x[q] < 1 - 1e-6)
@@ -833,7 +784,7 @@ bool nmp_cg_integral(nmp_cg *cg, int32_t *perm)
     return perm_from_x(cg, cg->x, perm);
 }
 
-bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *pa, int32_t *pb, double *together)
+bool nmp_master_branch_pair(nmp_master *cg, int32_t *pa, int32_t *pb, double *together)
 {
     const int m = cg->m;
     int64_t nf = 0;
@@ -876,65 +827,25 @@ bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *pa, int32_t *pb, double *together)
 
 /* ------------------------------------------------------------------- MIP */
 
-typedef struct mip_ctx {
-    nmp_clock *clk;
-    const nmp_price_report *rep;
-    double deadline;
-    double *inc;            /* 1-based column values of a start solution, or NULL */
-    double target;          /* stop once an integer solution reaches this (+inf: never) */
-    bool stop, reached;
-} mip_ctx;
-
-static void mip_cb(glp_tree *T, void *info)
-{
-    mip_ctx *ctx = info;
-    if (glp_ios_reason(T) == GLP_IHEUR && ctx->inc) {
-        glp_ios_heur_sol(T, ctx->inc);
-        ctx->inc = NULL;
-    }
-    if (glp_ios_reason(T) == GLP_IBINGO && glp_mip_obj_val(glp_ios_get_prob(T)) >= ctx->target) {
-        ctx->reached = true;
-        glp_ios_terminate(T);
-        return;
-    }
-    if ((ctx->clk && nmp_clock_tick(ctx->clk, ctx->rep ? ctx->rep->iteration : 0,
-                                    ctx->rep ? ctx->rep->best : 0, ctx->rep ? ctx->rep->bound : 0,
-                                    "mip", false)) ||
-        nmp_now() >= ctx->deadline) {
-        ctx->stop = true;
-        glp_ios_terminate(T);
-    }
-}
-
-nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *clk,
-                   const nmp_price_report *rep, int32_t *perm, bool *found, nmp_msg *msg)
+/* The pool as a binary program over the allowed columns (artificials fixed at 0), GLPK's
+ * branch-and-cut from the master's basis, the start's groups as its first incumbent; then back
+ * to the LP. Driebeck-Tomlin branching and best local bound: a short heuristic search. */
+nmp_err nmp_master_mip(nmp_master *cg, double seconds, const int32_t *start, nmp_clock *clk,
+                       const nmp_report *rep, int32_t *perm, bool *found, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     const int C = cg->cols, m = cg->m;
     const int ncol = glp_get_num_cols(cg->lp);
-    double *inc = NULL, *xv = NULL;
+    double *inc = cg->start, *xv = cg->xv;
     *found = false;
     if (seconds <= 0)
         return NMP_OK;
-    inc = nmp_calloc((size_t)ncol + 1, sizeof *inc);
-    xv = nmp_malloc((size_t)NMP_MAX(cg->npool, 1) * sizeof *xv);
-    if (!inc || !xv) {
-        e = NMP_ERR_NOMEM;
-        goto out;
-    }
+    memset(inc, 0, ((size_t)ncol + 1) * sizeof *inc);
     bool have_inc = start != NULL;
     for (int64_t g = 0; start && g < cg->groups; g++) {
         int32_t c[NMP_MAX_M];
         memcpy(c, start + g * m, (size_t)m * sizeof *c);
-        for (int t = 1; t < m; t++) {
-            const int32_t v = c[t];
-            int q = t;
-            while (q > 0 && c[q - 1] > v) {
-                c[q] = c[q - 1];
-                q--;
-            }
-            c[q] = v;
-        }
+        sort_members(c, m);
         const int64_t q = pool_find(cg, c);
         if (q < 0 || !cg->allowed[q])
             have_inc = false;
@@ -950,18 +861,18 @@ nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *
     bool stopped = false;
     nmp_err le = lp_solve(cg, clk, rep, &stopped, msg);
     if (le == NMP_OK && !stopped && glp_get_status(cg->lp) == GLP_OPT) {
-        mip_ctx ctx = { clk, rep, nmp_now() + seconds, have_inc ? inc : NULL, INFINITY, false,
-                        false };
+        nmp_glpk_bc bc = { have_inc ? inc : NULL, clk, { 0, 0, 0 }, INFINITY, nmp_now() + seconds,
+                           0, -INFINITY, false };
+        if (rep)
+            bc.rep = *rep;
         glp_iocp iocp;
         glp_init_iocp(&iocp);
         iocp.msg_lev = cg->verbose ? GLP_MSG_ON : GLP_MSG_OFF;
         iocp.presolve = GLP_OFF;
         iocp.br_tech = GLP_BR_DTH;
         iocp.bt_tech = GLP_BT_BLB;
-        iocp.cb_func = mip_cb;
-        iocp.cb_info = &ctx;
         iocp.tm_lim = (int)NMP_MIN(1e9, 1e3 * seconds + 1);
-        const int ret = glp_intopt(cg->lp, &iocp);
+        const int ret = nmp_glpk_intopt(cg->lp, &iocp, &bc);
         if (ret == 0 || ret == GLP_ETMLIM || ret == GLP_ESTOP || ret == GLP_EMIPGAP) {
             const int st = glp_mip_status(cg->lp);
             if (st == GLP_OPT || st == GLP_FEAS) {
@@ -970,7 +881,7 @@ nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *
                 *found = perm_from_x(cg, xv, perm);
             }
         } else {
-            e = nmp_fail(msg, NMP_ERR_LP, "glp_intopt: %s (code %d)", glp_ret_str(ret), ret);
+            e = nmp_glpk_fail(msg, "colgen", "branch-and-cut", ret);
         }
     } else if (le != NMP_OK) {
         e = le;
@@ -986,9 +897,6 @@ nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *
     for (int i = 1; i <= C; i++)
         glp_set_col_bnds(cg->lp, i, GLP_LO, 0, 0);
     cg->need_dual = true;
-out:
-    nmp_free(inc);
-    nmp_free(xv);
     return e;
 }
 
@@ -1004,8 +912,8 @@ out:
  * This is the route-enumeration step of exact VRP codes (Baldacci, Christofides, Mingozzi), here
  * with exact subset pricing. When the list is too long, its best columns make a heuristic list
  * (a restricted problem to search for incumbents); a better incumbent raises thr and may complete
- * the list after all (nmp_cg_relist). */
-static nmp_err list_register(nmp_cg *cg, int64_t count, double base, int *id)
+ * the list after all (nmp_master_relist). */
+static nmp_err list_register(nmp_master *cg, int64_t count, double base, int *id)
 {
     nmp_err e = NMP_OK;
     const int m = cg->m;
@@ -1061,7 +969,7 @@ out:
 }
 
 /* A complete list from the last listing if thr(incumbent) leaves out everything it cut off. */
-static nmp_err relist(nmp_cg *cg, double incumbent, nmp_cg_enum *res)
+static nmp_err relist(nmp_master *cg, double incumbent, nmp_master_enum *res)
 {
     const double keep = 1e-9 * NMP_MAX(fabs(incumbent), 1.0);
     const double thr = incumbent - cg->enum_base - keep;
@@ -1075,8 +983,8 @@ static nmp_err relist(nmp_cg *cg, double incumbent, nmp_cg_enum *res)
     return list_register(cg, count, cg->enum_base, &res->list);
 }
 
-nmp_err nmp_cg_enumerate(nmp_cg *cg, double incumbent, int64_t heur_cols, nmp_clock *clk,
-                         const nmp_price_report *rep, nmp_cg_enum *res)
+nmp_err nmp_master_enumerate(nmp_master *cg, double incumbent, int64_t heur_cols, nmp_clock *clk,
+                         const nmp_report *rep, nmp_master_enum *res)
 {
     nmp_err e = NMP_OK;
     memset(res, 0, sizeof *res);
@@ -1105,7 +1013,7 @@ out:
     return e;
 }
 
-nmp_err nmp_cg_relist(nmp_cg *cg, double incumbent, nmp_cg_enum *res)
+nmp_err nmp_master_relist(nmp_master *cg, double incumbent, nmp_master_enum *res)
 {
     memset(res, 0, sizeof *res);
     res->list = -1;
@@ -1114,69 +1022,29 @@ nmp_err nmp_cg_relist(nmp_cg *cg, double incumbent, nmp_cg_enum *res)
     return relist(cg, incumbent, res);
 }
 
-/* ------------------------------------------------------------- heuristic */
+/* ----------------------------------------------------------------- start */
 
-static int heur_progress(const nmp_progress *p, void *user)
-{
-    return nmp_clock_tick(user, p->iteration, p->best, p->bound, "heuristic", false) ? 1 : 0;
-}
-
-static bool has_param(const nmp_solver_ops *ops, const char *name)
-{
-    for (const nmp_param_desc *d = ops->params; d && d->name; d++)
-        if (strcmp(d->name, name) == 0)
-            return true;
-    return false;
-}
-
-nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, const char *name,
-                         double seconds, nmp_clock *clk, int32_t *perm)
+nmp_err nmp_master_start(nmp_master *cg, const nmp_params *par, double seconds, nmp_clock *clk,
+                         const int32_t *perm, int32_t *inc, double *best, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    void *state = NULL;
-    int32_t *work = NULL;
-    const nmp_solver_ops *ops = nmp_solver_find(name ? name : "auto");
-    if (!ops && name)
-        return NMP_OK; /* not in this build */
-    if (!ops)
-        ops = &nmp_swap_ops;
-    if (seconds <= 0)
-        return NMP_OK;
-    if (clk && clk->limit > 0)
-        seconds = NMP_MIN(seconds, clk->limit - nmp_clock_elapsed(clk));
-    if (seconds <= 0)
-        return NMP_OK;
-    nmp_params hp;
-    nmp_params_init(&hp);
-    hp.seed = par->seed;
-    hp.threads = par->threads;
-    hp.time_limit = seconds;
-    hp.progress = clk ? heur_progress : NULL;
-    hp.progress_user = clk;
-    if (ops == &nmp_swap_ops)
-        NMP_TRY(e, nmp_params_set(&hp, "escapes", 100));
-    if (has_param(ops, "max_fail")) /* a search that stops by itself: a longer patience */
-        NMP_TRY(e, nmp_params_set(&hp, "max_fail", 10.0 * (20 + 4 * (double)pb->groups)));
-    work = nmp_malloc((size_t)pb->cols * sizeof *work);
-    if (!work) {
-        e = NMP_ERR_NOMEM;
-        goto out;
+    const nmp_problem *pb = cg->pb;
+    memcpy(inc, perm, (size_t)pb->cols * sizeof *inc);
+    NMP_TRY(e, nmp_master_add_groups(cg, perm));
+    if (seconds > 0) {
+        nmp_params hp;
+        nmp_result r;
+        nmp_params_init(&hp);
+        hp.seed = par->seed;
+        hp.threads = par->threads;
+        NMP_TRY(e, nmp_subsolve(&nmp_auto_ops, pb, &hp, clk, seconds, inc, &r, msg));
+        if (!(r.score > r.start_score)) /* only a gain replaces the start */
+            memcpy(inc, perm, (size_t)pb->cols * sizeof *inc);
     }
-    memcpy(work, perm, (size_t)pb->cols * sizeof *work);
-    nmp_result r;
-    memset(&r, 0, sizeof r);
-    NMP_TRY(e, ops->create(pb, &hp, &state, NULL));
-    NMP_TRY(e, ops->solve(state, work, &r));
-    if (nmp_perm_is_valid(work, pb->cols)) {
-        double a, b;
-        NMP_TRY(e, nmp_score(pb, work, &a));
-        NMP_TRY(e, nmp_score(pb, perm, &b));
-        if (a > b)
-            memcpy(perm, work, (size_t)pb->cols * sizeof *work);
-    }
+    NMP_TRY(e, nmp_master_add_groups(cg, inc));
+    NMP_TRY(e, nmp_score(pb, inc, best));
+    nmp_master_set_incumbent(cg, *best);
+    nmp_master_guess_duals(cg, inc);
 out:
-    if (state)
-        ops->destroy(state);
-    nmp_free(work);
     return e;
 }
