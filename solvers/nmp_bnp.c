@@ -14,11 +14,11 @@
  * Search: best bound first (ties: deeper, then older).
  *
  * Lists. Once a node's gap (bound - incumbent) is small, every column that can be in a better
- * partition has a reduced cost above a threshold just below 0 (nmp_master_enumerate). When there are
- * at most enum_max of them, the node's subtree is priced by scanning that list instead of the
+ * partition has a reduced cost above a threshold just below 0 (nmp_master_enumerate). When there
+ * are at most enum_max of them, the node's subtree is priced by scanning that list instead of the
  * branch-and-bound, and the incumbent fixes list columns to 0 by reduced cost as it improves:
- * nodes then cost little more than a dual simplex. This is what proves 64- to 96-column
- * instances in seconds to minutes; branching alone needs the pricing at every node.
+ * nodes then cost little more than a dual simplex. This is what proves 64- to 96-column instances
+ * in seconds to minutes; branching alone needs the pricing at every node.
  *
  * Incumbents: the start perm improved by "auto"; integral masters; a dive from the root LP (fix
  * the columns near 1, re-price); and, when a list is too long, a depth-first search of a
@@ -179,14 +179,11 @@ static nmp_err new_node(bnp_state *st, int32_t parent, int32_t a, int32_t b, uin
         if (st->ncap > INT32_MAX / 2)
             return NMP_ERR_NOMEM;
         const int64_t cap = 2 * st->ncap;
-        bnp_node *node = nmp_realloc(st->node, (size_t)cap * sizeof *node);
-        if (!node)
+        bool ok = true;
+        st->node = nmp_grow(st->node, (size_t)cap * sizeof *st->node, &ok);
+        st->heap = nmp_grow(st->heap, (size_t)cap * sizeof *st->heap, &ok);
+        if (!ok)
             return NMP_ERR_NOMEM;
-        st->node = node;
-        int32_t *heap = nmp_realloc(st->heap, (size_t)cap * sizeof *heap);
-        if (!heap)
-            return NMP_ERR_NOMEM;
-        st->heap = heap;
         st->ncap = cap;
     }
     const int32_t id = (int32_t)st->nnode++;
@@ -207,18 +204,12 @@ static nmp_err rules_reserve(bnp_state *st, int need)
     if (need <= st->rcap)
         return NMP_OK;
     const int cap = NMP_MAX(need, 2 * st->rcap);
-    int32_t *ra = nmp_realloc(st->ra, (size_t)cap * sizeof *ra);
-    if (!ra)
+    bool ok = true;
+    st->ra = nmp_grow(st->ra, (size_t)cap * sizeof *st->ra, &ok);
+    st->rb = nmp_grow(st->rb, (size_t)cap * sizeof *st->rb, &ok);
+    st->rt = nmp_grow(st->rt, (size_t)cap * sizeof *st->rt, &ok);
+    if (!ok)
         return NMP_ERR_NOMEM;
-    st->ra = ra;
-    int32_t *rb = nmp_realloc(st->rb, (size_t)cap * sizeof *rb);
-    if (!rb)
-        return NMP_ERR_NOMEM;
-    st->rb = rb;
-    uint8_t *rt = nmp_realloc(st->rt, (size_t)cap * sizeof *rt);
-    if (!rt)
-        return NMP_ERR_NOMEM;
-    st->rt = rt;
     st->rcap = cap;
     return NMP_OK;
 }

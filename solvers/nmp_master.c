@@ -22,7 +22,10 @@
  * columns). The simplex method runs in slices of 0.3 s, the MIP with a callback (nmp_glpk.c), so
  * that the clock and the progress callback are served in between. Every GLPK call runs inside
  * the caller's nmp_glpk_run, so nothing allocated here may live only on the stack across one:
- * scratch that a GLPK call can interrupt belongs to the master. */
+ * scratch that a GLPK call can interrupt belongs to the master.
+ *
+ * Lists (branch-and-price's reduced-cost enumeration, nmp_lists.c): a node whose subtree holds a
+ * complete list restricts the pool to it and prices by scanning it instead of nmp_price. */
 #include "nmp_glpk.h"
 
 #include <limits.h>
@@ -46,24 +49,10 @@ struct nmp_master {
     bool node_bound;         /* center_sum/center_max certify the current node's bound */
     double center_sum, center_max; /* sum_i center_i and max rc at the center */
     int64_t enum_max;        /* most columns of a reduced-cost enumeration */
-    int32_t *ecols;          /* enumeration output */
-    double *eval, *erc;
-    /* enumerated lists: column k of all lists has members lst[k * m ..] and value lst_val[k];
-     * list l holds columns lst_off[l] .. lst_off[l + 1] - 1 */
-    int32_t *lst;
-    double *lst_val, *lst_rc; /* D and the reduced cost at the duals of the listing */
-    double *lst_base;        /* per list: sum of those duals + (G - 1) * their max rc */
-    double incumbent;        /* list columns with lst_rc <= incumbent - lst_base are dropped */
-    int64_t lst_cap;
-    int64_t *lst_off;
-    int nlst, lst_offcap;
+    nmp_lists *lists;        /* enumerated lists (NULL when enum_max is 0) */
+    double incumbent;        /* list columns it rules out by reduced cost are dropped */
     int cur_list;            /* -1: the B&B prices; else a scan of list cur_list */
-    uint8_t *lst_ok;         /* columns of cur_list that obey the rules */
     uint8_t *inlist;         /* pool: in cur_list */
-    int32_t *scan;           /* indices of a scan */
-    double *scan_rc;         /* rc of the list's columns in a scan */
-    int64_t enum_found;      /* columns of the last listing (in ecols, eval, erc) */
-    double enum_base;        /* its sum of duals + (G - 1) * max rc */
     /* pool */
     int64_t npool, cap;
     int64_t purge_at;        /* pool size that triggers a purge of idle columns */
@@ -125,40 +114,19 @@ static void hash_insert(nmp_master *cg, int64_t q)
 static nmp_err pool_reserve(nmp_master *cg, int64_t need)
 {
     if (need > cg->cap) {
-        const int64_t cap = NMP_MAX(need, 2 * cg->cap);
-        int32_t *mem = nmp_realloc(cg->mem, (size_t)cap * (size_t)cg->m * sizeof *mem);
-        if (!mem)
+        const size_t cap = (size_t)NMP_MAX(need, 2 * cg->cap);
+        bool ok = true;
+        cg->mem = nmp_grow(cg->mem, cap * (size_t)cg->m * sizeof *cg->mem, &ok);
+        cg->val = nmp_grow(cg->val, cap * sizeof *cg->val, &ok);
+        cg->x = nmp_grow(cg->x, cap * sizeof *cg->x, &ok);
+        cg->allowed = nmp_grow(cg->allowed, cap * sizeof *cg->allowed, &ok);
+        cg->inlist = nmp_grow(cg->inlist, cap * sizeof *cg->inlist, &ok);
+        cg->num = nmp_grow(cg->num, (cap + 1) * sizeof *cg->num, &ok);
+        cg->start = nmp_grow(cg->start, (cap + (size_t)cg->cols + 1) * sizeof *cg->start, &ok);
+        cg->xv = nmp_grow(cg->xv, cap * sizeof *cg->xv, &ok);
+        if (!ok)
             return NMP_ERR_NOMEM;
-        cg->mem = mem;
-        double *val = nmp_realloc(cg->val, (size_t)cap * sizeof *val);
-        if (!val)
-            return NMP_ERR_NOMEM;
-        cg->val = val;
-        double *x = nmp_realloc(cg->x, (size_t)cap * sizeof *x);
-        if (!x)
-            return NMP_ERR_NOMEM;
-        cg->x = x;
-        uint8_t *al = nmp_realloc(cg->allowed, (size_t)cap * sizeof *al);
-        if (!al)
-            return NMP_ERR_NOMEM;
-        cg->allowed = al;
-        uint8_t *il = nmp_realloc(cg->inlist, (size_t)cap * sizeof *il);
-        if (!il)
-            return NMP_ERR_NOMEM;
-        cg->inlist = il;
-        int *num = nmp_realloc(cg->num, ((size_t)cap + 1) * sizeof *num);
-        if (!num)
-            return NMP_ERR_NOMEM;
-        cg->num = num;
-        double *st = nmp_realloc(cg->start, ((size_t)cap + (size_t)cg->cols + 1) * sizeof *st);
-        if (!st)
-            return NMP_ERR_NOMEM;
-        cg->start = st;
-        double *xv = nmp_realloc(cg->xv, (size_t)cap * sizeof *xv);
-        if (!xv)
-            return NMP_ERR_NOMEM;
-        cg->xv = xv;
-        cg->cap = cap;
+        cg->cap = (int64_t)cap;
     }
     if (2 * need > cg->hcap) {
         int64_t hcap = NMP_MAX(cg->hcap, 1024);
@@ -194,6 +162,11 @@ static bool obeys(const nmp_master *cg, const int32_t *c)
                 return false;
         }
     return true;
+}
+
+static bool obeys_rules(const void *cg, const int32_t *c)
+{
+    return obeys(cg, c);
 }
 
 /* Adds column c (ascending, value v) unless present, at 0 unless `allow`; *added tells which. */
@@ -272,22 +245,13 @@ void nmp_master_free(nmp_master *cg)
     nmp_free(cg->frc);
     nmp_free(cg->frac);
     nmp_free(cg->inq);
-    nmp_free(cg->lst);
-    nmp_free(cg->lst_val);
-    nmp_free(cg->lst_rc);
-    nmp_free(cg->lst_base);
-    nmp_free(cg->lst_off);
-    nmp_free(cg->lst_ok);
-    nmp_free(cg->scan);
-    nmp_free(cg->scan_rc);
+    nmp_lists_free(cg->lists);
     nmp_free(cg->inlist);
-    nmp_free(cg->ecols);
-    nmp_free(cg->eval);
-    nmp_free(cg->erc);
     nmp_free(cg);
 }
 
-nmp_err nmp_master_create(const nmp_problem *pb, const nmp_master_opts *o, nmp_master **out, nmp_msg *msg)
+nmp_err nmp_master_create(const nmp_problem *pb, const nmp_master_opts *o, nmp_master **out,
+                          nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     *out = NULL;
@@ -326,19 +290,8 @@ nmp_err nmp_master_create(const nmp_problem *pb, const nmp_master_opts *o, nmp_m
     cg->purge_at = NMP_MAX(20 * (int64_t)pb->cols, 4096);
     cg->incumbent = -INFINITY;
     cg->enum_max = o->enum_max;
-    if (cg->enum_max > 0) {
-        const size_t k = (size_t)cg->enum_max + 1;
-        cg->ecols = nmp_malloc(k * (size_t)cg->m * sizeof *cg->ecols);
-        cg->eval = nmp_malloc(k * sizeof *cg->eval);
-        cg->erc = nmp_malloc(k * sizeof *cg->erc);
-        cg->lst_ok = nmp_malloc(k * sizeof *cg->lst_ok);
-        cg->scan = nmp_malloc(NMP_MAX(k, (size_t)cg->kmax) * sizeof *cg->scan);
-        cg->scan_rc = nmp_malloc(k * sizeof *cg->scan_rc);
-        if (!cg->ecols || !cg->eval || !cg->erc || !cg->lst_ok || !cg->scan || !cg->scan_rc) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-    }
+    if (cg->enum_max > 0)
+        NMP_TRY(e, nmp_lists_create(cg->m, cg->enum_max, cg->kmax, &cg->lists));
     NMP_TRY(e, nmp_price_create(pb, o->threads, NMP_MAX(cg->kmax, cg->enum_max + 1), &cg->pr));
     NMP_TRY(e, pool_reserve(cg, 4 * (int64_t)C));
     cg->lp = glp_create_prob();
@@ -415,27 +368,18 @@ static void pool_purge(nmp_master *cg)
 }
 
 nmp_err nmp_master_set_rules(nmp_master *cg, int count, const int32_t *a, const int32_t *b,
-                         const uint8_t *together, int list)
+                             const uint8_t *together, int list)
 {
     nmp_err e = NMP_OK;
     if (count > cg->rcap) {
         const int cap = NMP_MAX(count, 2 * cg->rcap);
-        int32_t *ra = nmp_realloc(cg->ra, (size_t)cap * sizeof *ra);
-        if (!ra)
+        bool ok = true;
+        cg->ra = nmp_grow(cg->ra, (size_t)cap * sizeof *cg->ra, &ok);
+        cg->rb = nmp_grow(cg->rb, (size_t)cap * sizeof *cg->rb, &ok);
+        cg->rt = nmp_grow(cg->rt, (size_t)cap * sizeof *cg->rt, &ok);
+        cg->radj = nmp_grow(cg->radj, 2 * (size_t)cap * sizeof *cg->radj, &ok);
+        if (!ok)
             return NMP_ERR_NOMEM;
-        cg->ra = ra;
-        int32_t *rb = nmp_realloc(cg->rb, (size_t)cap * sizeof *rb);
-        if (!rb)
-            return NMP_ERR_NOMEM;
-        cg->rb = rb;
-        uint8_t *rt = nmp_realloc(cg->rt, (size_t)cap * sizeof *rt);
-        if (!rt)
-            return NMP_ERR_NOMEM;
-        cg->rt = rt;
-        int32_t *radj = nmp_realloc(cg->radj, 2 * (size_t)cap * sizeof *radj);
-        if (!radj)
-            return NMP_ERR_NOMEM;
-        cg->radj = radj;
         cg->rcap = cap;
     }
     NMP_TRY(e, nmp_price_set_rules(cg->pr, count, a, b, together));
@@ -459,25 +403,19 @@ nmp_err nmp_master_set_rules(nmp_master *cg, int count, const int32_t *a, const 
     for (int i = 0; i < cg->cols; i++) /* radj0[i + 1] now holds the start of i: shift */
         cg->radj0[i] = cg->radj0[i + 1];
     cg->radj0[cg->cols] = 2 * count;
-    if (list < -1 || list >= cg->nlst)
+    if (list < -1 || list >= nmp_lists_count(cg->lists))
         return NMP_ERR_ARG;
     if (list != cg->cur_list) {
         memset(cg->inlist, 0, (size_t)cg->npool);
-        for (int64_t k = list >= 0 ? cg->lst_off[list] : 0; list >= 0 && k < cg->lst_off[list + 1];
-             k++) {
-            const int64_t q = pool_find(cg, cg->lst + k * cg->m);
+        for (int64_t k = 0; list >= 0 && k < nmp_lists_size(cg->lists, list); k++) {
+            const int64_t q = pool_find(cg, nmp_lists_column(cg->lists, list, k));
             if (q >= 0)
                 cg->inlist[q] = 1;
         }
         cg->cur_list = list;
     }
-    if (list >= 0) { /* reduced-cost fixing with the incumbent, then the rules */
-        const double thr = cg->incumbent - cg->lst_base[list] -
-                           1e-9 * NMP_MAX(fabs(cg->incumbent), 1.0);
-        for (int64_t k = cg->lst_off[list]; k < cg->lst_off[list + 1]; k++)
-            cg->lst_ok[k - cg->lst_off[list]] =
-                cg->lst_rc[k] > thr && obeys(cg, cg->lst + k * cg->m);
-    }
+    if (list >= 0) /* reduced-cost fixing with the incumbent, then the rules */
+        nmp_lists_select(cg->lists, list, cg->incumbent, obeys_rules, cg);
     for (int64_t q = 0; q < cg->npool; q++) {
         const uint8_t ok = (list < 0 || cg->inlist[q]) && obeys(cg, cg->mem + q * cg->m);
         if (ok == cg->allowed[q])
@@ -578,83 +516,8 @@ static void read_primal(nmp_master *cg, nmp_master_out *out)
             out->artificial = true;
 }
 
-/* List column u (index in the current list, rc in erc) before v: larger rc, then members
- * lexicographically, the order of the B&B's results. */
-static bool scan_before(const nmp_master *cg, const int32_t *c0, int32_t u, int32_t v)
-{
-    if (cg->scan_rc[u] != cg->scan_rc[v])
-        return cg->scan_rc[u] > cg->scan_rc[v];
-    const int32_t *a = c0 + (int64_t)u * cg->m, *b = c0 + (int64_t)v * cg->m;
-    for (int t = 0; t < cg->m; t++)
-        if (a[t] != b[t])
-            return a[t] < b[t];
-    return false;
-}
-
-/* sift item at k down a min-heap (root: the last in scan order) of n entries */
-static void scan_sift(const nmp_master *cg, const int32_t *c0, int32_t *h, int64_t n, int64_t k)
-{
-    const int32_t it = h[k];
-    for (;;) {
-        int64_t c = 2 * k + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && scan_before(cg, c0, h[c], h[c + 1]))
-            c++;
-        if (!scan_before(cg, c0, it, h[c]))
-            break;
-        h[k] = h[c];
-        k = c;
-    }
-    h[k] = it;
-}
-
-/* Pricing over the current list: the B&B's result restricted to the list (the best k with
- * rc > thr, in the same order), by a scan and a bounded heap. */
-static void scan_price(nmp_master *cg, const double *y, double thr, int64_t k, nmp_price_out *po)
-{
-    const int m = cg->m;
-    const int64_t base = cg->lst_off[cg->cur_list], len = cg->lst_off[cg->cur_list + 1] - base;
-    const int32_t *c0 = cg->lst + base * m;
-    int32_t *h = cg->scan;
-    int64_t n = 0;
-    for (int64_t q = 0; q < len; q++) {
-        if (!cg->lst_ok[q])
-            continue;
-        const int32_t *c = c0 + q * m;
-        double ys = 0;
-        for (int t = 0; t < m; t++)
-            ys += y[c[t]];
-        cg->scan_rc[q] = cg->lst_val[base + q] - ys;
-        if (!(cg->scan_rc[q] > thr))
-            continue;
-        if (n < k) { /* sift up */
-            int64_t j = n++;
-            while (j > 0 && scan_before(cg, c0, h[(j - 1) / 2], (int32_t)q)) {
-                h[j] = h[(j - 1) / 2];
-                j = (j - 1) / 2;
-            }
-            h[j] = (int32_t)q;
-        } else if (scan_before(cg, c0, (int32_t)q, h[0])) {
-            h[0] = (int32_t)q;
-            scan_sift(cg, c0, h, n, 0);
-        }
-    }
-    po->found = n;
-    for (int64_t t = n - 1; t >= 0; t--) { /* pop the last first */
-        const int32_t q = h[0];
-        h[0] = h[t];
-        scan_sift(cg, c0, h, t, 0);
-        memcpy(po->cols + t * m, c0 + (int64_t)q * m, (size_t)m * sizeof *po->cols);
-        po->value[t] = cg->lst_val[base + q];
-        po->rc[t] = cg->scan_rc[q];
-    }
-    po->nodes = len;
-    po->complete = true;
-}
-
 nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nmp_report *rep,
-                     nmp_master_out *out, nmp_msg *msg)
+                         nmp_master_out *out, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     const int C = cg->cols, m = cg->m;
@@ -693,7 +556,7 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
         }
         nmp_price_out po = { cg->fcols, cg->fval, cg->frc, 0, 0, false };
         if (cg->cur_list >= 0)
-            scan_price(cg, cg->ysm, cg->eps, cg->kmax, &po);
+            nmp_lists_scan(cg->lists, cg->ysm, cg->eps, cg->kmax, &po);
         else
             NMP_TRY(e, nmp_price_solve(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
         out->rounds++;
@@ -907,108 +770,29 @@ nmp_err nmp_master_mip(nmp_master *cg, double seconds, const int32_t *start, nmp
  * `incumbent` uses only columns with
  *     rc_c(q) > thr(incumbent) = incumbent - sum_i c_i - (G - 1) * M,
  * a threshold just below 0 when the node's gap is small. The pricing lists the best enum_max + 1
- * columns above it (under the node's rules). With at most enum_max of them the list is complete:
- * the node's subtree needs no more pricing, its master holds the list and its bound is a scan.
- * This is the route-enumeration step of exact VRP codes (Baldacci, Christofides, Mingozzi), here
- * with exact subset pricing. When the list is too long, its best columns make a heuristic list
- * (a restricted problem to search for incumbents); a better incumbent raises thr and may complete
- * the list after all (nmp_master_relist). */
-static nmp_err list_register(nmp_master *cg, int64_t count, double base, int *id)
-{
-    nmp_err e = NMP_OK;
-    const int m = cg->m;
-    if (cg->nlst + 2 > cg->lst_offcap) {
-        const int cap = NMP_MAX(8, 2 * cg->lst_offcap);
-        int64_t *off = nmp_realloc(cg->lst_off, (size_t)cap * sizeof *off);
-        if (!off) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-        if (!cg->lst_off)
-            off[0] = 0;
-        cg->lst_off = off;
-        double *lb = nmp_realloc(cg->lst_base, (size_t)cap * sizeof *lb);
-        if (!lb) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-        cg->lst_base = lb;
-        cg->lst_offcap = cap;
-    }
-    const int64_t start = cg->lst_off[cg->nlst];
-    if (start + count > cg->lst_cap) {
-        const int64_t cap = NMP_MAX(start + count, 2 * cg->lst_cap);
-        int32_t *lst = nmp_realloc(cg->lst, (size_t)cap * (size_t)m * sizeof *lst);
-        if (!lst) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-        cg->lst = lst;
-        double *lv = nmp_realloc(cg->lst_val, (size_t)cap * sizeof *lv);
-        if (!lv) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-        cg->lst_val = lv;
-        double *lr = nmp_realloc(cg->lst_rc, (size_t)cap * sizeof *lr);
-        if (!lr) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-        cg->lst_rc = lr;
-        cg->lst_cap = cap;
-    }
-    memcpy(cg->lst + start * m, cg->ecols, (size_t)(count * m) * sizeof *cg->lst);
-    memcpy(cg->lst_val + start, cg->eval, (size_t)count * sizeof *cg->lst_val);
-    memcpy(cg->lst_rc + start, cg->erc, (size_t)count * sizeof *cg->lst_rc);
-    cg->lst_base[cg->nlst] = base;
-    cg->lst_off[cg->nlst + 1] = start + count;
-    *id = cg->nlst++;
-out:
-    return e;
-}
-
-/* A complete list from the last listing if thr(incumbent) leaves out everything it cut off. */
-static nmp_err relist(nmp_master *cg, double incumbent, nmp_master_enum *res)
-{
-    const double keep = 1e-9 * NMP_MAX(fabs(incumbent), 1.0);
-    const double thr = incumbent - cg->enum_base - keep;
-    int64_t count = cg->enum_found;
-    if (count > cg->enum_max && thr < cg->erc[cg->enum_max])
-        return NMP_OK;
-    while (count > 0 && !(cg->erc[count - 1] > thr))
-        count--;
-    res->columns = count;
-    res->complete = true;
-    return list_register(cg, count, cg->enum_base, &res->list);
-}
-
+ * columns above it (under the node's rules); nmp_lists.c keeps the lists. */
 nmp_err nmp_master_enumerate(nmp_master *cg, double incumbent, int64_t heur_cols, nmp_clock *clk,
-                         const nmp_report *rep, nmp_master_enum *res)
+                             const nmp_report *rep, nmp_master_enum *res)
 {
     nmp_err e = NMP_OK;
     memset(res, 0, sizeof *res);
     res->list = -1;
-    cg->enum_found = 0;
-    if (cg->enum_max <= 0 || !cg->node_bound)
+    if (!cg->lists)
+        return NMP_OK;
+    nmp_lists_forget(cg->lists);
+    if (!cg->node_bound)
         return NMP_OK;
     const double G = (double)cg->groups, keep = 1e-9 * NMP_MAX(fabs(incumbent), 1.0);
-    cg->enum_base = cg->center_sum + (G - 1) * NMP_MAX(cg->center_max, 0.0);
-    const double thr = incumbent - cg->enum_base - keep;
-    nmp_price_out po = { cg->ecols, cg->eval, cg->erc, 0, 0, false };
+    const double base = cg->center_sum + (G - 1) * NMP_MAX(cg->center_max, 0.0);
+    const double thr = incumbent - base - keep;
+    nmp_price_out po = nmp_lists_listing(cg->lists);
     NMP_TRY(e, nmp_price_solve(cg->pr, cg->center, thr, cg->enum_max + 1, clk, rep, &po));
     res->columns = po.found;
     if (!po.complete) {
         res->stopped = true;
         goto out;
     }
-    cg->enum_found = po.found;
-    if (po.found <= cg->enum_max) {
-        NMP_TRY(e, relist(cg, incumbent, res));
-    } else if (heur_cols > 0) {
-        res->columns = NMP_MIN(heur_cols, po.found);
-        NMP_TRY(e, list_register(cg, res->columns, cg->enum_base, &res->list));
-    }
+    NMP_TRY(e, nmp_lists_listed(cg->lists, po.found, base, incumbent, heur_cols, res));
 out:
     return e;
 }
@@ -1017,9 +801,7 @@ nmp_err nmp_master_relist(nmp_master *cg, double incumbent, nmp_master_enum *res
 {
     memset(res, 0, sizeof *res);
     res->list = -1;
-    if (cg->enum_found == 0)
-        return NMP_OK;
-    return relist(cg, incumbent, res);
+    return cg->lists ? nmp_lists_relist(cg->lists, incumbent, res) : NMP_OK;
 }
 
 /* ----------------------------------------------------------------- start */

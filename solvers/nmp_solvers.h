@@ -26,6 +26,17 @@ extern const nmp_solver_ops nmp_colgen_ops;
 extern const nmp_solver_ops nmp_bnp_ops;
 #endif
 
+/* nmp_realloc for a chain of arrays that grow together: p resized to `bytes` while *ok; on a
+ * failure (or with *ok already false) p is returned unchanged, still valid, and *ok is false.
+ * Grow every array, then check *ok once and only then record the new capacity. */
+static inline void *nmp_grow(void *p, size_t bytes, bool *ok)
+{
+    void *q = *ok ? nmp_realloc(p, bytes) : NULL;
+    if (!q)
+        *ok = false;
+    return q ? q : p;
+}
+
 /* What a long computation inside a solver reports through the clock: the caller's best, bound
  * and iteration count. */
 typedef struct nmp_report {
@@ -125,11 +136,11 @@ void nmp_master_guess_duals(nmp_master *cg, const int32_t *perm);
  * -1 to price columns, else an enumerated list (nmp_master_enumerate) the master is restricted
  * to. */
 nmp_err nmp_master_set_rules(nmp_master *cg, int count, const int32_t *a, const int32_t *b,
-                         const uint8_t *together, int list);
+                             const uint8_t *together, int list);
 /* Generates columns until converged, the bound is <= cutoff, or clk stops it. rep (may be NULL)
  * supplies best/bound for progress reports. NMP_ERR_LP (reason in msg) when GLPK fails. */
 nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nmp_report *rep,
-                     nmp_master_out *out, nmp_msg *msg);
+                         nmp_master_out *out, nmp_msg *msg);
 int64_t nmp_master_pool(const nmp_master *cg);
 const int32_t *nmp_master_column(const nmp_master *cg, int64_t q);
 double nmp_master_x(const nmp_master *cg, int64_t q);
@@ -141,7 +152,7 @@ bool nmp_master_branch_pair(nmp_master *cg, int32_t *a, int32_t *b, double *toge
 /* The restricted master as a binary program for at most `seconds` (start: an incumbent perm
  * whose groups are in the pool, or NULL); *found and perm when it found a solution. */
 nmp_err nmp_master_mip(nmp_master *cg, double seconds, const int32_t *start, nmp_clock *clk,
-                   const nmp_report *rep, int32_t *perm, bool *found, nmp_msg *msg);
+                       const nmp_report *rep, int32_t *perm, bool *found, nmp_msg *msg);
 /* The value of the best partition known: lists drop the columns it rules out (at the next
  * nmp_master_set_rules). */
 void nmp_master_set_incumbent(nmp_master *cg, double value);
@@ -158,9 +169,37 @@ typedef struct nmp_master_enum {
     bool stopped;        /* the clock stopped the listing */
 } nmp_master_enum;
 nmp_err nmp_master_enumerate(nmp_master *cg, double incumbent, int64_t heur_cols, nmp_clock *clk,
-                         const nmp_report *rep, nmp_master_enum *res);
+                             const nmp_report *rep, nmp_master_enum *res);
 /* After a listing that was too long: a complete list if a better incumbent now allows one. */
 nmp_err nmp_master_relist(nmp_master *cg, double incumbent, nmp_master_enum *res);
+
+/* The master's enumerated lists (solvers/nmp_lists.c): listings of enum_max + 1 columns, lists
+ * registered from them, reduced-cost fixing and pricing scans. Release with nmp_lists_free
+ * (accepts NULL). kmax: the most columns one scan returns. */
+typedef struct nmp_lists nmp_lists;
+nmp_err nmp_lists_create(int m, int64_t enum_max, int64_t kmax, nmp_lists **out);
+void nmp_lists_free(nmp_lists *ls);
+/* Lists registered so far (0 for NULL); list `list` has nmp_lists_size columns. */
+int nmp_lists_count(const nmp_lists *ls);
+int64_t nmp_lists_size(const nmp_lists *ls, int list);
+const int32_t *nmp_lists_column(const nmp_lists *ls, int list, int64_t k);
+/* The output arrays for a listing of enum_max + 1 columns (nmp_price_solve), and what came of it:
+ * found columns priced against duals whose sum + (G - 1) * max rc is base. Registers the complete
+ * list (found <= enum_max, trimmed to thr(incumbent)) or the heuristic list of the best heur_cols
+ * (when heur_cols > 0) in res. nmp_lists_forget drops the last listing (nothing to relist). */
+nmp_price_out nmp_lists_listing(nmp_lists *ls);
+void nmp_lists_forget(nmp_lists *ls);
+nmp_err nmp_lists_listed(nmp_lists *ls, int64_t found, double base, double incumbent,
+                         int64_t heur_cols, nmp_master_enum *res);
+/* After a listing that was too long: a complete list if incumbent now allows one. */
+nmp_err nmp_lists_relist(nmp_lists *ls, double incumbent, nmp_master_enum *res);
+/* Selects list for scans: its columns that obey (obeys(ctx, c)) and whose rc at the listing's
+ * duals does not rule them out against incumbent. */
+void nmp_lists_select(nmp_lists *ls, int list, double incumbent,
+                      bool (*obeys)(const void *ctx, const int32_t *c), const void *ctx);
+/* Pricing over the selected list: the best k columns with rc > thr at duals y, in the order of
+ * nmp_price_solve, into po. Allocates nothing. */
+void nmp_lists_scan(nmp_lists *ls, const double *y, double thr, int64_t k, nmp_price_out *po);
 /* ------------------------------------------------------ end of column generation */
 
 /* ------------------------------ exact window re-partitioner (solvers/nmp_window.c) */

@@ -445,7 +445,8 @@ static nmp_err sp_mip(sp *st, nmp_status *status)
             st->x.bound = st->x.inc_score;
             goto out;
         }
-        st->x.bound = NMP_MIN(st->x.bound, st->x.outside); /* S itself holds nothing better than v */
+        /* S itself holds nothing better than v */
+        st->x.bound = NMP_MIN(st->x.bound, st->x.outside);
         target *= 4;
     }
 out:
