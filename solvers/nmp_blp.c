@@ -215,10 +215,11 @@ static void blp_incumbent(blp *st)
 }
 
 /* The solve after the warm start (inside nmp_glpk_run): model, LP, branch-and-cut. */
-static nmp_err blp_run(void *p, nmp_result *res)
+static nmp_err blp_run(void *p, int32_t *perm, nmp_result *res)
 {
     nmp_err e = NMP_OK;
-    blp *st = p;
+    blp *st = p; /* x, its first member, is what nmp_glpk_exact_solve passes */
+    (void)perm; /* the incumbent (x.inc) is the answer */
     const nmp_problem *pb = st->x.pb;
     const int64_t cols = pb->cols, groups = pb->groups;
     nmp_status status = NMP_STATUS_OPTIMAL;
@@ -277,7 +278,7 @@ out:
 static nmp_err blp_solve(void *p, int32_t *perm, nmp_result *res)
 {
     blp *st = p;
-    return nmp_glpk_exact_solve(&st->x, blp_run, st, perm, res);
+    return nmp_glpk_exact_solve(&st->x, blp_run, perm, res);
 }
 
 const nmp_solver_ops nmp_blp_ops = {

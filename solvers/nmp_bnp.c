@@ -370,12 +370,6 @@ out:
     return e;
 }
 
-typedef struct bnp_call {
-    bnp_state *st;
-    int32_t *perm;
-    nmp_result *res;
-} bnp_call;
-
 /* "lns" from the incumbent for at most lns_time seconds of clk's time; its answer is offered. */
 static nmp_err run_lns(bnp_state *st, nmp_clock *clk, double *best)
 {
@@ -404,19 +398,17 @@ static void requeue(bnp_state *st, int32_t id, double nb, nmp_result *res)
 }
 
 /* The search, inside nmp_glpk_run. */
-static nmp_err bnp_run(void *arg)
+static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
 {
     nmp_err e = NMP_OK;
-    bnp_call *call = arg;
-    bnp_state *st = call->st;
-    nmp_result *res = call->res;
+    bnp_state *st = p;
     const nmp_problem *pb = st->pb;
     nmp_clock clk;
     nmp_clock_start(&clk, &st->par);
     double best;
     bool stopped = false, limited = false;
     double enum_gap = INFINITY, slack = -INFINITY;
-    NMP_TRY(e, nmp_master_start(st->cg, &st->par, st->heur_time, &clk, call->perm, st->inc, &best,
+    NMP_TRY(e, nmp_master_start(st->cg, &st->par, st->heur_time, &clk, perm, st->inc, &best,
                                 st->msg));
     st->nnode = st->nheap = 0;
     NMP_TRY(e, new_node(st, -1, -1, -1, 0, pb->row_bound));
@@ -529,7 +521,7 @@ static nmp_err bnp_run(void *arg)
         NMP_TRY(e, new_node(st, id, a, b, 1, nb));
         NMP_TRY(e, new_node(st, id, a, b, 0, nb));
     }
-    memcpy(call->perm, st->inc, (size_t)pb->cols * sizeof *st->inc);
+    memcpy(perm, st->inc, (size_t)pb->cols * sizeof *st->inc);
     res->bound = NMP_MAX(best, slack);
     if (st->nheap > 0)
         res->bound = NMP_MAX(res->bound, NMP_MIN(st->node[st->heap[0]].bound, pb->row_bound));
@@ -546,17 +538,16 @@ out:
 }
 
 /* After a GLPK internal error: the master's LP is gone. */
-static void bnp_lost(void *arg)
+static void bnp_lost(void *p)
 {
-    bnp_call *call = arg;
-    nmp_master_forget_lp(call->st->cg);
+    bnp_state *st = p;
+    nmp_master_forget_lp(st->cg);
 }
 
 static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
 {
     bnp_state *st = p;
-    bnp_call call = { st, perm, res };
-    return nmp_glpk_run(bnp_run, bnp_lost, &call, st->par.verbose, "bnp", st->msg);
+    return nmp_glpk_run(bnp_run, bnp_lost, st, perm, res, st->par.verbose, "bnp", st->msg);
 }
 
 const nmp_solver_ops nmp_bnp_ops = {

@@ -70,25 +70,17 @@ out:
     return e;
 }
 
-typedef struct colgen_call {
-    colgen_state *st;
-    int32_t *perm;
-    nmp_result *res;
-} colgen_call;
-
 /* The solve, inside nmp_glpk_run. */
-static nmp_err colgen_run(void *arg)
+static nmp_err colgen_run(void *p, int32_t *perm, nmp_result *res)
 {
     nmp_err e = NMP_OK;
-    colgen_call *call = arg;
-    colgen_state *st = call->st;
-    nmp_result *res = call->res;
+    colgen_state *st = p;
     const nmp_problem *pb = st->pb;
     const size_t bytes = (size_t)pb->cols * sizeof *st->inc;
     nmp_clock clk;
     nmp_clock_start(&clk, &st->par);
     double best;
-    NMP_TRY(e, nmp_master_start(st->cg, &st->par, st->heur_time, &clk, call->perm, st->inc, &best,
+    NMP_TRY(e, nmp_master_start(st->cg, &st->par, st->heur_time, &clk, perm, st->inc, &best,
                                 st->msg));
     nmp_report rep = { best, pb->row_bound, 0 };
     nmp_master_out out;
@@ -122,7 +114,7 @@ static nmp_err colgen_run(void *arg)
             }
         }
     }
-    memcpy(call->perm, st->inc, bytes);
+    memcpy(perm, st->inc, bytes);
     if (out.end == NMP_MASTER_STOPPED || clk.stopped)
         res->status = nmp_clock_status(&clk);
     else if (res->bound - best <= 1e-9 * fabs(res->bound))
@@ -135,17 +127,17 @@ out:
 }
 
 /* After a GLPK internal error: the master's LP is gone. */
-static void colgen_lost(void *arg)
+static void colgen_lost(void *p)
 {
-    colgen_call *call = arg;
-    nmp_master_forget_lp(call->st->cg);
+    colgen_state *st = p;
+    nmp_master_forget_lp(st->cg);
 }
 
 static nmp_err colgen_solve(void *p, int32_t *perm, nmp_result *res)
 {
     colgen_state *st = p;
-    colgen_call call = { st, perm, res };
-    return nmp_glpk_run(colgen_run, colgen_lost, &call, st->par.verbose, "colgen", st->msg);
+    return nmp_glpk_run(colgen_run, colgen_lost, st, perm, res, st->par.verbose, "colgen",
+                        st->msg);
 }
 
 const nmp_solver_ops nmp_colgen_ops = {

@@ -43,8 +43,9 @@ static void on_error(void *info)
     longjmp(g->fail, 1);
 }
 
-nmp_err nmp_glpk_run(nmp_err (*body)(void *arg), void (*lost)(void *arg), void *arg, int verbose,
-                     const char *who, nmp_msg *msg)
+nmp_err nmp_glpk_run(nmp_err (*run)(void *state, int32_t *perm, nmp_result *res),
+                     void (*lost)(void *state), void *state, int32_t *perm, nmp_result *res,
+                     int verbose, const char *who, nmp_msg *msg)
 {
     nmp_err e;
     guard g;
@@ -53,10 +54,10 @@ nmp_err nmp_glpk_run(nmp_err (*body)(void *arg), void (*lost)(void *arg), void *
         glp_term_hook(quiet, NULL);
     glp_error_hook(on_error, &g);
     if (setjmp(g.fail) == 0) {
-        e = body(arg);
+        e = run(state, perm, res);
     } else {
         glp_free_env(); /* GLPK's state after an internal error: release all of it */
-        lost(arg);
+        lost(state);
         e = nmp_fail(msg, NMP_ERR_LP, "%s: GLPK stopped on an internal error (out of memory?)",
                      who);
     }
@@ -304,27 +305,15 @@ void nmp_glpk_exact_offer(nmp_glpk_exact *x)
     }
 }
 
-typedef struct exact_call {
-    nmp_glpk_exact *x;
-    nmp_err (*run)(void *solver, nmp_result *res);
-    void *solver;
-    nmp_result *res;
-} exact_call;
-
-static nmp_err exact_body(void *arg)
+static void exact_lost(void *state)
 {
-    exact_call *call = arg;
-    return call->run(call->solver, call->res);
+    nmp_glpk_exact *x = state;
+    x->lp = NULL;
 }
 
-static void exact_lost(void *arg)
-{
-    exact_call *call = arg;
-    call->x->lp = NULL;
-}
-
-nmp_err nmp_glpk_exact_solve(nmp_glpk_exact *x, nmp_err (*run)(void *solver, nmp_result *res),
-                             void *solver, int32_t *perm, nmp_result *res)
+nmp_err nmp_glpk_exact_solve(nmp_glpk_exact *x,
+                             nmp_err (*run)(void *state, int32_t *perm, nmp_result *res),
+                             int32_t *perm, nmp_result *res)
 {
     nmp_err e = NMP_OK;
     const nmp_problem *pb = x->pb;
@@ -346,8 +335,7 @@ nmp_err nmp_glpk_exact_solve(nmp_glpk_exact *x, nmp_err (*run)(void *solver, nmp
     memcpy(x->inc, perm, (size_t)pb->cols * sizeof *perm);
     NMP_TRY(e, nmp_subsolve(&nmp_swap_ops, pb, &hp, &x->clock, 0, x->inc, &hres, x->msg));
     x->inc_score = hres.score;
-    exact_call call = { x, run, solver, res };
-    NMP_TRY(e, nmp_glpk_run(exact_body, exact_lost, &call, x->par.verbose, x->who, x->msg));
+    NMP_TRY(e, nmp_glpk_run(run, exact_lost, x, perm, res, x->par.verbose, x->who, x->msg));
     memcpy(perm, x->inc, (size_t)pb->cols * sizeof *perm);
     res->bound = NMP_MAX(x->bound, x->inc_score);
 out:

@@ -8,16 +8,17 @@
 
 #include <glpk.h>
 
-/* Runs body(arg) with GLPK's terminal silent (unless verbose: glp_term_out and a swallowing
- * glp_term_hook, both per-thread state, restored afterwards) and its error hook set. A GLPK
- * internal error inside body (out of memory, a bad argument), which would otherwise abort the
- * process, unwinds to here: glp_free_env() then releases every GLPK object of the calling thread,
- * lost(arg) must forget the caller's pointers to them, and the result is NMP_ERR_LP with a
- * reason naming `who` in msg. Otherwise returns what body returns. body must own (through its
- * state) whatever it allocates around GLPK calls: the unwinding frees nothing of its own. Not
- * nested: the error hook is per thread. */
-nmp_err nmp_glpk_run(nmp_err (*body)(void *arg), void (*lost)(void *arg), void *arg, int verbose,
-                     const char *who, nmp_msg *msg);
+/* The solve of a GLPK solver: runs run(state, perm, res) with GLPK's terminal silent (unless
+ * verbose: glp_term_out and a swallowing glp_term_hook, both per-thread state, restored
+ * afterwards) and its error hook set. A GLPK internal error inside run (out of memory, a bad
+ * argument), which would otherwise abort the process, unwinds to here: glp_free_env() then
+ * releases every GLPK object of the calling thread, lost(state) must forget the solver's
+ * pointers to them, and the result is NMP_ERR_LP with a reason naming `who` in msg. Otherwise
+ * returns what run returns. run must own (through state) whatever it allocates around GLPK
+ * calls: the unwinding frees nothing of its own. Not nested: the error hook is per thread. */
+nmp_err nmp_glpk_run(nmp_err (*run)(void *state, int32_t *perm, nmp_result *res),
+                     void (*lost)(void *state), void *state, int32_t *perm, nmp_result *res,
+                     int verbose, const char *who, nmp_msg *msg);
 
 /* NMP_ERR_LP with "who: GLPK what failed: reason (code ret)" in msg. */
 nmp_err nmp_glpk_fail(nmp_msg *msg, const char *who, const char *what, int ret);
@@ -99,11 +100,13 @@ void nmp_glpk_exact_iocp(const nmp_glpk_exact *x, glp_iocp *parm);
 nmp_err nmp_glpk_exact_mip(nmp_glpk_exact *x, glp_iocp *parm, nmp_status *status, bool *found);
 /* x->work replaces the incumbent when it is a perm that scores higher. */
 void nmp_glpk_exact_offer(nmp_glpk_exact *x);
-/* The solve of an exact solver: bound and counters reset, the swap warm start from perm
- * (nmp_subsolve, the table's escapes), run(solver, res) inside nmp_glpk_run (x->lp is dropped
- * first and forgotten after a GLPK error), then perm = the incumbent, res->bound the bound. */
-nmp_err nmp_glpk_exact_solve(nmp_glpk_exact *x, nmp_err (*run)(void *solver, nmp_result *res),
-                             void *solver, int32_t *perm, nmp_result *res);
+/* The solve of an exact solver whose state begins with x: bound and counters reset, the swap warm
+ * start from perm (nmp_subsolve, the table's escapes), run(x, perm, res) inside nmp_glpk_run
+ * (x->lp is dropped first and forgotten after a GLPK error); then perm = the incumbent,
+ * res->bound the bound. */
+nmp_err nmp_glpk_exact_solve(nmp_glpk_exact *x,
+                             nmp_err (*run)(void *state, int32_t *perm, nmp_result *res),
+                             int32_t *perm, nmp_result *res);
 
 /* Tests only: the (k + 1)-th nmp_glpk_simplex from now on this thread first makes an invalid
  * GLPK call, which raises a GLPK internal error like a real one; k < 0: never (the default). */

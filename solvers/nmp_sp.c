@@ -454,10 +454,11 @@ out:
 }
 
 /* The solve after the warm start (inside nmp_glpk_run): values, LP, staged MIP. */
-static nmp_err sp_run(void *p, nmp_result *res)
+static nmp_err sp_run(void *p, int32_t *perm, nmp_result *res)
 {
     nmp_err e = NMP_OK;
-    sp *st = p;
+    sp *st = p; /* x, its first member, is what nmp_glpk_exact_solve passes */
+    (void)perm; /* the incumbent (x.inc) is the answer */
     const nmp_problem *pb = st->x.pb;
     nmp_status status = NMP_STATUS_OPTIMAL;
     bool done = false;
@@ -489,7 +490,7 @@ out:
 static nmp_err sp_solve(void *p, int32_t *perm, nmp_result *res)
 {
     sp *st = p;
-    return nmp_glpk_exact_solve(&st->x, sp_run, st, perm, res);
+    return nmp_glpk_exact_solve(&st->x, sp_run, perm, res);
 }
 
 const nmp_solver_ops nmp_sp_ops = {
