@@ -1,12 +1,11 @@
 /* nmp_auto.c: the default portfolio: exact dp when small, else annealing or iterated LAP
  *
  * Plans by size (C = cols, R = rows, G = C / m groups, T = threads):
- *   exact    C <= dp_cols (24) and dp is built in: a short anneal (the answer should dp be
- *            stopped), then the exact dp, which proves optimality (status OPTIMAL) and uses the
- *            T threads itself.
+ *   exact    C <= dp_cols (24): a short anneal (the answer should dp be stopped), then the
+ *            exact dp, which proves optimality (status OPTIMAL) and uses the T threads itself.
  *   anneal   C <= sa_cols (160): T independent searches, one per thread, from the start perm:
  *            constant-temperature annealing (nmp_anneal.c) -> LAP rounds -> swap descent, then
- *            lns (when built, m <= 4) with a budget of kicks, from the thread's best.
+ *            lns (m <= 4) with a budget of kicks, from the thread's best.
  *   ils      G < one_groups (256): T independent iterated-LAP searches, one per thread: LAP
  *            rounds (random positions) until two rounds gain nothing, a swap descent, LAP again,
  *            then kicks: a few random swaps, LAP rounds until they stall, kept if better.
@@ -36,6 +35,9 @@
  * With a time limit every thread first runs LAP to a stall (a good answer early), annealing is
  * paced by the clock to 45 % of the limit, lns (created then, with the time left) and kicks use
  * the rest, and everything stops at the limit: the result then also depends on the machine.
+ * dp and lns run through nmp_subsolve (the driver's checks, the thread's clock); both are always
+ * built. dp refuses more than its max_cols (28): auto then fails with dp's NMP_ERR_UNSUPPORTED
+ * when dp_cols is raised beyond it, rather than quietly planning otherwise.
  * Threads. For a fixed seed and thread count (and no binding time limit) the result is the same
  * on every run. In the anneal and ils plans more threads run more independent searches (the
  * search of thread t is the same whatever T, so T + 1 threads never do worse than T); in the
@@ -57,7 +59,7 @@ static const nmp_param_desc auto_params[] = {
     { "sa_cols", 160, 0, 1e9, "anneal (one search per thread) up to this many columns" },
     { "one_groups", 256, 2, 1e12, "one LAP search on all threads from this many groups" },
     { "starts", 0, 0, 1e6, "anneal searches per thread (0: 1 up to 128 columns, else 2)" },
-    { "lns", 1, 0, 1, "finish each annealing thread with lns (when built, m <= 4)" },
+    { "lns", 1, 0, 1, "finish each annealing thread with lns (m <= 4)" },
     { "block", 0, 0, 1e6, "most groups per assignment (0: all up to 512, else 512)" },
     { 0 },
 };
@@ -75,7 +77,6 @@ typedef struct slot {
     nmp_eval *ev;
     nmp_anneal *an;
     nmp_lap_move *lm;
-    void *lns;
     int32_t *best;
     int32_t *work;           /* cols: lns's copy */
     double score;            /* of best */
@@ -96,11 +97,11 @@ struct auto_state {
     plan_kind plan;
     int64_t moves, nstarts;  /* anneal: moves per search, searches per thread */
     double kicks;            /* anneal: lns kicks per thread */
-    bool use_lns;
+    bool use_lns;            /* the user's lns parameter */
+    bool lns;                /* anneal plan: threads finish with lns */
     int threads, nslots;     /* OpenMP threads; searches */
-    const nmp_solver_ops *dp_ops, *lns_ops;
-    void *dp;
     slot *slots;
+    nmp_msg *msg;            /* create's msg (may be NULL): dp's reasons */
     nmp_clock clk;
     atomic_int stop;         /* set when the user's callback asked to stop */
 };
@@ -130,15 +131,11 @@ static void auto_destroy(void *p)
     auto_state *st = p;
     if (!st)
         return;
-    if (st->dp)
-        st->dp_ops->destroy(st->dp);
     for (int t = 0; st->slots && t < st->nslots; t++) {
         slot *s = &st->slots[t];
         nmp_eval_free(s->ev);
         nmp_anneal_free(s->an);
         nmp_lap_move_free(s->lm);
-        if (s->lns)
-            st->lns_ops->destroy(s->lns);
         nmp_free(s->best);
         nmp_free(s->work);
     }
@@ -176,7 +173,7 @@ static void choose_plan(auto_state *st)
     st->kicks = NMP_MAX(10.0, NMP_MIN(st->effort * 100.0 * (double)pb->groups,
                                       st->effort * 0.4 /
                                           (0.25e-6 * (double)pb->groups * (double)pb->rows)));
-    if (st->dp_ops && pb->cols <= st->dp_cols)
+    if (pb->cols <= st->dp_cols)
         st->plan = PLAN_EXACT;
     else if (pb->cols <= st->sa_cols)
         st->plan = PLAN_ANNEAL;
@@ -212,11 +209,10 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
         threads = omp_get_max_threads();
 #endif
     st->threads = NMP_MIN(NMP_MAX(threads, 1), AUTO_MAX_THREADS);
-    st->dp_ops = nmp_solver_find("dp");
+    st->msg = msg;
     choose_plan(st);
     /* lns's kicks repair with pair windows; above m = 4 one kick took ~0.5 s (4:8, 16 x 64) */
-    st->lns_ops = st->use_lns && st->plan == PLAN_ANNEAL && pb->m <= 4 ? nmp_solver_find("lns")
-                                                                        : NULL;
+    st->lns = st->use_lns && st->plan == PLAN_ANNEAL && pb->m <= 4;
     const bool multi = st->plan == PLAN_ANNEAL || st->plan == PLAN_ILS;
     st->nslots = multi ? st->threads : 1;
     st->slots = nmp_calloc((size_t)st->nslots, sizeof *st->slots);
@@ -239,18 +235,6 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
             e = NMP_ERR_NOMEM;
             goto out;
         }
-        if (st->lns_ops && par->time_limit <= 0) { /* kicks by the plan */
-            nmp_params ql = q;
-            NMP_TRY(e, nmp_params_set(&ql, "kicks", st->kicks));
-            NMP_TRY(e, st->lns_ops->create(pb, &ql, &s->lns, msg));
-        }
-    }
-    if (st->plan == PLAN_EXACT) {
-        nmp_params q = *par;
-        q.count = 0;
-        q.progress = slot_progress;
-        q.progress_user = &st->slots[0];
-        NMP_TRY(e, st->dp_ops->create(pb, &q, &st->dp, msg));
     }
     *state = st;
     st = NULL;
@@ -285,34 +269,25 @@ static void keep_if_better(slot *s)
     }
 }
 
-/* Runs lns from the slot's best and keeps its answer if better. lns restarts its clock in each
- * solve, so under a time limit it is created afresh here with the time that is left (its
- * allocation is outside any loop); without one, the state made in create is used. */
+/* Runs lns from the slot's best (nmp_subsolve on the thread's clock: with a time limit lns gets
+ * the time that is left and kicks until then, else the plan's kicks) and keeps its answer if
+ * better. */
 static bool run_lns(slot *s)
 {
     auto_state *st = s->st;
     const nmp_problem *pb = st->pb;
-    if (!st->lns_ops)
+    if (!st->lns)
         return true;
-    if (st->par.time_limit > 0) {
-        const double left = st->par.time_limit - nmp_clock_elapsed(&s->clk);
-        if (left <= 0.01)
-            return false;
-        if (s->lns)
-            st->lns_ops->destroy(s->lns);
-        s->lns = NULL;
-        nmp_params q = sub_params(st, s);
-        q.time_limit = left;
-        s->err = nmp_params_set(&q, "kicks", 1e12);
-        if (s->err == NMP_OK)
-            s->err = st->lns_ops->create(pb, &q, &s->lns, NULL);
-        if (s->err != NMP_OK)
-            return false;
-    }
+    const bool timed = st->par.time_limit > 0;
+    if (timed && st->par.time_limit - nmp_clock_elapsed(&s->clk) <= 0.01)
+        return false;
+    nmp_params q = sub_params(st, s);
     nmp_result r;
-    memset(&r, 0, sizeof r);
+    s->err = nmp_params_set(&q, "kicks", timed ? 1e12 : st->kicks);
+    if (s->err != NMP_OK)
+        return false;
     memcpy(s->work, s->best, (size_t)pb->cols * sizeof *s->work);
-    s->err = st->lns_ops->solve(s->lns, s->work, &r);
+    s->err = nmp_subsolve(&nmp_lns_ops, pb, &q, &s->clk, 0, s->work, &r, NULL);
     if (s->err != NMP_OK)
         return false;
     nmp_eval_reset(s->ev, s->work);
@@ -411,9 +386,10 @@ static nmp_err run_exact(auto_state *st, const int32_t *start, nmp_result *res)
     if (s->stopped)
         return NMP_OK;
     nmp_result r;
-    memset(&r, 0, sizeof r);
+    nmp_params q = st->par; /* the user's seed and threads, dp's defaults */
+    q.count = 0;
     memcpy(s->work, s->best, (size_t)pb->cols * sizeof *s->work);
-    NMP_TRY(e, st->dp_ops->solve(st->dp, s->work, &r));
+    NMP_TRY(e, nmp_subsolve(&nmp_dp_ops, pb, &q, &s->clk, 0, s->work, &r, st->msg));
     nmp_eval_reset(s->ev, s->work);
     keep_if_better(s);
     res->status = r.status;

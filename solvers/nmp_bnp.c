@@ -2,7 +2,7 @@
  *
  * max sum_q D(q) x_q  s.t.  sum_{q ∋ i} x_q = 1 (every column i),  x_q in {0, 1}.
  *
- * Nodes. Each node solves the LP of set partitioning by column generation (nmp_cg.c: GLPK
+ * Nodes. Each node solves the LP of set partitioning by column generation (nmp_master.c: GLPK
  * master, exact pricing branch-and-bound in nmp_price.c) under its branching rules; its bound is
  * the best Lagrangian bound sum_i y_i + (cols/m) * max rc seen during the generation, valid at
  * every round, so a node stops as soon as that bound falls to the incumbent.
@@ -14,21 +14,21 @@
  * Search: best bound first (ties: deeper, then older).
  *
  * Lists. Once a node's gap (bound - incumbent) is small, every column that can be in a better
- * partition has a reduced cost above a threshold just below 0 (nmp_cg_enumerate). When there are
- * at most enum_max of them, the node's subtree is priced by scanning that list instead of the
+ * partition has a reduced cost above a threshold just below 0 (nmp_master_enumerate). When there
+ * are at most enum_max of them, the node's subtree is priced by scanning that list instead of the
  * branch-and-bound, and the incumbent fixes list columns to 0 by reduced cost as it improves:
- * nodes then cost little more than a dual simplex. This is what proves 64- to 96-column
- * instances in seconds to minutes; branching alone needs the pricing at every node.
+ * nodes then cost little more than a dual simplex. This is what proves 64- to 96-column instances
+ * in seconds to minutes; branching alone needs the pricing at every node.
  *
- * Incumbents: the start perm improved by the registered heuristic ("auto"); integral masters;
- * a dive from the root LP (fix the columns near 1, re-price); and, when a list is too long, a
- * depth-first search of a restricted problem made of its best heur_cols columns, then the
- * registered "lns" from the incumbent, after which the list may be complete after all.
+ * Incumbents: the start perm improved by "auto"; integral masters; a dive from the root LP (fix
+ * the columns near 1, re-price); and, when a list is too long, a depth-first search of a
+ * restricted problem made of its best heur_cols columns, then "lns" from the incumbent, after
+ * which the list may be complete after all. Both heuristics run through nmp_subsolve.
+ * The solve runs inside nmp_glpk_run: a GLPK internal error becomes NMP_ERR_LP.
  *
  * OPTIMAL when no open node's bound exceeds the incumbent by more than 1e-9 relative. */
-#include "nmp_solvers.h"
+#include "nmp_glpk.h"
 
-#include <glpk.h>
 #include <math.h>
 #include <string.h>
 
@@ -56,7 +56,7 @@ typedef struct bnp_node {
 typedef struct bnp_state {
     const nmp_problem *pb;
     nmp_params par;
-    nmp_cg *cg;
+    nmp_master *cg;
     double heur_time, lns_time;
     bool dive;
     int64_t node_limit, heur_cols, heur_nodes;
@@ -75,7 +75,7 @@ static void bnp_destroy(void *p)
     bnp_state *st = p;
     if (!st)
         return;
-    nmp_cg_free(st->cg);
+    nmp_master_free(st->cg);
     nmp_free(st->inc);
     nmp_free(st->work);
     nmp_free(st->node);
@@ -114,10 +114,10 @@ static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **s
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    const nmp_cg_opts o = { par->threads, (int64_t)nmp_param_get(par, bnp_params, "columns"),
+    const nmp_master_opts o = { par->threads, (int64_t)nmp_param_get(par, bnp_params, "columns"),
                             nmp_param_get(par, bnp_params, "smoothing"), par->verbose,
                             (int64_t)nmp_param_get(par, bnp_params, "enum_max") };
-    NMP_TRY(e, nmp_cg_create(pb, &o, &st->cg, msg));
+    NMP_TRY(e, nmp_master_create(pb, &o, &st->cg, msg));
     *state = st;
     st = NULL;
 out:
@@ -179,14 +179,11 @@ static nmp_err new_node(bnp_state *st, int32_t parent, int32_t a, int32_t b, uin
         if (st->ncap > INT32_MAX / 2)
             return NMP_ERR_NOMEM;
         const int64_t cap = 2 * st->ncap;
-        bnp_node *node = nmp_realloc(st->node, (size_t)cap * sizeof *node);
-        if (!node)
+        bool ok = true;
+        st->node = nmp_grow(st->node, (size_t)cap * sizeof *st->node, &ok);
+        st->heap = nmp_grow(st->heap, (size_t)cap * sizeof *st->heap, &ok);
+        if (!ok)
             return NMP_ERR_NOMEM;
-        st->node = node;
-        int32_t *heap = nmp_realloc(st->heap, (size_t)cap * sizeof *heap);
-        if (!heap)
-            return NMP_ERR_NOMEM;
-        st->heap = heap;
         st->ncap = cap;
     }
     const int32_t id = (int32_t)st->nnode++;
@@ -207,18 +204,12 @@ static nmp_err rules_reserve(bnp_state *st, int need)
     if (need <= st->rcap)
         return NMP_OK;
     const int cap = NMP_MAX(need, 2 * st->rcap);
-    int32_t *ra = nmp_realloc(st->ra, (size_t)cap * sizeof *ra);
-    if (!ra)
+    bool ok = true;
+    st->ra = nmp_grow(st->ra, (size_t)cap * sizeof *st->ra, &ok);
+    st->rb = nmp_grow(st->rb, (size_t)cap * sizeof *st->rb, &ok);
+    st->rt = nmp_grow(st->rt, (size_t)cap * sizeof *st->rt, &ok);
+    if (!ok)
         return NMP_ERR_NOMEM;
-    st->ra = ra;
-    int32_t *rb = nmp_realloc(st->rb, (size_t)cap * sizeof *rb);
-    if (!rb)
-        return NMP_ERR_NOMEM;
-    st->rb = rb;
-    uint8_t *rt = nmp_realloc(st->rt, (size_t)cap * sizeof *rt);
-    if (!rt)
-        return NMP_ERR_NOMEM;
-    st->rt = rt;
     st->rcap = cap;
     return NMP_OK;
 }
@@ -236,7 +227,7 @@ static nmp_err apply_rules(bnp_state *st, int32_t id)
         st->rt[k] = st->node[v].together;
         k++;
     }
-    return nmp_cg_set_rules(st->cg, k, st->ra, st->rb, st->rt, st->node[id].list);
+    return nmp_master_set_rules(st->cg, k, st->ra, st->rb, st->rt, st->node[id].list);
 }
 
 /* perm (a partition) replaces the incumbent if better */
@@ -247,9 +238,9 @@ static nmp_err offer(bnp_state *st, const int32_t *perm, double *best)
     NMP_TRY(e, nmp_score(st->pb, perm, &v));
     if (v > *best) {
         *best = v;
-        nmp_cg_set_incumbent(st->cg, v);
+        nmp_master_set_incumbent(st->cg, v);
         memcpy(st->inc, perm, (size_t)st->pb->cols * sizeof *perm);
-        NMP_TRY(e, nmp_cg_add_groups(st->cg, perm));
+        NMP_TRY(e, nmp_master_add_groups(st->cg, perm));
     }
 out:
     return e;
@@ -284,28 +275,28 @@ static nmp_err dive(bnp_state *st, double *best, nmp_clock *clk, int64_t *rounds
     NMP_TRY(e, rules_reserve(st, most));
     for (int64_t step = 0; step < st->pb->groups; step++) {
         const double tol = 1e-9 * fabs(*best);
-        NMP_TRY(e, nmp_cg_set_rules(st->cg, nr, st->ra, st->rb, st->rt, -1));
-        nmp_price_report rep = { *best, st->node[0].bound, 0 };
-        nmp_cg_out out;
-        NMP_TRY(e, nmp_cg_solve(st->cg, *best + tol, clk, &rep, &out, st->msg));
+        NMP_TRY(e, nmp_master_set_rules(st->cg, nr, st->ra, st->rb, st->rt, -1));
+        nmp_report rep = { *best, st->node[0].bound, 0 };
+        nmp_master_out out;
+        NMP_TRY(e, nmp_master_solve(st->cg, *best + tol, clk, &rep, &out, st->msg));
         *rounds += out.rounds;
-        if (out.end == NMP_CG_STOPPED) {
+        if (out.end == NMP_MASTER_STOPPED) {
             *stopped = true;
             break;
         }
-        if (out.end == NMP_CG_CUTOFF || out.bound <= *best + tol || out.artificial)
+        if (out.end == NMP_MASTER_CUTOFF || out.bound <= *best + tol || out.artificial)
             break;
-        if (nmp_cg_integral(st->cg, st->work)) {
+        if (nmp_master_integral(st->cg, st->work)) {
             NMP_TRY(e, offer(st, st->work, best));
             break;
         }
         int64_t top = -1;
         const int before = nr;
-        for (int64_t q = 0; q < nmp_cg_pool(st->cg); q++) {
-            const double x = nmp_cg_x(st->cg, q);
+        for (int64_t q = 0; q < nmp_master_pool(st->cg); q++) {
+            const double x = nmp_master_x(st->cg, q);
             if (x < 1e-6)
                 continue;
-            const int32_t *c = nmp_cg_column(st->cg, q);
+            const int32_t *c = nmp_master_column(st->cg, q);
             bool fixed = false; /* already a full component? */
             for (int r = 0; r < before && !fixed; r++)
                 fixed = st->ra[r] == c[0] && st->rb[r] == c[1];
@@ -317,12 +308,12 @@ static nmp_err dive(bnp_state *st, double *best, nmp_clock *clk, int64_t *rounds
                     st->rb[nr] = c[t];
                     st->rt[nr++] = 1;
                 }
-            } else if (top < 0 || x > nmp_cg_x(st->cg, top)) {
+            } else if (top < 0 || x > nmp_master_x(st->cg, top)) {
                 top = q;
             }
         }
         if (top >= 0) {
-            const int32_t *c = nmp_cg_column(st->cg, top);
+            const int32_t *c = nmp_master_column(st->cg, top);
             for (int t = 1; t < m && nr < most; t++) {
                 st->ra[nr] = c[0];
                 st->rb[nr] = c[t];
@@ -332,7 +323,7 @@ static nmp_err dive(bnp_state *st, double *best, nmp_clock *clk, int64_t *rounds
         if (nr == before)
             break;
     }
-    NMP_TRY(e, nmp_cg_set_rules(st->cg, 0, st->ra, st->rb, st->rt, -1));
+    NMP_TRY(e, nmp_master_set_rules(st->cg, 0, st->ra, st->rb, st->rt, -1));
 out:
     return e;
 }
@@ -348,25 +339,25 @@ static nmp_err hdfs(bnp_state *st, int list, int nr, double *best, int64_t *budg
     if (*budget <= 0 || *stopped)
         return NMP_OK;
     (*budget)--;
-    NMP_TRY(e, nmp_cg_set_rules(st->cg, nr, st->ra, st->rb, st->rt, list));
+    NMP_TRY(e, nmp_master_set_rules(st->cg, nr, st->ra, st->rb, st->rt, list));
     const double tol = 1e-9 * fabs(*best);
-    nmp_price_report rep = { *best, st->node[0].bound, 0 };
-    nmp_cg_out out;
-    NMP_TRY(e, nmp_cg_solve(st->cg, *best + tol, clk, &rep, &out, st->msg));
+    nmp_report rep = { *best, st->node[0].bound, 0 };
+    nmp_master_out out;
+    NMP_TRY(e, nmp_master_solve(st->cg, *best + tol, clk, &rep, &out, st->msg));
     *rounds += out.rounds;
-    if (out.end == NMP_CG_STOPPED) {
+    if (out.end == NMP_MASTER_STOPPED) {
         *stopped = true;
         goto out;
     }
-    if (out.end == NMP_CG_CUTOFF || out.bound <= *best + tol || out.artificial)
+    if (out.end == NMP_MASTER_CUTOFF || out.bound <= *best + tol || out.artificial)
         goto out;
-    if (nmp_cg_integral(st->cg, st->work)) {
+    if (nmp_master_integral(st->cg, st->work)) {
         NMP_TRY(e, offer(st, st->work, best));
         goto out;
     }
     int32_t a, b;
     double together;
-    if (!nmp_cg_branch_pair(st->cg, &a, &b, &together))
+    if (!nmp_master_branch_pair(st->cg, &a, &b, &together))
         goto out;
     NMP_TRY(e, rules_reserve(st, nr + 1));
     for (int side = 0; side < 2; side++) {
@@ -379,25 +370,46 @@ out:
     return e;
 }
 
-static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
+/* "lns" from the incumbent for at most lns_time seconds of clk's time; its answer is offered. */
+static nmp_err run_lns(bnp_state *st, nmp_clock *clk, double *best)
+{
+    nmp_err e = NMP_OK;
+    const nmp_problem *pb = st->pb;
+    nmp_params hp;
+    nmp_result r;
+    nmp_params_init(&hp);
+    hp.seed = st->par.seed;
+    hp.threads = st->par.threads;
+    /* a search that stops by itself: a longer patience than lns's default 20 + 4 G */
+    NMP_TRY(e, nmp_params_set(&hp, "max_fail", 10.0 * (20 + 4 * (double)pb->groups)));
+    memcpy(st->work, st->inc, (size_t)pb->cols * sizeof *st->work);
+    NMP_TRY(e, nmp_subsolve(&nmp_lns_ops, pb, &hp, clk, st->lns_time, st->work, &r, st->msg));
+    NMP_TRY(e, offer(st, st->work, best));
+out:
+    return e;
+}
+
+/* The node was not finished (the clock stopped its work): back to the queue with bound nb. */
+static void requeue(bnp_state *st, int32_t id, double nb, nmp_result *res)
+{
+    st->node[id].bound = nb;
+    heap_push(st, id);
+    res->nodes--;
+}
+
+/* The search, inside nmp_glpk_run. */
+static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
 {
     nmp_err e = NMP_OK;
     bnp_state *st = p;
     const nmp_problem *pb = st->pb;
-    const size_t bytes = (size_t)pb->cols * sizeof *perm;
-    const int term = glp_term_out(st->par.verbose ? GLP_ON : GLP_OFF);
     nmp_clock clk;
     nmp_clock_start(&clk, &st->par);
     double best;
     bool stopped = false, limited = false;
     double enum_gap = INFINITY, slack = -INFINITY;
-    memcpy(st->inc, perm, bytes);
-    NMP_TRY(e, nmp_cg_add_groups(st->cg, perm));
-    NMP_TRY(e, nmp_cg_heuristic(pb, &st->par, NULL, st->heur_time, &clk, st->inc));
-    NMP_TRY(e, nmp_cg_add_groups(st->cg, st->inc));
-    NMP_TRY(e, nmp_score(pb, st->inc, &best));
-    nmp_cg_set_incumbent(st->cg, best);
-    nmp_cg_guess_duals(st->cg, st->inc);
+    NMP_TRY(e, nmp_master_start(st->cg, &st->par, st->heur_time, &clk, perm, st->inc, &best,
+                                st->msg));
     st->nnode = st->nheap = 0;
     NMP_TRY(e, new_node(st, -1, -1, -1, 0, pb->row_bound));
     while (st->nheap > 0) {
@@ -419,12 +431,12 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
         const double global = st->nheap > 0 ? NMP_MAX(st->node[id].bound,
                                                       st->node[st->heap[0]].bound)
                                             : st->node[id].bound;
-        nmp_price_report rep = { best, global, res->nodes };
-        nmp_cg_out out;
+        nmp_report rep = { best, global, res->nodes };
+        nmp_master_out out;
         NMP_TRY(e, apply_rules(st, id));
-        NMP_TRY(e, nmp_cg_solve(st->cg, best + tol, &clk, &rep, &out, st->msg));
+        NMP_TRY(e, nmp_master_solve(st->cg, best + tol, &clk, &rep, &out, st->msg));
         res->iterations += out.rounds;
-        if (out.end == NMP_CG_STOPPED) {
+        if (out.end == NMP_MASTER_STOPPED) {
             if (isfinite(out.bound))
                 st->node[id].bound = NMP_MIN(st->node[id].bound, out.bound);
             heap_push(st, id);
@@ -433,9 +445,9 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
         }
         res->nodes++;
         double nb = NMP_MIN(st->node[id].bound, out.bound);
-        if (out.end == NMP_CG_CUTOFF || nb <= best + tol)
+        if (out.end == NMP_MASTER_CUTOFF || nb <= best + tol)
             continue;
-        if (!out.artificial && nmp_cg_integral(st->cg, st->work)) {
+        if (!out.artificial && nmp_master_integral(st->cg, st->work)) {
             NMP_TRY(e, close_integral(st, nb, &best, &slack));
             continue;
         }
@@ -447,26 +459,24 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
             const double tol2 = 1e-9 * fabs(best);
             if (!dstop) {
                 NMP_TRY(e, apply_rules(st, id));
-                NMP_TRY(e, nmp_cg_solve(st->cg, best + tol2, &clk, &rep, &out, st->msg));
+                NMP_TRY(e, nmp_master_solve(st->cg, best + tol2, &clk, &rep, &out, st->msg));
                 res->iterations += out.rounds;
-                dstop = out.end == NMP_CG_STOPPED;
+                dstop = out.end == NMP_MASTER_STOPPED;
             }
             if (dstop) {
-                st->node[id].bound = nb;
-                heap_push(st, id);
-                res->nodes--;
+                requeue(st, id, nb, res);
                 stopped = true;
                 break;
             }
             nb = NMP_MIN(nb, out.bound);
-            if (out.end == NMP_CG_CUTOFF || nb <= best + tol2)
+            if (out.end == NMP_MASTER_CUTOFF || nb <= best + tol2)
                 continue;
         }
         /* small gap: list the columns that matter, and go on without pricing */
         if (st->node[id].list < 0 && nb - best < enum_gap) {
-            nmp_cg_enum en;
+            nmp_master_enum en;
             rep.best = best;
-            NMP_TRY(e, nmp_cg_enumerate(st->cg, best, st->heur_cols, &clk, &rep, &en));
+            NMP_TRY(e, nmp_master_enumerate(st->cg, best, st->heur_cols, &clk, &rep, &en));
             bool lstop = en.stopped;
             if (!lstop && en.list >= 0 && !en.complete) { /* too many: search the best of them */
                 int64_t budget = st->heur_nodes, rounds = 0;
@@ -475,63 +485,43 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
                 NMP_TRY(e, hdfs(st, en.list, nr, &best, &budget, &clk, &rounds, &lstop));
                 res->iterations += rounds;
                 if (!lstop && st->lns_time > 0) { /* local search from the incumbent */
-                    memcpy(st->work, st->inc, bytes);
-                    NMP_TRY(e, nmp_cg_heuristic(pb, &st->par, "lns", st->lns_time, &clk,
-                                                st->work));
-                    NMP_TRY(e, offer(st, st->work, &best));
+                    NMP_TRY(e, run_lns(st, &clk, &best));
                     lstop = clk.stopped || nmp_clock_expired(&clk);
                 }
-                NMP_TRY(e, nmp_cg_relist(st->cg, best, &en));
+                NMP_TRY(e, nmp_master_relist(st->cg, best, &en));
             }
             if (lstop) {
-                st->node[id].bound = nb;
-                heap_push(st, id);
-                res->nodes--;
+                requeue(st, id, nb, res);
                 stopped = true;
                 break;
             }
-            if (en.list < 0 || !en.complete) {
+            if (en.list < 0 || !en.complete)
                 enum_gap = 0.8 * (nb - best); /* too many: try again on smaller gaps */
-                NMP_TRY(e, apply_rules(st, id)); /* back to this node's master */
-                NMP_TRY(e, nmp_cg_solve(st->cg, best + tol, &clk, &rep, &out, st->msg));
-                if (out.end == NMP_CG_STOPPED) {
-                    st->node[id].bound = nb;
-                    heap_push(st, id);
-                    res->nodes--;
-                    stopped = true;
-                    break;
-                }
-                nb = NMP_MIN(nb, out.bound);
-                if (out.end == NMP_CG_CUTOFF || nb <= best + tol)
-                    continue;
-            } else {
-                st->node[id].list = en.list;
-                NMP_TRY(e, apply_rules(st, id));
-                NMP_TRY(e, nmp_cg_solve(st->cg, best + tol, &clk, &rep, &out, st->msg));
-                if (out.end == NMP_CG_STOPPED) {
-                    st->node[id].bound = nb;
-                    heap_push(st, id);
-                    res->nodes--;
-                    stopped = true;
-                    break;
-                }
-                nb = NMP_MIN(nb, out.bound);
-                if (out.end == NMP_CG_CUTOFF || nb <= best + tol)
-                    continue;
+            else
+                st->node[id].list = en.list; /* complete: the subtree scans the list */
+            NMP_TRY(e, apply_rules(st, id)); /* back to this node's master */
+            NMP_TRY(e, nmp_master_solve(st->cg, best + tol, &clk, &rep, &out, st->msg));
+            if (out.end == NMP_MASTER_STOPPED) {
+                requeue(st, id, nb, res);
+                stopped = true;
+                break;
             }
-            if (!out.artificial && nmp_cg_integral(st->cg, st->work)) {
+            nb = NMP_MIN(nb, out.bound);
+            if (out.end == NMP_MASTER_CUTOFF || nb <= best + tol)
+                continue;
+            if (!out.artificial && nmp_master_integral(st->cg, st->work)) {
                 NMP_TRY(e, close_integral(st, nb, &best, &slack));
                 continue;
             }
         }
         int32_t a, b;
         double together;
-        if (!nmp_cg_branch_pair(st->cg, &a, &b, &together))
+        if (!nmp_master_branch_pair(st->cg, &a, &b, &together))
             continue; /* only artificial columns are fractional: no partition here */
         NMP_TRY(e, new_node(st, id, a, b, 1, nb));
         NMP_TRY(e, new_node(st, id, a, b, 0, nb));
     }
-    memcpy(perm, st->inc, bytes);
+    memcpy(perm, st->inc, (size_t)pb->cols * sizeof *st->inc);
     res->bound = NMP_MAX(best, slack);
     if (st->nheap > 0)
         res->bound = NMP_MAX(res->bound, NMP_MIN(st->node[st->heap[0]].bound, pb->row_bound));
@@ -544,8 +534,20 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
                               : limited ? NMP_STATUS_ITER_LIMIT : NMP_STATUS_FEASIBLE;
     nmp_clock_tick(&clk, res->nodes, best, res->bound, "done", true);
 out:
-    glp_term_out(term);
     return e;
+}
+
+/* After a GLPK internal error: the master's LP is gone. */
+static void bnp_lost(void *p)
+{
+    bnp_state *st = p;
+    nmp_master_forget_lp(st->cg);
+}
+
+static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
+{
+    bnp_state *st = p;
+    return nmp_glpk_run(bnp_run, bnp_lost, st, perm, res, st->par.verbose, "bnp", st->msg);
 }
 
 const nmp_solver_ops nmp_bnp_ops = {

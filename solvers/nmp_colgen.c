@@ -2,15 +2,15 @@
  *
  * bound = min over pricing rounds of L(y) = sum_i y_i + (cols/m) * max_q (D(q) - y(q)),
  * which at convergence is the LP value of  max sum_q D(q) x_q, sum_{q ∋ i} x_q = 1, x >= 0,
- * over all C(cols, m) groups q, computed without enumerating them (nmp_cg.c, nmp_price.c).
+ * over all C(cols, m) groups q, computed without enumerating them (nmp_master.c, nmp_price.c).
  *
- * The master starts from the groups of the start perm and of a heuristic solution (the registered
- * "auto", else "swap" with escapes), which also give the returned perm; at the end the restricted
- * master is solved as a binary program for a few seconds for a better one. Status OPTIMAL only
- * when the bound meets the score (the LP happened to be integral at the optimum). */
-#include "nmp_solvers.h"
+ * The master starts from the groups of the start perm and of a heuristic solution ("auto" run
+ * through nmp_subsolve for heur_time seconds), which also give the returned perm; at the end the
+ * restricted master is solved as a binary program for a few seconds for a better one. Status
+ * OPTIMAL only when the bound meets the score (the LP happened to be integral at the optimum).
+ * The solve runs inside nmp_glpk_run: a GLPK internal error becomes NMP_ERR_LP. */
+#include "nmp_glpk.h"
 
-#include <glpk.h>
 #include <math.h>
 #include <string.h>
 
@@ -25,7 +25,7 @@ static const nmp_param_desc colgen_params[] = {
 typedef struct colgen_state {
     const nmp_problem *pb;
     nmp_params par;
-    nmp_cg *cg;
+    nmp_master *cg;
     double heur_time, mip_time;
     int32_t *inc, *work;
     nmp_msg *msg;
@@ -36,7 +36,7 @@ static void colgen_destroy(void *p)
     colgen_state *st = p;
     if (!st)
         return;
-    nmp_cg_free(st->cg);
+    nmp_master_free(st->cg);
     nmp_free(st->inc);
     nmp_free(st->work);
     nmp_free(st);
@@ -60,9 +60,9 @@ static nmp_err colgen_create(const nmp_problem *pb, const nmp_params *par, void 
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    const nmp_cg_opts o = { par->threads, (int64_t)nmp_param_get(par, colgen_params, "columns"),
+    const nmp_master_opts o = { par->threads, (int64_t)nmp_param_get(par, colgen_params, "columns"),
                             nmp_param_get(par, colgen_params, "smoothing"), par->verbose, 0 };
-    NMP_TRY(e, nmp_cg_create(pb, &o, &st->cg, msg));
+    NMP_TRY(e, nmp_master_create(pb, &o, &st->cg, msg));
     *state = st;
     st = NULL;
 out:
@@ -70,33 +70,29 @@ out:
     return e;
 }
 
-static nmp_err colgen_solve(void *p, int32_t *perm, nmp_result *res)
+/* The solve, inside nmp_glpk_run. */
+static nmp_err colgen_run(void *p, int32_t *perm, nmp_result *res)
 {
     nmp_err e = NMP_OK;
     colgen_state *st = p;
     const nmp_problem *pb = st->pb;
-    const size_t bytes = (size_t)pb->cols * sizeof *perm;
-    const int term = glp_term_out(st->par.verbose ? GLP_ON : GLP_OFF);
+    const size_t bytes = (size_t)pb->cols * sizeof *st->inc;
     nmp_clock clk;
     nmp_clock_start(&clk, &st->par);
     double best;
-    memcpy(st->inc, perm, bytes);
-    NMP_TRY(e, nmp_cg_add_groups(st->cg, perm));
-    NMP_TRY(e, nmp_cg_heuristic(pb, &st->par, NULL, st->heur_time, &clk, st->inc));
-    NMP_TRY(e, nmp_cg_add_groups(st->cg, st->inc));
-    NMP_TRY(e, nmp_score(pb, st->inc, &best));
-    nmp_cg_guess_duals(st->cg, st->inc);
-    nmp_price_report rep = { best, pb->row_bound, 0 };
-    nmp_cg_out out;
-    NMP_TRY(e, nmp_cg_solve(st->cg, -INFINITY, &clk, NULL, &out, st->msg));
+    NMP_TRY(e, nmp_master_start(st->cg, &st->par, st->heur_time, &clk, perm, st->inc, &best,
+                                st->msg));
+    nmp_report rep = { best, pb->row_bound, 0 };
+    nmp_master_out out;
+    NMP_TRY(e, nmp_master_solve(st->cg, -INFINITY, &clk, NULL, &out, st->msg));
     res->iterations = out.rounds;
     res->nodes = 1;
     if (isfinite(out.bound))
         res->bound = NMP_MIN(out.bound, pb->row_bound);
     rep.bound = res->bound;
-    if (out.end != NMP_CG_STOPPED) {
+    if (out.end != NMP_MASTER_STOPPED) {
         double v;
-        if (!out.artificial && nmp_cg_integral(st->cg, st->work)) {
+        if (!out.artificial && nmp_master_integral(st->cg, st->work)) {
             NMP_TRY(e, nmp_score(pb, st->work, &v));
             if (v > best) {
                 best = v;
@@ -107,8 +103,8 @@ static nmp_err colgen_solve(void *p, int32_t *perm, nmp_result *res)
         if (gap > 1e-9 * fabs(res->bound) && st->mip_time > 0) {
             bool found;
             rep.best = best;
-            NMP_TRY(e, nmp_cg_mip(st->cg, st->mip_time, st->inc, &clk, &rep, st->work, &found,
-                                  st->msg));
+            NMP_TRY(e, nmp_master_mip(st->cg, st->mip_time, st->inc, &clk, &rep, st->work,
+                                      &found, st->msg));
             if (found) {
                 NMP_TRY(e, nmp_score(pb, st->work, &v));
                 if (v > best) {
@@ -119,7 +115,7 @@ static nmp_err colgen_solve(void *p, int32_t *perm, nmp_result *res)
         }
     }
     memcpy(perm, st->inc, bytes);
-    if (out.end == NMP_CG_STOPPED || clk.stopped)
+    if (out.end == NMP_MASTER_STOPPED || clk.stopped)
         res->status = nmp_clock_status(&clk);
     else if (res->bound - best <= 1e-9 * fabs(res->bound))
         res->status = NMP_STATUS_OPTIMAL;
@@ -127,8 +123,21 @@ static nmp_err colgen_solve(void *p, int32_t *perm, nmp_result *res)
         res->status = NMP_STATUS_FEASIBLE;
     nmp_clock_tick(&clk, res->iterations, best, res->bound, "done", true);
 out:
-    glp_term_out(term);
     return e;
+}
+
+/* After a GLPK internal error: the master's LP is gone. */
+static void colgen_lost(void *p)
+{
+    colgen_state *st = p;
+    nmp_master_forget_lp(st->cg);
+}
+
+static nmp_err colgen_solve(void *p, int32_t *perm, nmp_result *res)
+{
+    colgen_state *st = p;
+    return nmp_glpk_run(colgen_run, colgen_lost, st, perm, res, st->par.verbose, "colgen",
+                        st->msg);
 }
 
 const nmp_solver_ops nmp_colgen_ops = {

@@ -667,7 +667,7 @@ static int key_cmp(const void *pa, const void *pb)
 }
 
 nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
-                        const nmp_price_report *rep, nmp_price_out *out)
+                        const nmp_report *rep, nmp_price_out *out)
 {
     const int C = pr->cols, m = pr->m;
     const int64_t rows = pr->rows;

@@ -37,30 +37,19 @@ const nmp_solver_ops *nmp_solver_find(const char *name)
     return NULL;
 }
 
-/* The driver owns the contract every solver promises: a valid perm, a recomputed score, never
- * worse than the start, a bound no lower than the score. */
-nmp_err nmp_solve(const nmp_problem *pb, const char *solver, const nmp_params *par, int32_t *perm,
-                  int start_is_identity, nmp_result *res, nmp_msg *msg)
+/* The contract every solver promises, kept by the driver for it: parameters in the solver's
+ * table, a valid start, then create, solve, destroy; a valid perm, its score recomputed, never
+ * worse than the start (a solver bug must not cost the caller), a bound no lower than the score.
+ * nmp_solve and nmp_subsolve both run solvers through here. */
+nmp_err nmp_solver_run(const nmp_solver_ops *ops, const nmp_problem *pb, const nmp_params *par,
+                       int32_t *perm, nmp_result *res, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     void *state = NULL;
     int32_t *start = NULL;
-    nmp_params defaults;
-    const nmp_solver_ops *ops = nmp_solver_find(solver);
     memset(res, 0, sizeof *res);
-    if (!par) {
-        nmp_params_init(&defaults);
-        par = &defaults;
-    }
-    if (!ops) {
-        e = nmp_fail(msg, NMP_ERR_ARG, "unknown solver '%s' (see 'nmperm solvers')",
-                     solver ? solver : "(null)");
-        goto out;
-    }
     NMP_TRY(e, nmp_params_check(par, ops, msg));
-    if (start_is_identity)
-        nmp_perm_identity(perm, pb->cols);
-    else if ((e = nmp_perm_check(perm, pb->cols)) != NMP_OK) {
+    if ((e = nmp_perm_check(perm, pb->cols)) != NMP_OK) {
         if (e == NMP_ERR_ARG)
             nmp_fail(msg, e, "start permutation is not a permutation of 0..%lld",
                      (long long)pb->cols - 1);
@@ -91,7 +80,7 @@ nmp_err nmp_solve(const nmp_problem *pb, const char *solver, const nmp_params *p
         goto out;
     }
     NMP_TRY(e, nmp_score(pb, perm, &res->score));
-    if (res->score < res->start_score) { /* a solver bug must not cost the caller */
+    if (res->score < res->start_score) {
         memcpy(perm, start, (size_t)pb->cols * sizeof *start);
         res->score = res->start_score;
     }
@@ -100,8 +89,30 @@ nmp_err nmp_solve(const nmp_problem *pb, const char *solver, const nmp_params *p
     if (!(res->bound >= res->score) || res->bound > pb->row_bound)
         res->bound = NMP_MAX(res->score, NMP_MIN(res->bound, pb->row_bound));
 out:
-    if (ops && state)
+    if (state)
         ops->destroy(state);
     nmp_free(start);
     return e;
+}
+
+nmp_err nmp_solve(const nmp_problem *pb, const char *solver, const nmp_params *par, int32_t *perm,
+                  int start_is_identity, nmp_result *res, nmp_msg *msg)
+{
+    nmp_params defaults;
+    const nmp_solver_ops *ops = nmp_solver_find(solver);
+    memset(res, 0, sizeof *res);
+    if (!par) {
+        nmp_params_init(&defaults);
+        par = &defaults;
+    }
+    if (!ops)
+        return nmp_fail(msg, NMP_ERR_ARG, "unknown solver '%s' (see 'nmperm solvers')",
+                        solver ? solver : "(null)");
+    if (start_is_identity) {
+        const nmp_err e = nmp_params_check(par, ops, msg);
+        if (e != NMP_OK)
+            return e;
+        nmp_perm_identity(perm, pb->cols);
+    }
+    return nmp_solver_run(ops, pb, par, perm, res, msg);
 }

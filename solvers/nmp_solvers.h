@@ -1,6 +1,7 @@
-/* nmp_solvers.h: what solvers share inside solvers/: the ops tables of the registry and the
- * machinery one solver borrows from another (pricing, column generation, windows, assignment
- * moves, annealing) (not installed) */
+/* nmp_solvers.h: what solvers share inside solvers/: the ops tables of the registry, the driver
+ * and the sub-solve entry through which one solver runs another, and the machinery one solver
+ * borrows from another (pricing, column generation, windows, assignment moves, annealing); the
+ * GLPK glue has its own header, nmp_glpk.h (not installed) */
 #ifndef NMP_SOLVERS_H
 #define NMP_SOLVERS_H
 
@@ -25,13 +26,48 @@ extern const nmp_solver_ops nmp_colgen_ops;
 extern const nmp_solver_ops nmp_bnp_ops;
 #endif
 
-/* ----------------- column generation (solvers/nmp_price.c, solvers/nmp_cg.c; built with GLPK) */
+/* nmp_realloc for a chain of arrays that grow together: p resized to `bytes` while *ok; on a
+ * failure (or with *ok already false) p is returned unchanged, still valid, and *ok is false.
+ * Grow every array, then check *ok once and only then record the new capacity. */
+static inline void *nmp_grow(void *p, size_t bytes, bool *ok)
+{
+    void *q = *ok ? nmp_realloc(p, bytes) : NULL;
+    if (!q)
+        *ok = false;
+    return q ? q : p;
+}
 
-/* What long pricing rounds report through the clock: the caller's best and bound. */
-typedef struct nmp_price_report {
+/* What a long computation inside a solver reports through the clock: the caller's best, bound
+ * and iteration count. */
+typedef struct nmp_report {
     double best, bound;
     int64_t iteration;
-} nmp_price_report;
+} nmp_report;
+
+/* ------------------------------------ driver and sub-solves (nmp_registry.c, nmp_subsolve.c) */
+
+/* Runs ops end to end with the driver's checks (nmp_solve's contract): par checked against the
+ * solver's table, perm a valid start (NMP_ERR_ARG otherwise), then create, solve, destroy; the
+ * returned perm is validated (NMP_ERR_INTERNAL), its score recomputed, and the start is kept
+ * when the answer scores lower; res->bound is clamped to [score, row bound]. On an error perm
+ * holds the start. */
+nmp_err nmp_solver_run(const nmp_solver_ops *ops, const nmp_problem *pb, const nmp_params *par,
+                       int32_t *perm, nmp_result *res, nmp_msg *msg);
+
+/* A parent solver runs the solver `ops` (named by its table: one that is not in the build cannot
+ * be called) from perm, through nmp_solver_run and so with all its checks. par gives the child's
+ * seed, threads, verbosity and named values (overrides of its defaults); its time limit and
+ * progress are replaced: the child may run for `seconds` (<= 0: no limit of its own) but never
+ * past the parent clock's limit, and reports through the parent clock, whose interrupt stops it.
+ * parent may be NULL (then `seconds` alone limits it, and nothing is reported). With no time
+ * left, or the parent already stopped, the child does not run: perm is unchanged and res->status
+ * says why. perm: in the start, out the child's answer (never scoring below the start);
+ * res->start_score and res->score tell whether it gained. */
+nmp_err nmp_subsolve(const nmp_solver_ops *ops, const nmp_problem *pb, const nmp_params *par,
+                     nmp_clock *parent, double seconds, int32_t *perm, nmp_result *res,
+                     nmp_msg *msg);
+
+/* ------------- column generation (solvers/nmp_price.c, solvers/nmp_master.c; built with GLPK) */
 
 /* Pricing output: caller-owned arrays for k columns (cols: k * m members, ascending per column). */
 typedef struct nmp_price_out {
@@ -55,80 +91,115 @@ nmp_err nmp_price_set_rules(nmp_price *pr, int count, const int32_t *a, const in
                             const uint8_t *together);
 /* y: cols duals. clk (may be NULL) is ticked by the calling thread with rep's values. */
 nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
-                        const nmp_price_report *rep, nmp_price_out *out);
+                        const nmp_report *rep, nmp_price_out *out);
 
-/* Column generation on a restricted set-partitioning master in GLPK (see nmp_cg.c). The caller
- * silences GLPK's terminal (glp_term_out) around calls. Release with nmp_cg_free (accepts NULL). */
-typedef struct nmp_cg nmp_cg;
-typedef struct nmp_cg_opts {
+/* Column generation on a restricted set-partitioning master in GLPK (see nmp_master.c). Every
+ * call that reaches GLPK runs inside nmp_glpk_run (nmp_glpk.h), and after a GLPK internal error
+ * nmp_master_forget_lp must be called before nmp_master_free. Release with nmp_master_free
+ * (accepts NULL). */
+typedef struct nmp_master nmp_master;
+typedef struct nmp_master_opts {
     int threads;         /* pricing threads, 0: OpenMP's default */
     int64_t kmax;        /* columns per pricing round, 0: 2 * cols */
     double smoothing;    /* Wentges dual smoothing factor in [0, 1) */
     int verbose;         /* GLPK messages */
-    int64_t enum_max;    /* most columns of nmp_cg_enumerate (0: never enumerate) */
-} nmp_cg_opts;
-typedef enum nmp_cg_end {
-    NMP_CG_CONVERGED,    /* no column prices out (or the bound met the LP value) */
-    NMP_CG_CUTOFF,       /* the bound fell to the cutoff */
-    NMP_CG_STOPPED       /* the clock stopped it */
-} nmp_cg_end;
-typedef struct nmp_cg_out {
-    nmp_cg_end end;
+    int64_t enum_max;    /* most columns of nmp_master_enumerate (0: never enumerate) */
+} nmp_master_opts;
+typedef enum nmp_master_end {
+    NMP_MASTER_CONVERGED,    /* no column prices out (or the bound met the LP value) */
+    NMP_MASTER_CUTOFF,       /* the bound fell to the cutoff */
+    NMP_MASTER_STOPPED       /* the clock stopped it */
+} nmp_master_end;
+typedef struct nmp_master_out {
+    nmp_master_end end;
     double lp;           /* value of the last restricted master (-inf when none was solved) */
     double bound;        /* best Lagrangian bound of the node's optimum (+inf when none) */
     int64_t rounds, columns_added, pricing_nodes;
     bool artificial;     /* the last master uses an artificial column */
-} nmp_cg_out;
-nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out, nmp_msg *msg);
-void nmp_cg_free(nmp_cg *cg);
+} nmp_master_out;
+nmp_err nmp_master_create(const nmp_problem *pb, const nmp_master_opts *o, nmp_master **out,
+                          nmp_msg *msg);
+void nmp_master_free(nmp_master *cg);
+/* After a GLPK internal error (glp_free_env released the master's LP): drop the pointer. */
+void nmp_master_forget_lp(nmp_master *cg);
+/* The start of a run: the groups of perm join the pool; "auto" runs from perm for `seconds` of
+ * clk's time (nmp_subsolve; 0: skip it) and inc gets its answer when it gains, else perm; inc's
+ * groups join the pool, *best is its score, the incumbent (nmp_master_set_incumbent) and the
+ * first stability center (nmp_master_guess_duals) follow from it. */
+nmp_err nmp_master_start(nmp_master *cg, const nmp_params *par, double seconds, nmp_clock *clk,
+                         const int32_t *perm, int32_t *inc, double *best, nmp_msg *msg);
 /* Adds the groups of perm to the pool (duplicates skipped). */
-nmp_err nmp_cg_add_groups(nmp_cg *cg, const int32_t *perm);
+nmp_err nmp_master_add_groups(nmp_master *cg, const int32_t *perm);
 /* Sets the first stability center to the saliency each column keeps in its group of perm. */
-void nmp_cg_guess_duals(nmp_cg *cg, const int32_t *perm);
+void nmp_master_guess_duals(nmp_master *cg, const int32_t *perm);
 /* Branching rules (as nmp_price_set_rules): pool columns that break them are fixed at 0. list:
- * -1 to price columns, else an enumerated list (nmp_cg_enumerate) the master is restricted to. */
-nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t *b,
-                         const uint8_t *together, int list);
+ * -1 to price columns, else an enumerated list (nmp_master_enumerate) the master is restricted
+ * to. */
+nmp_err nmp_master_set_rules(nmp_master *cg, int count, const int32_t *a, const int32_t *b,
+                             const uint8_t *together, int list);
 /* Generates columns until converged, the bound is <= cutoff, or clk stops it. rep (may be NULL)
  * supplies best/bound for progress reports. NMP_ERR_LP (reason in msg) when GLPK fails. */
-nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_report *rep,
-                     nmp_cg_out *out, nmp_msg *msg);
-int64_t nmp_cg_pool(const nmp_cg *cg);
-const int32_t *nmp_cg_column(const nmp_cg *cg, int64_t q);
-double nmp_cg_value(const nmp_cg *cg, int64_t q);
-double nmp_cg_x(const nmp_cg *cg, int64_t q);
-/* After nmp_cg_solve: true when the master's solution is integral (perm gets its groups). */
-bool nmp_cg_integral(nmp_cg *cg, int32_t *perm);
+nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nmp_report *rep,
+                         nmp_master_out *out, nmp_msg *msg);
+int64_t nmp_master_pool(const nmp_master *cg);
+const int32_t *nmp_master_column(const nmp_master *cg, int64_t q);
+double nmp_master_x(const nmp_master *cg, int64_t q);
+/* After nmp_master_solve: true when the master's solution is integral (perm gets its groups). */
+bool nmp_master_integral(nmp_master *cg, int32_t *perm);
 /* The pair of columns whose "together" value (*together) is most fractional; false when there
  * is none. */
-bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *a, int32_t *b, double *together);
+bool nmp_master_branch_pair(nmp_master *cg, int32_t *a, int32_t *b, double *together);
 /* The restricted master as a binary program for at most `seconds` (start: an incumbent perm
  * whose groups are in the pool, or NULL); *found and perm when it found a solution. */
-nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *clk,
-                   const nmp_price_report *rep, int32_t *perm, bool *found, nmp_msg *msg);
+nmp_err nmp_master_mip(nmp_master *cg, double seconds, const int32_t *start, nmp_clock *clk,
+                       const nmp_report *rep, int32_t *perm, bool *found, nmp_msg *msg);
 /* The value of the best partition known: lists drop the columns it rules out (at the next
- * nmp_cg_set_rules). */
-void nmp_cg_set_incumbent(nmp_cg *cg, double value);
-/* After nmp_cg_solve converged at a node: lists every column that can be in a partition worth
+ * nmp_master_set_rules). */
+void nmp_master_set_incumbent(nmp_master *cg, double value);
+/* After nmp_master_solve converged at a node: lists every column that can be in a partition worth
  * more than incumbent (reduced cost at the best duals above a threshold). With at most enum_max
- * of them (res->complete), res->list names the list: pass it to nmp_cg_set_rules for this node
+ * of them (res->complete), res->list names the list: pass it to nmp_master_set_rules for this node
  * and its descendants, whose masters then hold the list only and need no pricing. With more, and
  * heur_cols > 0, res->list names a heuristic list of the best heur_cols: a restricted problem in
- * which to search for incumbents, after which nmp_cg_relist may complete the list. */
-typedef struct nmp_cg_enum {
+ * which to search for incumbents, after which nmp_master_relist may complete the list. */
+typedef struct nmp_master_enum {
     int64_t columns;     /* columns in res->list (or listed, when none) */
     int list;            /* the list's id, or -1 */
     bool complete;       /* the list holds every column that matters at the node */
     bool stopped;        /* the clock stopped the listing */
-} nmp_cg_enum;
-nmp_err nmp_cg_enumerate(nmp_cg *cg, double incumbent, int64_t heur_cols, nmp_clock *clk,
-                         const nmp_price_report *rep, nmp_cg_enum *res);
+} nmp_master_enum;
+nmp_err nmp_master_enumerate(nmp_master *cg, double incumbent, int64_t heur_cols, nmp_clock *clk,
+                             const nmp_report *rep, nmp_master_enum *res);
 /* After a listing that was too long: a complete list if a better incumbent now allows one. */
-nmp_err nmp_cg_relist(nmp_cg *cg, double incumbent, nmp_cg_enum *res);
-/* Improves perm in place with the registered heuristic `name` (NULL: "auto", else "swap" with
- * escapes; a name not in this build does nothing) for at most `seconds` of clk's time. */
-nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, const char *name,
-                         double seconds, nmp_clock *clk, int32_t *perm);
+nmp_err nmp_master_relist(nmp_master *cg, double incumbent, nmp_master_enum *res);
+
+/* The master's enumerated lists (solvers/nmp_lists.c): listings of enum_max + 1 columns, lists
+ * registered from them, reduced-cost fixing and pricing scans. Release with nmp_lists_free
+ * (accepts NULL). kmax: the most columns one scan returns. */
+typedef struct nmp_lists nmp_lists;
+nmp_err nmp_lists_create(int m, int64_t enum_max, int64_t kmax, nmp_lists **out);
+void nmp_lists_free(nmp_lists *ls);
+/* Lists registered so far (0 for NULL); list `list` has nmp_lists_size columns. */
+int nmp_lists_count(const nmp_lists *ls);
+int64_t nmp_lists_size(const nmp_lists *ls, int list);
+const int32_t *nmp_lists_column(const nmp_lists *ls, int list, int64_t k);
+/* The output arrays for a listing of enum_max + 1 columns (nmp_price_solve), and what came of it:
+ * found columns priced against duals whose sum + (G - 1) * max rc is base. Registers the complete
+ * list (found <= enum_max, trimmed to thr(incumbent)) or the heuristic list of the best heur_cols
+ * (when heur_cols > 0) in res. nmp_lists_forget drops the last listing (nothing to relist). */
+nmp_price_out nmp_lists_listing(nmp_lists *ls);
+void nmp_lists_forget(nmp_lists *ls);
+nmp_err nmp_lists_listed(nmp_lists *ls, int64_t found, double base, double incumbent,
+                         int64_t heur_cols, nmp_master_enum *res);
+/* After a listing that was too long: a complete list if incumbent now allows one. */
+nmp_err nmp_lists_relist(nmp_lists *ls, double incumbent, nmp_master_enum *res);
+/* Selects list for scans: its columns that obey (obeys(ctx, c)) and whose rc at the listing's
+ * duals does not rule them out against incumbent. */
+void nmp_lists_select(nmp_lists *ls, int list, double incumbent,
+                      bool (*obeys)(const void *ctx, const int32_t *c), const void *ctx);
+/* Pricing over the selected list: the best k columns with rc > thr at duals y, in the order of
+ * nmp_price_solve, into po. Allocates nothing. */
+void nmp_lists_scan(nmp_lists *ls, const double *y, double thr, int64_t k, nmp_price_out *po);
 /* ------------------------------------------------------ end of column generation */
 
 /* ------------------------------ exact window re-partitioner (solvers/nmp_window.c) */

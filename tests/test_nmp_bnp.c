@@ -1,7 +1,8 @@
-/* test_nmp_bnp.c: branch-and-price against the exact DP; limits, start perms, threads, bad input */
+/* test_nmp_bnp.c: branch-and-price against the exact DP; limits, start perms, threads, bad input,
+ * GLPK errors */
 #include "nmp_test.h"
 
-#include "nmp_solvers.h"
+#include "nmp_glpk.h"
 
 static nmp_result run(const nmp_problem *pb, const char *solver, const nmp_params *par,
                       int32_t *perm, int start_is_identity)
@@ -165,6 +166,30 @@ static void test_bnp_interrupt_and_bad_input(void **state)
     nmp_problem_free(pb);
 }
 
+/* A GLPK internal error at the root or deeper in the tree becomes NMP_ERR_LP, not an abort;
+ * the next solve proves the optimum. */
+static void test_bnp_glpk_error(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(32, 24, 2, 4, 0, 17);
+    nmp_params par;
+    nmp_params_init(&par);
+    nmp_assert_ok(nmp_params_set(&par, "heur_time", 0.01));
+    int32_t perm[24];
+    nmp_result res;
+    for (int64_t k = 0; k <= 6; k += 6) {
+        nmp_msg msg = { { 0 } };
+        nmp_glpk_fail_at(k);
+        const nmp_err e = nmp_solve(pb, "bnp", &par, perm, 1, &res, &msg);
+        nmp_glpk_fail_at(-1);
+        assert_int_equal(e, NMP_ERR_LP);
+        assert_non_null(strstr(msg.text, "bnp: GLPK"));
+    }
+    const nmp_result r = run(pb, "bnp", &par, perm, 1);
+    assert_int_equal(r.status, NMP_STATUS_OPTIMAL);
+    nmp_problem_free(pb);
+}
+
 static void test_bnp_nomem(void **state)
 {
     (void)state;
@@ -196,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_bnp_threads),
         cmocka_unit_test(test_bnp_interrupt_and_bad_input),
         cmocka_unit_test(test_bnp_nomem),
+        cmocka_unit_test(test_bnp_glpk_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,11 +1,14 @@
 /* test_nmp_colgen.c: exact pricing (nmp_price.c) against brute force; colgen's bound against the
  * full set-partitioning LP and the optimum; time limits, interrupts, bad input, failing
- * allocations */
+ * allocations, GLPK internal errors (NMP_ERR_LP, where GLPK alone aborts) */
 #include "nmp_test.h"
 
-#include "nmp_solvers.h"
+#include "nmp_glpk.h"
 
-#include <glpk.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -432,6 +435,63 @@ static void test_colgen_nomem(void **state)
     nmp_problem_free(pb);
 }
 
+/* What a GLPK internal error does without the glue's error hook: the process aborts. The
+ * injected error (nmp_glpk_fail_at) in a simplex run outside nmp_glpk_run, in a child process. */
+static void test_glpk_error_aborts_unguarded(void **state)
+{
+    (void)state;
+    fflush(NULL);
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) { /* GLPK's message is expected: keep the log clean */
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+        }
+        glp_prob *lp = glp_create_prob();
+        nmp_glpk_partition_rows(lp, 4);
+        glp_smcp parm;
+        glp_init_smcp(&parm);
+        bool solved;
+        nmp_glpk_fail_at(0);
+        nmp_glpk_simplex(lp, &parm, 1, NULL, NULL, "test", &solved, NULL);
+        _exit(0); /* not reached when GLPK aborts */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+/* The same error inside colgen (first simplex call, or a later one) is NMP_ERR_LP with a reason;
+ * the start perm comes back and the next solve works. */
+static void test_colgen_glpk_error(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(32, 24, 2, 4, 0, 13);
+    nmp_params par;
+    nmp_params_init(&par);
+    nmp_assert_ok(nmp_params_set(&par, "heur_time", 0.01));
+    int32_t perm[24];
+    nmp_result res;
+    for (int64_t k = 0; k <= 3; k += 3) {
+        nmp_msg msg = { { 0 } };
+        nmp_glpk_fail_at(k);
+        const nmp_err e = nmp_solve(pb, "colgen", &par, perm, 1, &res, &msg);
+        nmp_glpk_fail_at(-1);
+        assert_int_equal(e, NMP_ERR_LP);
+        assert_non_null(strstr(msg.text, "colgen: GLPK"));
+        for (int i = 0; i < 24; i++)
+            assert_int_equal(perm[i], i);
+    }
+    nmp_msg msg = { { 0 } };
+    nmp_assert_ok(nmp_solve(pb, "colgen", &par, perm, 1, &res, &msg));
+    assert_true(res.bound >= res.score);
+    assert_true(res.score >= res.start_score);
+    nmp_problem_free(pb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +504,8 @@ int main(void)
         cmocka_unit_test(test_colgen_threads),
         cmocka_unit_test(test_colgen_bad_input),
         cmocka_unit_test(test_colgen_nomem),
+        cmocka_unit_test(test_glpk_error_aborts_unguarded),
+        cmocka_unit_test(test_colgen_glpk_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

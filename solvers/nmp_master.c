@@ -1,4 +1,4 @@
-/* nmp_cg.c: column generation for the set-partitioning LP: restricted master (GLPK) + exact pricing
+/* nmp_master.c: the restricted set-partitioning master (GLPK) and its column generation engine
  *
  * Master: max sum_q D(q) x_q  s.t.  sum_{q ∋ i} x_q = 1 for every column i,  x >= 0, over a pool
  * of m-subsets q, plus one artificial column per row (value -bigM) so that the master stays
@@ -19,18 +19,22 @@
  *
  * GLPK: one problem for the whole run; branching rules fix disallowed pool columns at 0, so a
  * node re-optimises from the previous basis (dual simplex after bound changes, primal after new
- * columns). Simplex and MIP run in slices of at most 0.5 s so that the clock and the progress
- * callback are served in between. */
-#include "nmp_solvers.h"
+ * columns). The simplex method runs in slices of 0.3 s, the MIP with a callback (nmp_glpk.c), so
+ * that the clock and the progress callback are served in between. Every GLPK call runs inside
+ * the caller's nmp_glpk_run, so nothing allocated here may live only on the stack across one:
+ * scratch that a GLPK call can interrupt belongs to the master.
+ *
+ * Lists (branch-and-price's reduced-cost enumeration, nmp_lists.c): a node whose subtree holds a
+ * complete list restricts the pool to it and prices by scanning it instead of nmp_price. */
+#include "nmp_glpk.h"
 
-#include <glpk.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
 
-#define CG_SLICE_MS 300
+#define CG_SLICE 0.3 /* seconds of simplex between clock checks */
 
-struct nmp_cg {
+struct nmp_master {
     const nmp_problem *pb;
     int cols, m;
     int64_t groups;
@@ -45,24 +49,10 @@ struct nmp_cg {
     bool node_bound;         /* center_sum/center_max certify the current node's bound */
     double center_sum, center_max; /* sum_i center_i and max rc at the center */
     int64_t enum_max;        /* most columns of a reduced-cost enumeration */
-    int32_t *ecols;          /* enumeration output */
-    double *eval, *erc;
-    /* enumerated lists: column k of all lists has members lst[k * m ..] and value lst_val[k];
-     * list l holds columns lst_off[l] .. lst_off[l + 1] - 1 */
-    int32_t *lst;
-    double *lst_val, *lst_rc; /* D and the reduced cost at the duals of the listing */
-    double *lst_base;        /* per list: sum of those duals + (G - 1) * their max rc */
-    double incumbent;        /* list columns with lst_rc <= incumbent - lst_base are dropped */
-    int64_t lst_cap;
-    int64_t *lst_off;
-    int nlst, lst_offcap;
+    nmp_lists *lists;        /* enumerated lists (NULL when enum_max is 0) */
+    double incumbent;        /* list columns it rules out by reduced cost are dropped */
     int cur_list;            /* -1: the B&B prices; else a scan of list cur_list */
-    uint8_t *lst_ok;         /* columns of cur_list that obey the rules */
     uint8_t *inlist;         /* pool: in cur_list */
-    int32_t *scan;           /* indices of a scan */
-    double *scan_rc;         /* rc of the list's columns in a scan */
-    int64_t enum_found;      /* columns of the last listing (in ecols, eval, erc) */
-    double enum_base;        /* its sum of duals + (G - 1) * max rc */
     /* pool */
     int64_t npool, cap;
     int64_t purge_at;        /* pool size that triggers a purge of idle columns */
@@ -81,8 +71,8 @@ struct nmp_cg {
     double *y, *ysm, *center;
     int32_t *fcols;
     double *fval, *frc;
-    int ind[NMP_MAX_M + 1];
-    double one[NMP_MAX_M + 1];
+    int *num;                /* cap + 1: GLPK column numbers (purge) */
+    double *start, *xv;      /* cap + cols + 1 and cap: a MIP's start and solution */
     int32_t *frac;           /* fractional pool columns */
     uint8_t *inq;            /* cols: membership */
 };
@@ -100,7 +90,7 @@ static uint64_t col_hash(const int32_t *c, int m)
     return h;
 }
 
-static int64_t pool_find(const nmp_cg *cg, const int32_t *c)
+static int64_t pool_find(const nmp_master *cg, const int32_t *c)
 {
     const uint64_t mask = (uint64_t)cg->hcap - 1;
     for (uint64_t s = col_hash(c, cg->m) & mask;; s = (s + 1) & mask) {
@@ -112,7 +102,7 @@ static int64_t pool_find(const nmp_cg *cg, const int32_t *c)
     }
 }
 
-static void hash_insert(nmp_cg *cg, int64_t q)
+static void hash_insert(nmp_master *cg, int64_t q)
 {
     const uint64_t mask = (uint64_t)cg->hcap - 1;
     uint64_t s = col_hash(cg->mem + q * cg->m, cg->m) & mask;
@@ -121,31 +111,22 @@ static void hash_insert(nmp_cg *cg, int64_t q)
     cg->hash[s] = q + 1;
 }
 
-static nmp_err pool_reserve(nmp_cg *cg, int64_t need)
+static nmp_err pool_reserve(nmp_master *cg, int64_t need)
 {
     if (need > cg->cap) {
-        const int64_t cap = NMP_MAX(need, 2 * cg->cap);
-        int32_t *mem = nmp_realloc(cg->mem, (size_t)cap * (size_t)cg->m * sizeof *mem);
-        if (!mem)
+        const size_t cap = (size_t)NMP_MAX(need, 2 * cg->cap);
+        bool ok = true;
+        cg->mem = nmp_grow(cg->mem, cap * (size_t)cg->m * sizeof *cg->mem, &ok);
+        cg->val = nmp_grow(cg->val, cap * sizeof *cg->val, &ok);
+        cg->x = nmp_grow(cg->x, cap * sizeof *cg->x, &ok);
+        cg->allowed = nmp_grow(cg->allowed, cap * sizeof *cg->allowed, &ok);
+        cg->inlist = nmp_grow(cg->inlist, cap * sizeof *cg->inlist, &ok);
+        cg->num = nmp_grow(cg->num, (cap + 1) * sizeof *cg->num, &ok);
+        cg->start = nmp_grow(cg->start, (cap + (size_t)cg->cols + 1) * sizeof *cg->start, &ok);
+        cg->xv = nmp_grow(cg->xv, cap * sizeof *cg->xv, &ok);
+        if (!ok)
             return NMP_ERR_NOMEM;
-        cg->mem = mem;
-        double *val = nmp_realloc(cg->val, (size_t)cap * sizeof *val);
-        if (!val)
-            return NMP_ERR_NOMEM;
-        cg->val = val;
-        double *x = nmp_realloc(cg->x, (size_t)cap * sizeof *x);
-        if (!x)
-            return NMP_ERR_NOMEM;
-        cg->x = x;
-        uint8_t *al = nmp_realloc(cg->allowed, (size_t)cap * sizeof *al);
-        if (!al)
-            return NMP_ERR_NOMEM;
-        cg->allowed = al;
-        uint8_t *il = nmp_realloc(cg->inlist, (size_t)cap * sizeof *il);
-        if (!il)
-            return NMP_ERR_NOMEM;
-        cg->inlist = il;
-        cg->cap = cap;
+        cg->cap = (int64_t)cap;
     }
     if (2 * need > cg->hcap) {
         int64_t hcap = NMP_MAX(cg->hcap, 1024);
@@ -164,7 +145,7 @@ static nmp_err pool_reserve(nmp_cg *cg, int64_t need)
 }
 
 /* Does column c (ascending members) obey the current rules? */
-static bool obeys(const nmp_cg *cg, const int32_t *c)
+static bool obeys(const nmp_master *cg, const int32_t *c)
 {
     const int m = cg->m;
     if (!cg->nrules)
@@ -183,8 +164,13 @@ static bool obeys(const nmp_cg *cg, const int32_t *c)
     return true;
 }
 
+static bool obeys_rules(const void *cg, const int32_t *c)
+{
+    return obeys(cg, c);
+}
+
 /* Adds column c (ascending, value v) unless present, at 0 unless `allow`; *added tells which. */
-static nmp_err pool_add(nmp_cg *cg, const int32_t *c, double v, bool allow, bool *added)
+static nmp_err pool_add(nmp_master *cg, const int32_t *c, double v, bool allow, bool *added)
 {
     nmp_err e = NMP_OK;
     *added = false;
@@ -198,34 +184,49 @@ static nmp_err pool_add(nmp_cg *cg, const int32_t *c, double v, bool allow, bool
     cg->inlist[q] = cg->cur_list >= 0 && allow;
     cg->allowed[q] = allow;
     hash_insert(cg, q);
-    const int j = glp_add_cols(cg->lp, 1);
-    for (int t = 0; t < cg->m; t++)
-        cg->ind[t + 1] = c[t] + 1;
-    glp_set_mat_col(cg->lp, j, cg->m, cg->ind, cg->one);
-    glp_set_obj_coef(cg->lp, j, v);
-    if (cg->allowed[q])
-        glp_set_col_bnds(cg->lp, j, GLP_LO, 0, 0);
-    else
-        glp_set_col_bnds(cg->lp, j, GLP_FX, 0, 0);
+    nmp_glpk_subset_col(cg->lp, glp_add_cols(cg->lp, 1), c, cg->m, v, !allow);
     *added = true;
 out:
     return e;
 }
 
-static int lp_col(const nmp_cg *cg, int64_t q)
+/* c[0..m-1] ascending (insertion sort: m <= NMP_MAX_M) */
+static void sort_members(int32_t *c, int m)
+{
+    for (int t = 1; t < m; t++) {
+        const int32_t v = c[t];
+        int q = t;
+        while (q > 0 && c[q - 1] > v) {
+            c[q] = c[q - 1];
+            q--;
+        }
+        c[q] = v;
+    }
+}
+
+static int lp_col(const nmp_master *cg, int64_t q)
 {
     return (int)(cg->cols + q + 1);
 }
 
 /* ------------------------------------------------------------- lifecycle */
 
-void nmp_cg_free(nmp_cg *cg)
+void nmp_master_forget_lp(nmp_master *cg)
+{
+    if (cg)
+        cg->lp = NULL;
+}
+
+void nmp_master_free(nmp_master *cg)
 {
     if (!cg)
         return;
     if (cg->lp)
         glp_delete_prob(cg->lp);
     nmp_price_free(cg->pr);
+    nmp_free(cg->num);
+    nmp_free(cg->start);
+    nmp_free(cg->xv);
     nmp_free(cg->mem);
     nmp_free(cg->val);
     nmp_free(cg->x);
@@ -244,29 +245,20 @@ void nmp_cg_free(nmp_cg *cg)
     nmp_free(cg->frc);
     nmp_free(cg->frac);
     nmp_free(cg->inq);
-    nmp_free(cg->lst);
-    nmp_free(cg->lst_val);
-    nmp_free(cg->lst_rc);
-    nmp_free(cg->lst_base);
-    nmp_free(cg->lst_off);
-    nmp_free(cg->lst_ok);
-    nmp_free(cg->scan);
-    nmp_free(cg->scan_rc);
+    nmp_lists_free(cg->lists);
     nmp_free(cg->inlist);
-    nmp_free(cg->ecols);
-    nmp_free(cg->eval);
-    nmp_free(cg->erc);
     nmp_free(cg);
 }
 
-nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out, nmp_msg *msg)
+nmp_err nmp_master_create(const nmp_problem *pb, const nmp_master_opts *o, nmp_master **out,
+                          nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     *out = NULL;
     if (pb->cols > INT_MAX / 4)
         return nmp_fail(msg, NMP_ERR_UNSUPPORTED, "colgen: %lld columns is beyond GLPK's indices",
                         (long long)pb->cols);
-    nmp_cg *cg = nmp_calloc(1, sizeof *cg);
+    nmp_master *cg = nmp_calloc(1, sizeof *cg);
     if (!cg)
         return NMP_ERR_NOMEM;
     cg->pb = pb;
@@ -298,29 +290,15 @@ nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out,
     cg->purge_at = NMP_MAX(20 * (int64_t)pb->cols, 4096);
     cg->incumbent = -INFINITY;
     cg->enum_max = o->enum_max;
-    if (cg->enum_max > 0) {
-        const size_t k = (size_t)cg->enum_max + 1;
-        cg->ecols = nmp_malloc(k * (size_t)cg->m * sizeof *cg->ecols);
-        cg->eval = nmp_malloc(k * sizeof *cg->eval);
-        cg->erc = nmp_malloc(k * sizeof *cg->erc);
-        cg->lst_ok = nmp_malloc(k * sizeof *cg->lst_ok);
-        cg->scan = nmp_malloc(NMP_MAX(k, (size_t)cg->kmax) * sizeof *cg->scan);
-        cg->scan_rc = nmp_malloc(k * sizeof *cg->scan_rc);
-        if (!cg->ecols || !cg->eval || !cg->erc || !cg->lst_ok || !cg->scan || !cg->scan_rc) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-    }
+    if (cg->enum_max > 0)
+        NMP_TRY(e, nmp_lists_create(cg->m, cg->enum_max, cg->kmax, &cg->lists));
     NMP_TRY(e, nmp_price_create(pb, o->threads, NMP_MAX(cg->kmax, cg->enum_max + 1), &cg->pr));
     NMP_TRY(e, pool_reserve(cg, 4 * (int64_t)C));
-    for (int t = 0; t <= NMP_MAX_M; t++)
-        cg->one[t] = 1.0;
     cg->lp = glp_create_prob();
     glp_set_obj_dir(cg->lp, GLP_MAX);
-    glp_add_rows(cg->lp, cg->cols);
+    nmp_glpk_partition_rows(cg->lp, cg->cols);
     glp_add_cols(cg->lp, cg->cols);
-    for (int i = 1; i <= cg->cols; i++) {
-        glp_set_row_bnds(cg->lp, i, GLP_FX, 1.0, 1.0);
+    for (int i = 1; i <= cg->cols; i++) { /* artificial column i: row i alone, worth -bigM */
         int ind[2] = { 0, i };
         double v[2] = { 0, 1.0 };
         glp_set_mat_col(cg->lp, i, 1, ind, v);
@@ -335,26 +313,18 @@ nmp_err nmp_cg_create(const nmp_problem *pb, const nmp_cg_opts *o, nmp_cg **out,
     *out = cg;
     cg = NULL;
 out:
-    nmp_cg_free(cg);
+    nmp_master_free(cg);
     return e;
 }
 
-nmp_err nmp_cg_add_groups(nmp_cg *cg, const int32_t *perm)
+nmp_err nmp_master_add_groups(nmp_master *cg, const int32_t *perm)
 {
     nmp_err e = NMP_OK;
     const int m = cg->m;
     for (int64_t g = 0; g < cg->groups; g++) {
         int32_t c[NMP_MAX_M];
         memcpy(c, perm + g * m, (size_t)m * sizeof *c);
-        for (int t = 1; t < m; t++) {
-            const int32_t v = c[t];
-            int q = t;
-            while (q > 0 && c[q - 1] > v) {
-                c[q] = c[q - 1];
-                q--;
-            }
-            c[q] = v;
-        }
+        sort_members(c, m);
         bool added;
         NMP_TRY(e, pool_add(cg, c, nmp_score_group_value(cg->pb, c),
                             cg->cur_list < 0 && obeys(cg, c), &added));
@@ -367,13 +337,10 @@ out:
  * pricing or a list scan brings back what a node needs). Every dual simplex iteration scans all
  * columns, fixed ones too, so a pool that only grows makes each node slower. Amortised: the next
  * purge waits until the pool has doubled. */
-static nmp_err pool_purge(nmp_cg *cg)
+static void pool_purge(nmp_master *cg)
 {
-    nmp_err e = NMP_OK;
     const int m = cg->m;
-    int *num = nmp_malloc(((size_t)cg->npool + 1) * sizeof *num);
-    if (!num)
-        return NMP_ERR_NOMEM;
+    int *num = cg->num;
     int ndel = 0;
     int64_t keep = 0;
     for (int64_t q = 0; q < cg->npool; q++) {
@@ -398,32 +365,21 @@ static nmp_err pool_purge(nmp_cg *cg)
             hash_insert(cg, q);
     }
     cg->purge_at = NMP_MAX(cg->purge_at, 2 * cg->npool);
-    nmp_free(num);
-    return e;
 }
 
-nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t *b,
-                         const uint8_t *together, int list)
+nmp_err nmp_master_set_rules(nmp_master *cg, int count, const int32_t *a, const int32_t *b,
+                             const uint8_t *together, int list)
 {
     nmp_err e = NMP_OK;
     if (count > cg->rcap) {
         const int cap = NMP_MAX(count, 2 * cg->rcap);
-        int32_t *ra = nmp_realloc(cg->ra, (size_t)cap * sizeof *ra);
-        if (!ra)
+        bool ok = true;
+        cg->ra = nmp_grow(cg->ra, (size_t)cap * sizeof *cg->ra, &ok);
+        cg->rb = nmp_grow(cg->rb, (size_t)cap * sizeof *cg->rb, &ok);
+        cg->rt = nmp_grow(cg->rt, (size_t)cap * sizeof *cg->rt, &ok);
+        cg->radj = nmp_grow(cg->radj, 2 * (size_t)cap * sizeof *cg->radj, &ok);
+        if (!ok)
             return NMP_ERR_NOMEM;
-        cg->ra = ra;
-        int32_t *rb = nmp_realloc(cg->rb, (size_t)cap * sizeof *rb);
-        if (!rb)
-            return NMP_ERR_NOMEM;
-        cg->rb = rb;
-        uint8_t *rt = nmp_realloc(cg->rt, (size_t)cap * sizeof *rt);
-        if (!rt)
-            return NMP_ERR_NOMEM;
-        cg->rt = rt;
-        int32_t *radj = nmp_realloc(cg->radj, 2 * (size_t)cap * sizeof *radj);
-        if (!radj)
-            return NMP_ERR_NOMEM;
-        cg->radj = radj;
         cg->rcap = cap;
     }
     NMP_TRY(e, nmp_price_set_rules(cg->pr, count, a, b, together));
@@ -447,25 +403,19 @@ nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t 
     for (int i = 0; i < cg->cols; i++) /* radj0[i + 1] now holds the start of i: shift */
         cg->radj0[i] = cg->radj0[i + 1];
     cg->radj0[cg->cols] = 2 * count;
-    if (list < -1 || list >= cg->nlst)
+    if (list < -1 || list >= nmp_lists_count(cg->lists))
         return NMP_ERR_ARG;
     if (list != cg->cur_list) {
         memset(cg->inlist, 0, (size_t)cg->npool);
-        for (int64_t k = list >= 0 ? cg->lst_off[list] : 0; list >= 0 && k < cg->lst_off[list + 1];
-             k++) {
-            const int64_t q = pool_find(cg, cg->lst + k * cg->m);
+        for (int64_t k = 0; list >= 0 && k < nmp_lists_size(cg->lists, list); k++) {
+            const int64_t q = pool_find(cg, nmp_lists_column(cg->lists, list, k));
             if (q >= 0)
                 cg->inlist[q] = 1;
         }
         cg->cur_list = list;
     }
-    if (list >= 0) { /* reduced-cost fixing with the incumbent, then the rules */
-        const double thr = cg->incumbent - cg->lst_base[list] -
-                           1e-9 * NMP_MAX(fabs(cg->incumbent), 1.0);
-        for (int64_t k = cg->lst_off[list]; k < cg->lst_off[list + 1]; k++)
-            cg->lst_ok[k - cg->lst_off[list]] =
-                cg->lst_rc[k] > thr && obeys(cg, cg->lst + k * cg->m);
-    }
+    if (list >= 0) /* reduced-cost fixing with the incumbent, then the rules */
+        nmp_lists_select(cg->lists, list, cg->incumbent, obeys_rules, cg);
     for (int64_t q = 0; q < cg->npool; q++) {
         const uint8_t ok = (list < 0 || cg->inlist[q]) && obeys(cg, cg->mem + q * cg->m);
         if (ok == cg->allowed[q])
@@ -478,14 +428,14 @@ nmp_err nmp_cg_set_rules(nmp_cg *cg, int count, const int32_t *a, const int32_t 
         cg->need_dual = true;
     }
     if (cg->npool > cg->purge_at)
-        NMP_TRY(e, pool_purge(cg));
+        pool_purge(cg);
 out:
     return e;
 }
 
 /* y_i = the saliency column i keeps in its group of perm: sum_i y_i = score(perm), and every
  * group of perm prices at 0. A dual guess that makes a good first stability center. */
-void nmp_cg_guess_duals(nmp_cg *cg, const int32_t *perm)
+void nmp_master_guess_duals(nmp_master *cg, const int32_t *perm)
 {
     const nmp_problem *pb = cg->pb;
     const int m = cg->m, n = pb->n;
@@ -515,109 +465,48 @@ void nmp_cg_guess_duals(nmp_cg *cg, const int32_t *perm)
     cg->have_center = true;
 }
 
-void nmp_cg_set_incumbent(nmp_cg *cg, double value)
+void nmp_master_set_incumbent(nmp_master *cg, double value)
 {
     cg->incumbent = value;
 }
 
-int64_t nmp_cg_pool(const nmp_cg *cg)
+int64_t nmp_master_pool(const nmp_master *cg)
 {
     return cg->npool;
 }
 
-const int32_t *nmp_cg_column(const nmp_cg *cg, int64_t q)
+const int32_t *nmp_master_column(const nmp_master *cg, int64_t q)
 {
     return cg->mem + q * cg->m;
 }
 
-double nmp_cg_value(const nmp_cg *cg, int64_t q)
-{
-    return cg->val[q];
-}
-
-double nmp_cg_x(const nmp_cg *cg, int64_t q)
+double nmp_master_x(const nmp_master *cg, int64_t q)
 {
     return cg->x[q];
 }
 
 /* -------------------------------------------------------------------- LP */
 
-static const char *glp_ret_str(int ret)
-{
-    switch (ret) {
-    case GLP_EBADB: return "invalid initial basis";
-    case GLP_ESING: return "singular basis matrix";
-    case GLP_ECOND: return "ill-conditioned basis matrix";
-    case GLP_EBOUND: return "incorrect bounds";
-    case GLP_EFAIL: return "solver failure";
-    case GLP_EOBJLL: return "objective lower limit reached";
-    case GLP_EOBJUL: return "objective upper limit reached";
-    case GLP_EITLIM: return "iteration limit exceeded";
-    case GLP_ETMLIM: return "time limit exceeded";
-    case GLP_ENOPFS: return "no primal feasible solution";
-    case GLP_ENODFS: return "no dual feasible solution";
-    case GLP_EROOT: return "root LP optimum not provided";
-    case GLP_ESTOP: return "search terminated";
-    case GLP_EMIPGAP: return "relative MIP gap tolerance reached";
-    case GLP_ENOFEAS: return "no primal/dual feasible solution";
-    case GLP_ENOCVG: return "no convergence";
-    case GLP_EINSTAB: return "numerical instability";
-    case GLP_EDATA: return "invalid data";
-    case GLP_ERANGE: return "result out of range";
-    default: return "unknown error";
-    }
-}
-
-/* Milliseconds GLPK may run before the clock wants to be served. */
-static int slice_ms(const nmp_clock *clk, double cap_s)
-{
-    double s = CG_SLICE_MS * 1e-3;
-    if (cap_s > 0)
-        s = NMP_MIN(s, cap_s);
-    if (clk && clk->limit > 0)
-        s = NMP_MIN(s, clk->limit - nmp_clock_elapsed(clk));
-    return (int)NMP_MAX(1.0, s * 1e3);
-}
-
-/* Re-optimises the master; *stopped when the clock ended it first. */
-static nmp_err lp_solve(nmp_cg *cg, nmp_clock *clk, const nmp_price_report *rep, bool *stopped,
+/* Re-optimises the master (dual simplex after bound changes); *stopped when the clock ended it
+ * first. */
+static nmp_err lp_solve(nmp_master *cg, nmp_clock *clk, const nmp_report *rep, bool *stopped,
                         nmp_msg *msg)
 {
-    *stopped = false;
+    nmp_err e = NMP_OK;
+    bool solved;
     cg->smcp.meth = cg->need_dual ? GLP_DUALP : GLP_PRIMAL;
-    bool retried = false;
-    for (;;) {
-        cg->smcp.tm_lim = slice_ms(clk, 0);
-        const int ret = glp_simplex(cg->lp, &cg->smcp);
-        if (ret == 0)
-            break;
-        if (ret == GLP_ETMLIM) {
-            if (clk && nmp_clock_tick(clk, rep ? rep->iteration : 0, rep ? rep->best : 0,
-                                      rep ? rep->bound : 0, "lp", false)) {
-                *stopped = true;
-                return NMP_OK;
-            }
-            continue;
-        }
-        if (!retried && (ret == GLP_EBADB || ret == GLP_ESING || ret == GLP_ECOND)) {
-            glp_adv_basis(cg->lp, 0);
-            cg->smcp.meth = GLP_PRIMAL;
-            retried = true;
-            continue;
-        }
-        return nmp_fail(msg, NMP_ERR_LP, "glp_simplex: %s (code %d)", glp_ret_str(ret), ret);
-    }
-    if (glp_get_status(cg->lp) != GLP_OPT)
-        return nmp_fail(msg, NMP_ERR_LP, "restricted master not solved to optimality (status %d)",
-                        glp_get_status(cg->lp));
-    cg->need_dual = false;
-    return NMP_OK;
+    NMP_TRY(e, nmp_glpk_simplex(cg->lp, &cg->smcp, CG_SLICE, clk, rep, "colgen", &solved, msg));
+    *stopped = !solved;
+    if (solved)
+        cg->need_dual = false;
+out:
+    return e;
 }
 
 /* ------------------------------------------------------ column generation */
 
 /* x of the pool from the last master; out->artificial when an artificial column is used */
-static void read_primal(nmp_cg *cg, nmp_cg_out *out)
+static void read_primal(nmp_master *cg, nmp_master_out *out)
 {
     out->artificial = false;
     for (int64_t q = 0; q < cg->npool; q++)
@@ -627,95 +516,20 @@ static void read_primal(nmp_cg *cg, nmp_cg_out *out)
             out->artificial = true;
 }
 
-/* List column u (index in the current list, rc in erc) before v: larger rc, then members
- * lexicographically, the order of the B&B's results. */
-static bool scan_before(const nmp_cg *cg, const int32_t *c0, int32_t u, int32_t v)
-{
-    if (cg->scan_rc[u] != cg->scan_rc[v])
-        return cg->scan_rc[u] > cg->scan_rc[v];
-    const int32_t *a = c0 + (int64_t)u * cg->m, *b = c0 + (int64_t)v * cg->m;
-    for (int t = 0; t < cg->m; t++)
-        if (a[t] != b[t])
-            return a[t] < b[t];
-    return false;
-}
-
-/* sift item at k down a min-heap (root: the last in scan order) of n entries */
-static void scan_sift(const nmp_cg *cg, const int32_t *c0, int32_t *h, int64_t n, int64_t k)
-{
-    const int32_t it = h[k];
-    for (;;) {
-        int64_t c = 2 * k + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && scan_before(cg, c0, h[c], h[c + 1]))
-            c++;
-        if (!scan_before(cg, c0, it, h[c]))
-            break;
-        h[k] = h[c];
-        k = c;
-    }
-    h[k] = it;
-}
-
-/* Pricing over the current list: the B&B's result restricted to the list (the best k with
- * rc > thr, in the same order), by a scan and a bounded heap. */
-static void scan_price(nmp_cg *cg, const double *y, double thr, int64_t k, nmp_price_out *po)
-{
-    const int m = cg->m;
-    const int64_t base = cg->lst_off[cg->cur_list], len = cg->lst_off[cg->cur_list + 1] - base;
-    const int32_t *c0 = cg->lst + base * m;
-    int32_t *h = cg->scan;
-    int64_t n = 0;
-    for (int64_t q = 0; q < len; q++) {
-        if (!cg->lst_ok[q])
-            continue;
-        const int32_t *c = c0 + q * m;
-        double ys = 0;
-        for (int t = 0; t < m; t++)
-            ys += y[c[t]];
-        cg->scan_rc[q] = cg->lst_val[base + q] - ys;
-        if (!(cg->scan_rc[q] > thr))
-            continue;
-        if (n < k) { /* sift up */
-            int64_t j = n++;
-            while (j > 0 && scan_before(cg, c0, h[(j - 1) / 2], (int32_t)q)) {
-                h[j] = h[(j - 1) / 2];
-                j = (j - 1) / 2;
-            }
-            h[j] = (int32_t)q;
-        } else if (scan_before(cg, c0, (int32_t)q, h[0])) {
-            h[0] = (int32_t)q;
-            scan_sift(cg, c0, h, n, 0);
-        }
-    }
-    po->found = n;
-    for (int64_t t = n - 1; t >= 0; t--) { /* pop the last first */
-        const int32_t q = h[0];
-        h[0] = h[t];
-        scan_sift(cg, c0, h, t, 0);
-        memcpy(po->cols + t * m, c0 + (int64_t)q * m, (size_t)m * sizeof *po->cols);
-        po->value[t] = cg->lst_val[base + q];
-        po->rc[t] = cg->scan_rc[q];
-    }
-    po->nodes = len;
-    po->complete = true;
-}
-
-nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_report *rep,
-                     nmp_cg_out *out, nmp_msg *msg)
+nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nmp_report *rep,
+                         nmp_master_out *out, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     const int C = cg->cols, m = cg->m;
     const double G = (double)cg->groups;
-    nmp_price_report pr_rep = { 0, 0, 0 };
+    nmp_report pr_rep = { 0, 0, 0 };
     if (rep)
         pr_rep = *rep;
     memset(out, 0, sizeof *out);
     cg->node_bound = false;
     out->bound = INFINITY;
     out->lp = -INFINITY;
-    out->end = NMP_CG_CONVERGED;
+    out->end = NMP_MASTER_CONVERGED;
     double a = cg->alpha;
     for (;;) {
         if (!rep)
@@ -723,12 +537,12 @@ nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_
         pr_rep.iteration = out->rounds;
         bool stopped;
         if (clk && nmp_clock_tick(clk, out->rounds, pr_rep.best, pr_rep.bound, "colgen", false)) {
-            out->end = NMP_CG_STOPPED;
+            out->end = NMP_MASTER_STOPPED;
             break;
         }
         NMP_TRY(e, lp_solve(cg, clk, &pr_rep, &stopped, msg));
         if (stopped) {
-            out->end = NMP_CG_STOPPED;
+            out->end = NMP_MASTER_STOPPED;
             break;
         }
         out->lp = glp_get_obj_val(cg->lp);
@@ -742,13 +556,13 @@ nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_
         }
         nmp_price_out po = { cg->fcols, cg->fval, cg->frc, 0, 0, false };
         if (cg->cur_list >= 0)
-            scan_price(cg, cg->ysm, cg->eps, cg->kmax, &po);
+            nmp_lists_scan(cg->lists, cg->ysm, cg->eps, cg->kmax, &po);
         else
             NMP_TRY(e, nmp_price_solve(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
         out->rounds++;
         out->pricing_nodes += po.nodes;
         if (!po.complete) {
-            out->end = NMP_CG_STOPPED;
+            out->end = NMP_MASTER_STOPPED;
             break;
         }
         const double L = ysum + G * (po.found > 0 ? po.rc[0] : cg->eps);
@@ -761,7 +575,7 @@ nmp_err nmp_cg_solve(nmp_cg *cg, double cutoff, nmp_clock *clk, const nmp_price_
             cg->center_max = po.found > 0 ? po.rc[0] : cg->eps;
         }
         if (out->bound <= cutoff) {
-            out->end = NMP_CG_CUTOFF;
+            out->end = NMP_MASTER_CUTOFF;
             break;
         }
         int64_t added = 0;
@@ -803,7 +617,7 @@ out:
 /* --------------------------------------------------------- LP solution use */
 
 /* perm from the pool columns with x > 0.5; false unless they partition the columns */
-static bool perm_from_x(nmp_cg *cg, const double *xv, int32_t *perm)
+static bool perm_from_x(nmp_master *cg, const double *xv, int32_t *perm)
 {
     const int m = cg->m;
     int64_t g = 0;
@@ -825,7 +639,7 @@ static bool perm_from_x(nmp_cg *cg, const double *xv, int32_t *perm)
     return g == cg->groups;
 }
 
-bool nmp_cg_integral(nmp_cg *cg, int32_t *perm)
+bool nmp_master_integral(nmp_master *cg, int32_t *perm)
 {
     for (int64_t q = 0; q < cg->npool; q++)
         if (cg->x[q] > 1e-6 && cg->x[q] < 1 - 1e-6)
@@ -833,7 +647,7 @@ bool nmp_cg_integral(nmp_cg *cg, int32_t *perm)
     return perm_from_x(cg, cg->x, perm);
 }
 
-bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *pa, int32_t *pb, double *together)
+bool nmp_master_branch_pair(nmp_master *cg, int32_t *pa, int32_t *pb, double *together)
 {
     const int m = cg->m;
     int64_t nf = 0;
@@ -876,65 +690,25 @@ bool nmp_cg_branch_pair(nmp_cg *cg, int32_t *pa, int32_t *pb, double *together)
 
 /* ------------------------------------------------------------------- MIP */
 
-typedef struct mip_ctx {
-    nmp_clock *clk;
-    const nmp_price_report *rep;
-    double deadline;
-    double *inc;            /* 1-based column values of a start solution, or NULL */
-    double target;          /* stop once an integer solution reaches this (+inf: never) */
-    bool stop, reached;
-} mip_ctx;
-
-static void mip_cb(glp_tree *T, void *info)
-{
-    mip_ctx *ctx = info;
-    if (glp_ios_reason(T) == GLP_IHEUR && ctx->inc) {
-        glp_ios_heur_sol(T, ctx->inc);
-        ctx->inc = NULL;
-    }
-    if (glp_ios_reason(T) == GLP_IBINGO && glp_mip_obj_val(glp_ios_get_prob(T)) >= ctx->target) {
-        ctx->reached = true;
-        glp_ios_terminate(T);
-        return;
-    }
-    if ((ctx->clk && nmp_clock_tick(ctx->clk, ctx->rep ? ctx->rep->iteration : 0,
-                                    ctx->rep ? ctx->rep->best : 0, ctx->rep ? ctx->rep->bound : 0,
-                                    "mip", false)) ||
-        nmp_now() >= ctx->deadline) {
-        ctx->stop = true;
-        glp_ios_terminate(T);
-    }
-}
-
-nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *clk,
-                   const nmp_price_report *rep, int32_t *perm, bool *found, nmp_msg *msg)
+/* The pool as a binary program over the allowed columns (artificials fixed at 0), GLPK's
+ * branch-and-cut from the master's basis, the start's groups as its first incumbent; then back
+ * to the LP. Driebeck-Tomlin branching and best local bound: a short heuristic search. */
+nmp_err nmp_master_mip(nmp_master *cg, double seconds, const int32_t *start, nmp_clock *clk,
+                       const nmp_report *rep, int32_t *perm, bool *found, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     const int C = cg->cols, m = cg->m;
     const int ncol = glp_get_num_cols(cg->lp);
-    double *inc = NULL, *xv = NULL;
+    double *inc = cg->start, *xv = cg->xv;
     *found = false;
     if (seconds <= 0)
         return NMP_OK;
-    inc = nmp_calloc((size_t)ncol + 1, sizeof *inc);
-    xv = nmp_malloc((size_t)NMP_MAX(cg->npool, 1) * sizeof *xv);
-    if (!inc || !xv) {
-        e = NMP_ERR_NOMEM;
-        goto out;
-    }
+    memset(inc, 0, ((size_t)ncol + 1) * sizeof *inc);
     bool have_inc = start != NULL;
     for (int64_t g = 0; start && g < cg->groups; g++) {
         int32_t c[NMP_MAX_M];
         memcpy(c, start + g * m, (size_t)m * sizeof *c);
-        for (int t = 1; t < m; t++) {
-            const int32_t v = c[t];
-            int q = t;
-            while (q > 0 && c[q - 1] > v) {
-                c[q] = c[q - 1];
-                q--;
-            }
-            c[q] = v;
-        }
+        sort_members(c, m);
         const int64_t q = pool_find(cg, c);
         if (q < 0 || !cg->allowed[q])
             have_inc = false;
@@ -950,18 +724,18 @@ nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *
     bool stopped = false;
     nmp_err le = lp_solve(cg, clk, rep, &stopped, msg);
     if (le == NMP_OK && !stopped && glp_get_status(cg->lp) == GLP_OPT) {
-        mip_ctx ctx = { clk, rep, nmp_now() + seconds, have_inc ? inc : NULL, INFINITY, false,
-                        false };
+        nmp_glpk_bc bc = { have_inc ? inc : NULL, clk, { 0, 0, 0 }, INFINITY, nmp_now() + seconds,
+                           0, -INFINITY, false };
+        if (rep)
+            bc.rep = *rep;
         glp_iocp iocp;
         glp_init_iocp(&iocp);
         iocp.msg_lev = cg->verbose ? GLP_MSG_ON : GLP_MSG_OFF;
         iocp.presolve = GLP_OFF;
         iocp.br_tech = GLP_BR_DTH;
         iocp.bt_tech = GLP_BT_BLB;
-        iocp.cb_func = mip_cb;
-        iocp.cb_info = &ctx;
         iocp.tm_lim = (int)NMP_MIN(1e9, 1e3 * seconds + 1);
-        const int ret = glp_intopt(cg->lp, &iocp);
+        const int ret = nmp_glpk_intopt(cg->lp, &iocp, &bc);
         if (ret == 0 || ret == GLP_ETMLIM || ret == GLP_ESTOP || ret == GLP_EMIPGAP) {
             const int st = glp_mip_status(cg->lp);
             if (st == GLP_OPT || st == GLP_FEAS) {
@@ -970,7 +744,7 @@ nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *
                 *found = perm_from_x(cg, xv, perm);
             }
         } else {
-            e = nmp_fail(msg, NMP_ERR_LP, "glp_intopt: %s (code %d)", glp_ret_str(ret), ret);
+            e = nmp_glpk_fail(msg, "colgen", "branch-and-cut", ret);
         }
     } else if (le != NMP_OK) {
         e = le;
@@ -986,9 +760,6 @@ nmp_err nmp_cg_mip(nmp_cg *cg, double seconds, const int32_t *start, nmp_clock *
     for (int i = 1; i <= C; i++)
         glp_set_col_bnds(cg->lp, i, GLP_LO, 0, 0);
     cg->need_dual = true;
-out:
-    nmp_free(inc);
-    nmp_free(xv);
     return e;
 }
 
@@ -999,184 +770,63 @@ out:
  * `incumbent` uses only columns with
  *     rc_c(q) > thr(incumbent) = incumbent - sum_i c_i - (G - 1) * M,
  * a threshold just below 0 when the node's gap is small. The pricing lists the best enum_max + 1
- * columns above it (under the node's rules). With at most enum_max of them the list is complete:
- * the node's subtree needs no more pricing, its master holds the list and its bound is a scan.
- * This is the route-enumeration step of exact VRP codes (Baldacci, Christofides, Mingozzi), here
- * with exact subset pricing. When the list is too long, its best columns make a heuristic list
- * (a restricted problem to search for incumbents); a better incumbent raises thr and may complete
- * the list after all (nmp_cg_relist). */
-static nmp_err list_register(nmp_cg *cg, int64_t count, double base, int *id)
-{
-    nmp_err e = NMP_OK;
-    const int m = cg->m;
-    if (cg->nlst + 2 > cg->lst_offcap) {
-        const int cap = NMP_MAX(8, 2 * cg->lst_offcap);
-        int64_t *off = nmp_realloc(cg->lst_off, (size_t)cap * sizeof *off);
-        if (!off) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-        if (!cg->lst_off)
-            off[0] = 0;
-        cg->lst_off = off;
-        double *lb = nmp_realloc(cg->lst_base, (size_t)cap * sizeof *lb);
-        if (!lb) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-        cg->lst_base = lb;
-        cg->lst_offcap = cap;
-    }
-    const int64_t start = cg->lst_off[cg->nlst];
-    if (start + count > cg->lst_cap) {
-        const int64_t cap = NMP_MAX(start + count, 2 * cg->lst_cap);
-        int32_t *lst = nmp_realloc(cg->lst, (size_t)cap * (size_t)m * sizeof *lst);
-        if (!lst) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-        cg->lst = lst;
-        double *lv = nmp_realloc(cg->lst_val, (size_t)cap * sizeof *lv);
-        if (!lv) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-        cg->lst_val = lv;
-        double *lr = nmp_realloc(cg->lst_rc, (size_t)cap * sizeof *lr);
-        if (!lr) {
-            e = NMP_ERR_NOMEM;
-            goto out;
-        }
-        cg->lst_rc = lr;
-        cg->lst_cap = cap;
-    }
-    memcpy(cg->lst + start * m, cg->ecols, (size_t)(count * m) * sizeof *cg->lst);
-    memcpy(cg->lst_val + start, cg->eval, (size_t)count * sizeof *cg->lst_val);
-    memcpy(cg->lst_rc + start, cg->erc, (size_t)count * sizeof *cg->lst_rc);
-    cg->lst_base[cg->nlst] = base;
-    cg->lst_off[cg->nlst + 1] = start + count;
-    *id = cg->nlst++;
-out:
-    return e;
-}
-
-/* A complete list from the last listing if thr(incumbent) leaves out everything it cut off. */
-static nmp_err relist(nmp_cg *cg, double incumbent, nmp_cg_enum *res)
-{
-    const double keep = 1e-9 * NMP_MAX(fabs(incumbent), 1.0);
-    const double thr = incumbent - cg->enum_base - keep;
-    int64_t count = cg->enum_found;
-    if (count > cg->enum_max && thr < cg->erc[cg->enum_max])
-        return NMP_OK;
-    while (count > 0 && !(cg->erc[count - 1] > thr))
-        count--;
-    res->columns = count;
-    res->complete = true;
-    return list_register(cg, count, cg->enum_base, &res->list);
-}
-
-nmp_err nmp_cg_enumerate(nmp_cg *cg, double incumbent, int64_t heur_cols, nmp_clock *clk,
-                         const nmp_price_report *rep, nmp_cg_enum *res)
+ * columns above it (under the node's rules); nmp_lists.c keeps the lists. */
+nmp_err nmp_master_enumerate(nmp_master *cg, double incumbent, int64_t heur_cols, nmp_clock *clk,
+                             const nmp_report *rep, nmp_master_enum *res)
 {
     nmp_err e = NMP_OK;
     memset(res, 0, sizeof *res);
     res->list = -1;
-    cg->enum_found = 0;
-    if (cg->enum_max <= 0 || !cg->node_bound)
+    if (!cg->lists)
+        return NMP_OK;
+    nmp_lists_forget(cg->lists);
+    if (!cg->node_bound)
         return NMP_OK;
     const double G = (double)cg->groups, keep = 1e-9 * NMP_MAX(fabs(incumbent), 1.0);
-    cg->enum_base = cg->center_sum + (G - 1) * NMP_MAX(cg->center_max, 0.0);
-    const double thr = incumbent - cg->enum_base - keep;
-    nmp_price_out po = { cg->ecols, cg->eval, cg->erc, 0, 0, false };
+    const double base = cg->center_sum + (G - 1) * NMP_MAX(cg->center_max, 0.0);
+    const double thr = incumbent - base - keep;
+    nmp_price_out po = nmp_lists_listing(cg->lists);
     NMP_TRY(e, nmp_price_solve(cg->pr, cg->center, thr, cg->enum_max + 1, clk, rep, &po));
     res->columns = po.found;
     if (!po.complete) {
         res->stopped = true;
         goto out;
     }
-    cg->enum_found = po.found;
-    if (po.found <= cg->enum_max) {
-        NMP_TRY(e, relist(cg, incumbent, res));
-    } else if (heur_cols > 0) {
-        res->columns = NMP_MIN(heur_cols, po.found);
-        NMP_TRY(e, list_register(cg, res->columns, cg->enum_base, &res->list));
-    }
+    NMP_TRY(e, nmp_lists_listed(cg->lists, po.found, base, incumbent, heur_cols, res));
 out:
     return e;
 }
 
-nmp_err nmp_cg_relist(nmp_cg *cg, double incumbent, nmp_cg_enum *res)
+nmp_err nmp_master_relist(nmp_master *cg, double incumbent, nmp_master_enum *res)
 {
     memset(res, 0, sizeof *res);
     res->list = -1;
-    if (cg->enum_found == 0)
-        return NMP_OK;
-    return relist(cg, incumbent, res);
+    return cg->lists ? nmp_lists_relist(cg->lists, incumbent, res) : NMP_OK;
 }
 
-/* ------------------------------------------------------------- heuristic */
+/* ----------------------------------------------------------------- start */
 
-static int heur_progress(const nmp_progress *p, void *user)
-{
-    return nmp_clock_tick(user, p->iteration, p->best, p->bound, "heuristic", false) ? 1 : 0;
-}
-
-static bool has_param(const nmp_solver_ops *ops, const char *name)
-{
-    for (const nmp_param_desc *d = ops->params; d && d->name; d++)
-        if (strcmp(d->name, name) == 0)
-            return true;
-    return false;
-}
-
-nmp_err nmp_cg_heuristic(const nmp_problem *pb, const nmp_params *par, const char *name,
-                         double seconds, nmp_clock *clk, int32_t *perm)
+nmp_err nmp_master_start(nmp_master *cg, const nmp_params *par, double seconds, nmp_clock *clk,
+                         const int32_t *perm, int32_t *inc, double *best, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    void *state = NULL;
-    int32_t *work = NULL;
-    const nmp_solver_ops *ops = nmp_solver_find(name ? name : "auto");
-    if (!ops && name)
-        return NMP_OK; /* not in this build */
-    if (!ops)
-        ops = &nmp_swap_ops;
-    if (seconds <= 0)
-        return NMP_OK;
-    if (clk && clk->limit > 0)
-        seconds = NMP_MIN(seconds, clk->limit - nmp_clock_elapsed(clk));
-    if (seconds <= 0)
-        return NMP_OK;
-    nmp_params hp;
-    nmp_params_init(&hp);
-    hp.seed = par->seed;
-    hp.threads = par->threads;
-    hp.time_limit = seconds;
-    hp.progress = clk ? heur_progress : NULL;
-    hp.progress_user = clk;
-    if (ops == &nmp_swap_ops)
-        NMP_TRY(e, nmp_params_set(&hp, "escapes", 100));
-    if (has_param(ops, "max_fail")) /* a search that stops by itself: a longer patience */
-        NMP_TRY(e, nmp_params_set(&hp, "max_fail", 10.0 * (20 + 4 * (double)pb->groups)));
-    work = nmp_malloc((size_t)pb->cols * sizeof *work);
-    if (!work) {
-        e = NMP_ERR_NOMEM;
-        goto out;
+    const nmp_problem *pb = cg->pb;
+    memcpy(inc, perm, (size_t)pb->cols * sizeof *inc);
+    NMP_TRY(e, nmp_master_add_groups(cg, perm));
+    if (seconds > 0) {
+        nmp_params hp;
+        nmp_result r;
+        nmp_params_init(&hp);
+        hp.seed = par->seed;
+        hp.threads = par->threads;
+        NMP_TRY(e, nmp_subsolve(&nmp_auto_ops, pb, &hp, clk, seconds, inc, &r, msg));
+        if (!(r.score > r.start_score)) /* only a gain replaces the start */
+            memcpy(inc, perm, (size_t)pb->cols * sizeof *inc);
     }
-    memcpy(work, perm, (size_t)pb->cols * sizeof *work);
-    nmp_result r;
-    memset(&r, 0, sizeof r);
-    NMP_TRY(e, ops->create(pb, &hp, &state, NULL));
-    NMP_TRY(e, ops->solve(state, work, &r));
-    if (nmp_perm_is_valid(work, pb->cols)) {
-        double a, b;
-        NMP_TRY(e, nmp_score(pb, work, &a));
-        NMP_TRY(e, nmp_score(pb, perm, &b));
-        if (a > b)
-            memcpy(perm, work, (size_t)pb->cols * sizeof *work);
-    }
+    NMP_TRY(e, nmp_master_add_groups(cg, inc));
+    NMP_TRY(e, nmp_score(pb, inc, best));
+    nmp_master_set_incumbent(cg, *best);
+    nmp_master_guess_duals(cg, inc);
 out:
-    if (state)
-        ops->destroy(state);
-    nmp_free(work);
     return e;
 }

@@ -1,7 +1,8 @@
-/* test_nmp_mip.c: the GLPK solvers sp and blp against dp / brute force, bounds, limits, refusals */
+/* test_nmp_sp.c: the exact GLPK solvers sp (and blp, which shares its frame in nmp_glpk.c and is
+ * checked against it) against dp / brute force, bounds, limits, refusals, GLPK errors */
 #include "nmp_test.h"
 
-#include "nmp_solvers.h"
+#include "nmp_glpk.h"
 
 #include <glpk.h>
 #include <unistd.h>
@@ -320,7 +321,7 @@ static void test_nomem(void **unused)
 static void test_silent(void **unused)
 {
     (void)unused;
-    char path[] = "/tmp/nmp_mip_stdout_XXXXXX";
+    char path[] = "/tmp/nmp_sp_stdout_XXXXXX";
     const int fd = mkstemp(path);
     assert_true(fd >= 0);
     fflush(stdout);
@@ -364,6 +365,30 @@ static void test_glpk_error(void **unused)
     nmp_problem_free(pb);
 }
 
+/* A GLPK internal error raised in the first simplex call (nmp_glpk_fail_at) becomes NMP_ERR_LP
+ * naming the solver, and the next solve works (test_glpk_error: one later in the solve). */
+static void test_glpk_error_injected(void **unused)
+{
+    (void)unused;
+    nmp_problem *pb = nmp_test_problem(16, 16, 2, 4, 0, 31);
+    const char *solvers[] = { "sp", "blp" };
+    for (int t = 0; t < 2; t++) {
+        int32_t perm[16];
+        nmp_result res;
+        nmp_msg msg = { { 0 } };
+        nmp_glpk_fail_at(0);
+        const nmp_err e = nmp_solve(pb, solvers[t], NULL, perm, 1, &res, &msg);
+        nmp_glpk_fail_at(-1);
+        assert_int_equal(e, NMP_ERR_LP);
+        assert_non_null(strstr(msg.text, solvers[t]));
+        assert_non_null(strstr(msg.text, "GLPK"));
+        assert_true(nmp_perm_is_valid(perm, 16));
+        nmp_assert_ok(nmp_solve(pb, solvers[t], NULL, perm, 1, &res, &msg));
+        assert_int_equal(res.status, NMP_STATUS_OPTIMAL);
+    }
+    nmp_problem_free(pb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_time_limit),  cmocka_unit_test(test_keeps_start),
         cmocka_unit_test(test_refusals),    cmocka_unit_test(test_nomem),
         cmocka_unit_test(test_silent),      cmocka_unit_test(test_glpk_error),
+        cmocka_unit_test(test_glpk_error_injected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,51 @@
+/* nmp_subsolve.c: one solver running another with part of its time (the one sub-solve entry)
+ *
+ * A parent solver (auto, sp, blp, colgen, bnp) that wants another solver's answer calls
+ * nmp_subsolve with that solver's ops table, never a name: a solver that is not in the build
+ * is then a link error, not a silent skip. The child runs through nmp_solver_run, the driver of
+ * nmp_solve, so it gets the same checks (its parameters against its table, a valid perm, the
+ * score recomputed, never worse than the start). Its clock is the parent's remaining time,
+ * capped by `seconds`; its progress goes to the parent's clock (elapsed and rate limit there)
+ * and a stop asked there (the user's interrupt) stops the child.
+ */
+#include "nmp_solvers.h"
+
+#include <string.h>
+
+/* The child's progress, reported through the parent's clock; nonzero once the parent was asked
+ * to stop. The parent's time limit needs no signal: the child's own limit ends with it. */
+static int forward(const nmp_progress *p, void *user)
+{
+    nmp_clock *parent = user;
+    nmp_clock_tick(parent, p->iteration, p->best, p->bound, p->phase, false);
+    return parent->stopped;
+}
+
+nmp_err nmp_subsolve(const nmp_solver_ops *ops, const nmp_problem *pb, const nmp_params *par,
+                     nmp_clock *parent, double seconds, int32_t *perm, nmp_result *res,
+                     nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    nmp_params q = *par;
+    q.time_limit = seconds > 0 ? seconds : 0;
+    q.progress = NULL;
+    q.progress_user = NULL;
+    if (parent) {
+        q.progress = forward;
+        q.progress_user = parent;
+        const double left = parent->limit > 0 ? parent->limit - nmp_clock_elapsed(parent) : 0;
+        if (parent->limit > 0)
+            q.time_limit = q.time_limit > 0 ? NMP_MIN(q.time_limit, left) : left;
+        if (parent->stopped || (parent->limit > 0 && left <= 0)) { /* nothing left to spend */
+            memset(res, 0, sizeof *res);
+            res->status = nmp_clock_status(parent);
+            NMP_TRY(e, nmp_score(pb, perm, &res->start_score));
+            res->score = res->start_score;
+            res->bound = pb->row_bound;
+            goto out;
+        }
+    }
+    NMP_TRY(e, nmp_solver_run(ops, pb, &q, perm, res, msg));
+out:
+    return e;
+}
