@@ -475,12 +475,15 @@ static nmp_err read_data(FILE *f, void *buf, size_t nbytes, const char *path, nm
     return e;
 }
 
-/* Opens a 1-D array of n >= 1 elements whose dtype kind is one of kinds. */
-static nmp_err open_1d(const char *path, FILE **f, npy_header *h, const char *kinds,
-                       const char *expect, nmp_msg *msg)
+/* The raw bytes (*raw, h->count values of h->size bytes; release with nmp_free) of a non-empty
+ * 1-D array whose dtype kind is one of kinds ("expected <expect>" otherwise). */
+static nmp_err load_1d(const char *path, const char *kinds, const char *expect, npy_header *h,
+                       unsigned char **raw, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    NMP_TRY(e, npy_open(path, f, h, msg));
+    FILE *f = NULL;
+    *raw = NULL;
+    NMP_TRY(e, npy_open(path, &f, h, msg));
     if (!strchr(kinds, h->kind)) {
         e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: dtype '%s', expected %s", path, h->descr, expect);
         goto out;
@@ -493,11 +496,18 @@ static nmp_err open_1d(const char *path, FILE **f, npy_header *h, const char *ki
         e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: empty array", path);
         goto out;
     }
-out:
-    if (e != NMP_OK && *f) {
-        fclose(*f);
-        *f = NULL;
+    if (!(*raw = nmp_malloc(h->nbytes))) {
+        e = NMP_ERR_NOMEM;
+        goto out;
     }
+    e = read_data(f, *raw, h->nbytes, path, msg);
+out:
+    if (e != NMP_OK) {
+        nmp_free(*raw);
+        *raw = NULL;
+    }
+    if (f)
+        fclose(f);
     return e;
 }
 
@@ -581,7 +591,6 @@ out:
 nmp_err nmp_npy_read_vector(const char *path, float **out, int64_t *len, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    FILE *f = NULL;
     float *data = NULL;
     unsigned char *raw = NULL;
     npy_header h;
@@ -594,14 +603,11 @@ nmp_err nmp_npy_read_vector(const char *path, float **out, int64_t *len, nmp_msg
         e = nmp_fail(msg, NMP_ERR_ARG, "nmp_npy_read_vector: NULL argument");
         goto out;
     }
-    NMP_TRY(e, open_1d(path, &f, &h, "f", "float16, float32 or float64", msg));
-    data = nmp_malloc((size_t)h.count * sizeof *data);
-    raw = nmp_malloc(h.nbytes);
-    if (!data || !raw) {
+    NMP_TRY(e, load_1d(path, "f", "float16, float32 or float64", &h, &raw, msg));
+    if (!(data = nmp_malloc((size_t)h.count * sizeof *data))) {
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    NMP_TRY(e, read_data(f, raw, h.nbytes, path, msg));
     for (int64_t k = 0; k < h.count; k++) {
         double v = 0;
         if (!load_float(raw, h.size, k, &data[k], &v)) {
@@ -616,8 +622,6 @@ nmp_err nmp_npy_read_vector(const char *path, float **out, int64_t *len, nmp_msg
 out:
     nmp_free(raw);
     nmp_free(data);
-    if (f)
-        fclose(f);
     return e;
 }
 
@@ -625,7 +629,6 @@ out:
 nmp_err nmp_npy_read_perm(const char *path, int32_t **out, int64_t *len, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    FILE *f = NULL;
     int32_t *data = NULL;
     unsigned char *raw = NULL;
     npy_header h;
@@ -638,14 +641,11 @@ nmp_err nmp_npy_read_perm(const char *path, int32_t **out, int64_t *len, nmp_msg
         e = nmp_fail(msg, NMP_ERR_ARG, "nmp_npy_read_perm: NULL argument");
         goto out;
     }
-    NMP_TRY(e, open_1d(path, &f, &h, "iu", "an integer type", msg));
-    data = nmp_malloc((size_t)h.count * sizeof *data);
-    raw = nmp_malloc(h.nbytes);
-    if (!data || !raw) {
+    NMP_TRY(e, load_1d(path, "iu", "an integer type", &h, &raw, msg));
+    if (!(data = nmp_malloc((size_t)h.count * sizeof *data))) {
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    NMP_TRY(e, read_data(f, raw, h.nbytes, path, msg));
     for (int64_t k = 0; k < h.count; k++) {
         const unsigned char *p = raw + (size_t)k * (size_t)h.size;
         uint64_t u = h.size == 1 ? p[0] : h.size == 2 ? load_u16(p)
@@ -682,8 +682,6 @@ nmp_err nmp_npy_read_perm(const char *path, int32_t **out, int64_t *len, nmp_msg
 out:
     nmp_free(raw);
     nmp_free(data);
-    if (f)
-        fclose(f);
     return e;
 }
 
