@@ -204,8 +204,10 @@ static nmp_err osg_create(const nmp_problem *pb, const nmp_params *par, void **s
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    for (int t = 0; t < o->threads; t++)
+    for (int t = 0; t < o->threads; t++) {
         NMP_TRY(e, nmp_window_create(pb, s, &o->win[t], msg));
+        nmp_window_set_clock(o->win[t], &o->clock); /* 24-column windows (2:8) look at it */
+    }
     NMP_TRY(e, nmp_eval_create(pb, NULL, &o->ev));
     /* windows per clock check (~OSG_CHUNK_NS of work), at least one a thread; parallel only
      * where a thread gets OSG_PAR_NS of work, as a parallel region costs a barrier */
