@@ -29,9 +29,10 @@
  *   time    with a time limit and sweeps = 0 the schedule runs by moves or by the clock,
  *           whichever ends first: its fraction is the larger of the moves done over the default
  *           sweeps and the elapsed fraction of 95 % of the limit less two passes over the matrix
- *           (timed as the first reset; the rest is left for the descent and those passes). A limit longer than the default run changes nothing, so the result depends
- *           only on the seed unless the limit cuts the run short (then on the machine's speed);
- *           more sweeps are asked for with the sweeps parameter.
+ *           (timed as the first reset; the rest is left for the descent and those passes). A
+ *           limit longer than the default run changes nothing, so the result depends only on
+ *           the seed unless the limit cuts the run short (then on the machine's speed); more
+ *           sweeps are asked for with the sweeps parameter.
  *   polish  the final descent over all swaps of each pair of groups (dirty groups only after
  *           the first pass) costs C^2 R / 2 per pass; it runs when that is at most polish * 1e9
  *           (default 2: up to ~1024 x 1024 and 2048 x 512), else is skipped.

@@ -27,7 +27,7 @@
  * one thread in a fixed order: the result does not depend on the thread count.
  * As a solver: rounds (m selections each) until one (cycling) or two in a row (random positions)
  * improve nothing. auto calls nmp_lap_move_round; nmp_lap_move_groups (one move on chosen groups)
- * has no caller in the library and is tested on its own.
+ * has no caller at present, in the library or its tests.
  * Clock: a time limit is looked at between blocks, every 64 rows of a weight matrix per thread
  * and every ~1e6 scanned entries of an assignment, so a limit ends a round within ~1 ms of work
  * at any block size (bench/bench_limits.c); a block cut short is dropped, not applied. Without

@@ -31,13 +31,13 @@
  * the rounds end.
  * A parallel region is opened only for rounds with ~10 ms of work per thread (the first ones):
  * on shared cores a barrier can cost a time slice, and escapes re-evaluate few windows.
- * Clock: every loop of a round looks at the time limit, window evaluations before every window
- * (and tick every ~20 ms of estimated work), the listing of dirty windows and the scan for improving ones every
- * OSG_CHECK_ITEMS windows, the sort (an in-place quicksort on the unique key (gain, index), so
- * its order is qsort's) every OSG_CHECK_ITEMS elements partitioned, the greedy pass every
- * OSG_CHECK_MOVES candidates: with s = 3 the listing alone is C(G, 3) windows (2.7 M at 1024
- * columns, ~0.1 s), which ran unchecked before. A round cut short applies what it applied so
- * far; without a limit the checks change nothing.
+ * Clock: every loop of a round looks at the time limit: window evaluations before every window
+ * (with a tick every ~20 ms of estimated work), the listing of dirty windows and the scan for
+ * improving ones every OSG_CHECK_ITEMS windows, the sort (an in-place quicksort on the unique
+ * key (gain, index), so its order is qsort's) every OSG_CHECK_ITEMS elements partitioned, the
+ * greedy pass every OSG_CHECK_MOVES candidates: with s = 3 the listing alone is C(G, 3) windows
+ * (2.7 M at 1024 columns, ~0.1 s), which ran unchecked before. A round cut short keeps the
+ * moves it applied; without a limit the checks change nothing.
  * Size: refused (NMP_ERR_UNSUPPORTED) above 2^23 windows, G > 4096 stripes for s = 2 (16384
  * columns at 2:4) and G > 369 for s = 3; memory is 16 bytes per window. The first round costs
  * C(G, s) window evaluations, each about C(s*m, m) * rows min/max pairs: s = 3 is practical for

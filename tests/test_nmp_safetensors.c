@@ -78,7 +78,8 @@ static void good_file(void **state)
     memcpy(data + 24, h, sizeof h);
     const char *path = put("good.safetensors",
                            "{\"__metadata__\": {\"format\": \"pt\"}, "
-                           "\"b\": {\"dtype\": \"F16\", \"shape\": [2], \"data_offsets\": [24, 28]}, "
+                           "\"b\": {\"dtype\": \"F16\", \"shape\": [2], "
+                           "\"data_offsets\": [24, 28]}, "
                            "\"a\": {\"dtype\": \"F32\", \"shape\": [2, 3], "
                            "\"data_offsets\": [0, 24]}}",
                            data, sizeof data);
