@@ -28,10 +28,11 @@
  *           ms below 64 x 64), never fewer than 400 offers per column.
  *   time    with a time limit and sweeps = 0 the schedule runs by moves or by the clock,
  *           whichever ends first: its fraction is the larger of the moves done over the default
- *           sweeps and the elapsed fraction of 95 % of the limit (the rest is left for the
- *           descent). A limit longer than the default run changes nothing, so the result depends
- *           only on the seed unless the limit cuts the run short (then on the machine's speed);
- *           more sweeps are asked for with the sweeps parameter.
+ *           sweeps and the elapsed fraction of 95 % of the limit less two passes over the matrix
+ *           (timed as the first reset; the rest is left for the descent and those passes). A
+ *           limit longer than the default run changes nothing, so the result depends only on
+ *           the seed unless the limit cuts the run short (then on the machine's speed); more
+ *           sweeps are asked for with the sweeps parameter.
  *   polish  the final descent over all swaps of each pair of groups (dirty groups only after
  *           the first pass) costs C^2 R / 2 per pass; it runs when that is at most polish * 1e9
  *           (default 2: up to ~1024 x 1024 and 2048 x 512), else is skipped.
@@ -42,6 +43,11 @@
  * Tempering (nmp_anneal_tempering, for callers): replicas at geometric temperatures exchanging
  * configurations; measured on the reference it was no better than one constant-temperature run
  * of the same total moves.
+ * Clock: besides the tick per level (which paces the schedule and calls the progress callback),
+ * the time limit is looked at every ~ANNEAL_CHECK_WORK row evaluations inside a level, the t0
+ * sample and the descent (a level is steps * cols moves of O(rows): 16 ms at 4096^2, unbounded
+ * with a large `steps`). A level cut short ends the run at the best perm seen. Without a limit
+ * the checks draw nothing from the rng and change no result.
  */
 #include "nmp_solvers.h"
 
@@ -77,6 +83,7 @@ struct nmp_anneal {
     uint8_t *dirty, *fresh; /* groups: changed in the last / this descent pass */
     double *deltas;      /* m * m */
     int64_t moves;       /* accepted moves and descent steps, for progress */
+    int64_t every;       /* moves (fast_delta calls) between two looks at the clock */
 };
 
 void nmp_anneal_free(nmp_anneal *an)
@@ -94,6 +101,7 @@ void nmp_anneal_free(nmp_anneal *an)
 }
 
 #define SAMPLES_MAX 2048
+#define ANNEAL_CHECK_WORK 1048576.0 /* row evaluations between two looks at the clock */
 
 nmp_err nmp_anneal_create(const nmp_problem *pb, const nmp_params *par, nmp_anneal **out)
 {
@@ -114,6 +122,7 @@ nmp_err nmp_anneal_create(const nmp_problem *pb, const nmp_params *par, nmp_anne
     an->select = (int)nmp_param_get(par, d, "select");
     an->polish = nmp_param_get(par, d, "polish");
     an->timed = par && par->time_limit > 0 && an->sweeps == 0;
+    an->every = (int64_t)NMP_MAX(1.0, ANNEAL_CHECK_WORK / (double)pb->rows);
     if (an->sweeps == 0)
         an->sweeps = NMP_MIN(20000.0, NMP_MAX(400.0, 4e9 / ((double)pb->rows * (double)pb->cols)));
     const size_t cols = (size_t)pb->cols, groups = (size_t)pb->groups;
@@ -267,7 +276,7 @@ static int cmp_double(const void *x, const void *y)
 /* t0 = -median(worsening deltas of random moves from a random perm) / ln(accept0).
  * The sample is taken at a random perm, not at the start, so that t0 is a property of the
  * instance: a good start (a previous result, a LAP optimum) would otherwise set it lower. */
-static double start_temperature(nmp_anneal *an, nmp_eval *ev, nmp_rng *rng)
+static double start_temperature(nmp_anneal *an, nmp_eval *ev, nmp_rng *rng, const nmp_clock *clk)
 {
     if (an->t0 > 0)
         return an->t0;
@@ -277,6 +286,8 @@ static double start_temperature(nmp_anneal *an, nmp_eval *ev, nmp_rng *rng)
     nmp_eval_reset(ev, an->log);
     int64_t k = 0;
     for (int64_t t = 0; t < SAMPLES_MAX; t++) {
+        if ((t + 1) % an->every == 0 && nmp_clock_expired(clk))
+            break; /* the run stops at its first look at the clock */
         int64_t a, b;
         pick(an, ev, rng, &a, &b);
         const double d = fast_delta(ev, a, b);
@@ -320,12 +331,19 @@ static inline double exp_neg(double x)
 }
 
 /* count Metropolis steps at temperature temp; a new best is saved through the swap log
- * (logged) or by a copy. */
-static void metropolis(nmp_anneal *an, nmp_eval *ev, nmp_rng *rng, double temp, int64_t count,
-                       double *best, bool logged)
+ * (logged) or by a copy. False when clk's time limit passed first (looked at every an->every
+ * steps). */
+static bool metropolis(nmp_anneal *an, nmp_eval *ev, nmp_rng *rng, const nmp_clock *clk,
+                       double temp, int64_t count, double *best, bool logged)
 {
     const double inv = 1 / temp;
+    int64_t left = an->every; /* steps until the next look at the clock */
     for (int64_t s = 0; s < count; s++) {
+        if (--left == 0) {
+            left = an->every;
+            if (nmp_clock_expired(clk))
+                return false;
+        }
         int64_t a, b;
         pick(an, ev, rng, &a, &b);
         const double d = fast_delta(ev, a, b);
@@ -350,6 +368,7 @@ static void metropolis(nmp_anneal *an, nmp_eval *ev, nmp_rng *rng, double temp, 
                 best_save(an, ev);
         }
     }
+    return true;
 }
 
 /* Parallel tempering over r replicas evs[0..r-1] (all at the start perm on entry): replica i
@@ -369,7 +388,7 @@ bool nmp_anneal_tempering(nmp_anneal *an, nmp_eval *const *evs, int r, nmp_rng *
     r = NMP_MIN(r, 64);
     const double saved = an->accept0;
     an->accept0 = 0.5;
-    const double med = start_temperature(an, evs[0], rng) * -log(0.5);
+    const double med = start_temperature(an, evs[0], rng, clk) * -log(0.5);
     an->accept0 = saved;
     for (int i = 0; i < r; i++) {
         walk[i] = evs[i];
@@ -389,8 +408,10 @@ bool nmp_anneal_tempering(nmp_anneal *an, nmp_eval *const *evs, int r, nmp_rng *
                                             : 1.0);
         if (f >= 1)
             break;
-        for (int i = 0; i < r; i++)
-            metropolis(an, walk[i], rng, temp[i], level, &best, false);
+        for (int i = 0; i < r && running; i++)
+            running = metropolis(an, walk[i], rng, clk, temp[i], level, &best, false);
+        if (!running)
+            break;
         done += level * r;
         for (int i = (int)(round & 1); i + 1 < r; i += 2) {
             const double x = (nmp_eval_score(walk[i + 1]) - nmp_eval_score(walk[i])) *
@@ -423,7 +444,7 @@ bool nmp_anneal_run(nmp_anneal *an, nmp_eval *ev, nmp_rng *rng, nmp_clock *clk, 
     const double span = pace_end - begin;
     const int64_t level = NMP_MAX(1, (int64_t)(an->steps * (double)pb->cols));
     const double cycles = (double)(an->reheats + 1);
-    const double t0 = start_temperature(an, ev, rng);
+    const double t0 = start_temperature(an, ev, rng, clk);
     const double log_final = log(an->tfinal);
     best_save(an, ev);
     double best = nmp_eval_score(ev);
@@ -439,7 +460,10 @@ bool nmp_anneal_run(nmp_anneal *an, nmp_eval *ev, nmp_rng *rng, nmp_clock *clk, 
         const double fc = f * cycles;
         const double cycle = floor(fc);
         const double temp = t0 * (cycle > 0 ? an->reheat : 1.0) * exp(log_final * (fc - cycle));
-        metropolis(an, ev, rng, temp, level, &best, true);
+        if (!metropolis(an, ev, rng, clk, temp, level, &best, true)) {
+            running = false;
+            break;
+        }
         done += level;
         if (nmp_clock_tick(clk, an->moves, best, pb->row_bound, "anneal", false)) {
             running = false;
@@ -485,17 +509,22 @@ bool nmp_anneal_polish(nmp_anneal *an, nmp_eval *ev, nmp_clock *clk, bool force)
     const double pass = (double)pb->cols * (double)pb->cols * (double)pb->rows / 2;
     if (groups < 2 || (!force && pass > an->polish * 1e9))
         return true;
+    /* pairs between two looks at the clock: each costs m^2 deltas of O(rows) */
+    const int64_t every = NMP_MAX(1, an->every / ((int64_t)pb->m * pb->m));
     memset(an->dirty, 1, (size_t)groups);
     for (bool changed = true; changed;) {
         changed = false;
         memset(an->fresh, 0, (size_t)groups);
         for (int64_t g = 0; g < groups; g++) {
-            for (int64_t h = g + 1; h < groups; h++)
+            for (int64_t h = g + 1; h < groups; h++) {
                 if ((an->dirty[g] | an->dirty[h] | an->fresh[g] | an->fresh[h]) &&
                     improve_pair(an, ev, g, h)) {
                     an->fresh[g] = an->fresh[h] = 1;
                     changed = true;
                 }
+                if ((h - g) % every == 0 && nmp_clock_expired(clk))
+                    return false;
+            }
             if (nmp_clock_tick(clk, an->moves, nmp_eval_score(ev), pb->row_bound, "descent",
                                false))
                 return false;
@@ -555,15 +584,21 @@ static nmp_err anneal_solve(void *p, int32_t *perm, nmp_result *res)
     st->an->moves = 0;
     res->start_score = nmp_eval_score(st->ev);
     res->status = NMP_STATUS_FEASIBLE;
-    const double pace = st->an->timed ? 0.95 * st->par.time_limit : 0;
+    /* the schedule ends at 95 % of the limit, less two passes over the matrix like the reset
+     * above (back to the best perm, the final fresh sum): ~15 ms each at 4096^2 */
+    const double pass = nmp_clock_elapsed(&clk), limit = st->par.time_limit;
+    const double pace = st->an->timed ? NMP_MAX(0.5 * limit, 0.95 * limit - 2 * pass) : 0;
     bool running = nmp_anneal_run(st->an, st->ev, &rng, &clk, nmp_anneal_default_moves(st->an),
                                   pace);
     running = running && nmp_anneal_polish(st->an, st->ev, &clk, false);
     if (!running)
         res->status = nmp_clock_status(&clk);
-    /* a fresh sum, free of the incremental updates' rounding */
-    memcpy(st->an->best, nmp_eval_perm(st->ev), (size_t)pb->cols * sizeof *perm);
-    nmp_eval_reset(st->ev, st->an->best);
+    /* a fresh sum, free of the incremental updates' rounding; skipped once the clock stopped
+     * the run (an O(rows * cols) pass after the limit: nmp_solve rescores the perm anyway) */
+    if (running) {
+        memcpy(st->an->best, nmp_eval_perm(st->ev), (size_t)pb->cols * sizeof *perm);
+        nmp_eval_reset(st->ev, st->an->best);
+    }
     res->score = nmp_eval_score(st->ev);
     if (res->score > res->start_score)
         memcpy(perm, nmp_eval_perm(st->ev), (size_t)pb->cols * sizeof *perm);

@@ -26,7 +26,12 @@
  * block shares its weight matrix among the threads by rows. Either way each value is computed by
  * one thread in a fixed order: the result does not depend on the thread count.
  * As a solver: rounds (m selections each) until one (cycling) or two in a row (random positions)
- * improve nothing. Other solvers (auto) call nmp_lap_move_round / nmp_lap_move_groups.
+ * improve nothing. auto calls nmp_lap_move_round; nmp_lap_move_groups (one move on chosen groups)
+ * has no caller at present, in the library or its tests.
+ * Clock: a time limit is looked at between blocks, every 64 rows of a weight matrix per thread
+ * and every ~1e6 scanned entries of an assignment, so a limit ends a round within ~1 ms of work
+ * at any block size (bench/bench_limits.c); a block cut short is dropped, not applied. Without
+ * a limit nothing is skipped: the checks change no result.
  */
 #include "nmp_solvers.h"
 
@@ -42,6 +47,8 @@
 #define LAP_ROWS 256
 #define LAP_TILE 64
 #define LANES 8
+#define LAP_CHECK_ROWS 64       /* rows of w a thread fills between two looks at the clock */
+#define LAP_CHECK_WORK 1048576  /* entries an assignment scans between two looks at the clock */
 
 /* ----------------------------------------------------- linear assignment */
 
@@ -60,14 +67,18 @@ size_t nmp_lap_scratch_size(int64_t n)
  * the path. Columns are kept in one array split into scanned | to-scan (at the current minimum
  * distance) | the rest, so each step scans only the rest. O(n^3) worst case, ~2x faster than
  * the textbook Hungarian that updates every potential at every step. The potentials keep the
- * reduced costs non-negative, so ties and negative costs need no care. */
-nmp_err nmp_lap_solve(int64_t n, const double *cost, bool maximise, int32_t *assign,
-                      void *scratch)
+ * reduced costs non-negative, so ties and negative costs need no care.
+ * clk (may be NULL): looked at every ~LAP_CHECK_WORK scanned entries; once its limit has passed
+ * the solve gives up (*stopped, assign unwritten). */
+static nmp_err lap_assign(int64_t n, const double *cost, bool maximise, int32_t *assign,
+                          void *scratch, const nmp_clock *clk, bool *stopped)
 {
+    *stopped = false;
     if (n < 0 || (n > 0 && (!cost || !assign || !scratch)) || n >= INT32_MAX)
         return NMP_ERR_ARG;
     if (n == 0)
         return NMP_OK;
+    int64_t work = 0; /* entries scanned since the clock was last looked at */
     const size_t k = (size_t)n;
     double *v = scratch, *d = v + k;
     int32_t *col_of = (int32_t *)(d + k), *row_of = col_of + k, *pred = row_of + k,
@@ -91,6 +102,13 @@ nmp_err nmp_lap_solve(int64_t n, const double *cost, bool maximise, int32_t *ass
         if (col_of[arg] < 0) {
             col_of[arg] = (int32_t)j;
             row_of[j] = (int32_t)arg;
+        }
+        if ((work += n) >= LAP_CHECK_WORK) {
+            work = 0;
+            if (nmp_clock_expired(clk)) {
+                *stopped = true;
+                return NMP_OK;
+            }
         }
     }
     for (int64_t free_row = 0; free_row < n; free_row++) {
@@ -128,6 +146,13 @@ nmp_err nmp_lap_solve(int64_t n, const double *cost, bool maximise, int32_t *ass
                     }
                 if (end >= 0)
                     break;
+            }
+            if ((work += n - low) >= LAP_CHECK_WORK) {
+                work = 0;
+                if (nmp_clock_expired(clk)) {
+                    *stopped = true;
+                    return NMP_OK;
+                }
             }
             const int32_t j1 = list[low++];
             const int64_t i = row_of[j1];
@@ -169,6 +194,13 @@ nmp_err nmp_lap_solve(int64_t n, const double *cost, bool maximise, int32_t *ass
     return NMP_OK;
 }
 
+nmp_err nmp_lap_solve(int64_t n, const double *cost, bool maximise, int32_t *assign,
+                      void *scratch)
+{
+    bool stopped;
+    return lap_assign(n, cost, maximise, assign, scratch, NULL, &stopped);
+}
+
 /* ------------------------------------------------------------- the move */
 
 /* What one thread needs to solve one block. */
@@ -192,6 +224,7 @@ struct nmp_lap_move {
     int64_t *changed;  /* block: groups whose column changes */
     int32_t *cols;     /* block * m: their new columns */
     uint8_t *sel;      /* groups: the position taken out of each group */
+    const nmp_clock *clk; /* the round's clock (NULL: none): blocks give up once it expires */
 };
 
 void nmp_lap_move_free(nmp_lap_move *lm)
@@ -269,8 +302,11 @@ out:
  * LAP_TILE thresholds, so the tile of thresholds (64 KiB) stays in cache while every column
  * passes over it (11 G entries/s per core with SSE2 here, 8 untiled). The rows a of w are shared
  * among `threads` threads; each entry is summed by one thread in a fixed order, so the result
- * does not depend on the thread count. */
-static void fill_weights(lap_scratch *sc, int64_t k, int64_t rows, int threads)
+ * does not depend on the thread count. A thread gives up once clk (may be NULL) has expired,
+ * looked at every LAP_CHECK_ROWS rows a of a tile, leaving w partial: the caller then drops the
+ * block (the clock only moves forwards, so it sees the expiry too). */
+static void fill_weights(lap_scratch *sc, int64_t k, int64_t rows, int threads,
+                         const nmp_clock *clk)
 {
     double *w = sc->w;
     memset(w, 0, (size_t)(k * k) * sizeof *w);
@@ -288,10 +324,15 @@ static void fill_weights(lap_scratch *sc, int64_t k, int64_t rows, int threads)
         a0 = tid * k / nt;
         a1 = (tid + 1) * k / nt;
 #endif
-        for (int64_t j0 = 0; j0 < rows; j0 += LAP_ROWS)
-            for (int64_t b0 = 0; b0 < k; b0 += LAP_TILE) {
+        bool quit = false;
+        for (int64_t j0 = 0; j0 < rows && !quit; j0 += LAP_ROWS)
+            for (int64_t b0 = 0; b0 < k && !quit; b0 += LAP_TILE) {
                 const int64_t len = NMP_MIN(LAP_ROWS, rows - j0), b1 = NMP_MIN(k, b0 + LAP_TILE);
                 for (int64_t a = a0; a < a1; a++) {
+                    if ((a - a0) % LAP_CHECK_ROWS == 0 && nmp_clock_expired(clk)) {
+                        quit = true;
+                        break;
+                    }
                     const float *restrict ca = sc->c[a] + j0;
                     double *wa = w + a * k;
                     for (int64_t b = b0; b < b1; b++) {
@@ -315,7 +356,8 @@ static void fill_weights(lap_scratch *sc, int64_t k, int64_t rows, int threads)
 
 /* The best reassignment of the columns taken out of the k groups gl[0..k-1] (group gl[a] gives
  * up its column at position sel): assign[a] = the index b of the group column a goes to.
- * Returns its estimated gain (0 when the current grouping is already the best). Reads ev only. */
+ * Returns its estimated gain (0 when the current grouping is already the best, or when lm's
+ * clock expired during the block). Reads ev only. */
 static double solve_block(const nmp_lap_move *lm, lap_scratch *sc, const nmp_eval *ev,
                           const int64_t *gl, int64_t k, int threads, int32_t *assign)
 {
@@ -334,8 +376,11 @@ static double solve_block(const nmp_lap_move *lm, lap_scratch *sc, const nmp_eva
         }
         sc->c[b] = x;
     }
-    fill_weights(sc, k, rows, threads);
-    if (nmp_lap_solve(k, sc->w, true, assign, sc->lap) != NMP_OK)
+    fill_weights(sc, k, rows, threads, lm->clk);
+    bool stopped = nmp_clock_expired(lm->clk); /* w may be partial */
+    if (!stopped && lap_assign(k, sc->w, true, assign, sc->lap, lm->clk, &stopped) != NMP_OK)
+        return 0;
+    if (stopped)
         return 0;
     double now = 0, best = 0;
     for (int64_t a = 0; a < k; a++) {
@@ -390,8 +435,10 @@ static double move_selection(nmp_lap_move *lm, nmp_eval *ev, nmp_clock *clk, int
             tid = omp_get_thread_num();
 #endif
             const int64_t lo = q * groups / nb, hi = (q + 1) * groups / nb;
-            lm->gain[q] = solve_block(lm, &lm->scr[tid], ev, lm->order + lo, hi - lo, 1,
-                                      lm->assign + lo);
+            lm->gain[q] = nmp_clock_expired(clk) ? 0
+                                                 : solve_block(lm, &lm->scr[tid], ev,
+                                                               lm->order + lo, hi - lo, 1,
+                                                               lm->assign + lo);
         }
     }
     double gain = 0;
@@ -417,6 +464,7 @@ double nmp_lap_move_groups(nmp_lap_move *lm, nmp_eval *ev, const int64_t *gl, in
     if (k < 2)
         return 0;
     k = NMP_MIN(k, lm->block);
+    lm->clk = NULL;
     for (int64_t b = 0; b < k; b++)
         lm->sel[gl[b]] = (uint8_t)nmp_rng_below(rng, (uint64_t)m);
     const double est = solve_block(lm, &lm->scr[0], ev, gl, k, lm->threads, lm->assign);
@@ -431,6 +479,7 @@ double nmp_lap_move_round(nmp_lap_move *lm, nmp_eval *ev, nmp_rng *rng, nmp_cloc
     const int m = pb->m;
     double gain = 0;
     *stopped = false;
+    lm->clk = clk;
     if (groups < 2)
         return 0;
     const int64_t nb = (groups + lm->block - 1) / lm->block;

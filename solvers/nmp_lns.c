@@ -45,7 +45,9 @@
  * 158249 in 1.2 s), 1024^2 630619-630666 in 7.3 s (osg 630271 in 7.3 s); the descent alone
  * already beats osg: 39776 in 0.14 s, 158264 in 0.55 s, 630403 in 5.7 s.
  * Stop: after the kicks, `iters` windows, the time limit or an interrupt. When the window holds
- * every group the problem is solved exactly in one move (status OPTIMAL).
+ * every group the problem is solved exactly in one move (status OPTIMAL). The clock is ticked
+ * before every window; a window large enough to take over ~1 ms (20+ columns at 2:4) also looks
+ * at the limit inside its solve (nmp_window_set_clock) and gives up (no move) once it passes.
  * Gains are judged in the window solver's arithmetic and must exceed 1e-9 of the window's value,
  * so every move raises the score (see nmp_osg.c). Single-threaded: one seed, one result; the
  * portfolio runs solvers side by side.
@@ -80,6 +82,7 @@ typedef struct lns {
     nmp_params par;              /* seed, time limit and progress callback of each solve */
     nmp_rng rng;
     nmp_clock clock;
+    bool cut;                    /* the last window solve was stopped by the time limit */
     double best_score;           /* for progress reports */
     double rate[LNS_STRATEGIES]; /* recent success rate of each strategy */
     double *coltot;              /* saliency total of each source column */
@@ -190,6 +193,7 @@ static nmp_err lns_create(const nmp_problem *pb, const nmp_params *par, void **s
                      why.text);
     if (e != NMP_OK)
         goto out;
+    nmp_window_set_clock(l->win, &l->clock); /* large windows give up once the limit passes */
     NMP_TRY(e, nmp_eval_create(pb, NULL, &l->ev));
     for (int64_t i = 0; i < pb->cols; i++) {
         const float *c = nmp_col(pb, i);
@@ -439,6 +443,7 @@ static bool solve_pick(lns *l)
         memcpy(l->in + t * m, perm + l->pick[t] * m, (size_t)m * sizeof *l->in);
     double cur;
     const double best = nmp_window_solve(l->win, l->in, k, l->out, &cur);
+    l->cut = best == -HUGE_VAL; /* the time limit stopped the window */
     const double gain = best - cur;
     if (!(gain > 0 && gain > LNS_TOL * fabs(cur)))
         return false;
@@ -581,10 +586,12 @@ static nmp_err lns_solve(void *p, int32_t *perm, nmp_result *res)
     memcpy(l->best, perm, bytes);
     double best = l->best_score = start;
     if (l->groups < 2 || l->k >= l->groups) { /* one window holds everything */
+        l->cut = false;
         if (l->groups >= 2)
             step(l, 0);
         it = 1;
         res->status = NMP_STATUS_OPTIMAL;
+        running = !l->cut;
     } else {
         running = descend(l, l->max_fail, &it);
         memcpy(l->acc, nmp_eval_perm(l->ev), bytes);

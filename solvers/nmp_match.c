@@ -20,7 +20,12 @@
  * >= cols, so no division decodes it): the end at vertex b of the edge {a, b}; flip(p) is the end
  * at a. mate[v], labelend[b], bestedge[b] and the
  * blossom endpoint lists hold such codes, so no edge list is stored. Memory: the weight matrix and
- * the per-blossom lists, O(cols^2) (about 50 MB at 2048 columns); max_cols bounds it. */
+ * the per-blossom lists, O(cols^2) (about 50 MB at 2048 columns); max_cols bounds it.
+ * Clock: a stage costs O(cols^2) (~10 ms at 4096 columns), so besides the check between stages
+ * the time limit is looked at after every dual update and every MATCH_CHECK_SCANS vertex scans
+ * of a stage, and per row of the weight scaling. A stage cut short leaves a valid matching (mate
+ * changes only in an augmentation, which runs to its end), so the result is the matching so far
+ * with its single columns paired up. */
 #include "nmp_solvers.h"
 
 #include <math.h>
@@ -36,6 +41,7 @@ static const nmp_param_desc match_params[] = {
 };
 
 #define MATCH_WMAX 281474976710656.0 /* 2^48: the largest scaled weight */
+#define MATCH_CHECK_SCANS 64          /* vertex scans (O(cols) each) between two clock checks */
 
 typedef struct match {
     const nmp_problem *pb;
@@ -528,13 +534,17 @@ static void augment_matching(match *st, int32_t k)
     }
 }
 
-/* One stage: grow trees from the single vertices until an augmentation (true) or until the duals
- * of the single vertices reach 0 (false: the matching is maximum-weight). */
-static bool stage(match *st)
+typedef enum stage_end { STAGE_OPTIMAL, STAGE_AUGMENTED, STAGE_STOPPED } stage_end;
+
+/* One stage: grow trees from the single vertices until an augmentation (STAGE_AUGMENTED) or until
+ * the duals of the single vertices reach 0 (STAGE_OPTIMAL: the matching is maximum-weight), or
+ * until the time limit passes (STAGE_STOPPED: the matching is valid, the stage unfinished). */
+static stage_end stage(match *st)
 {
     const int n = st->n;
     if (n <= 0) /* never: tells the compiler the sizes below are small */
-        return false;
+        return STAGE_OPTIMAL;
+    int scans = 0;
     memset(st->label, 0, 2 * (size_t)n);
     for (int t = 0; t < 2 * n; t++)
         st->bestedge[t] = -1;
@@ -548,6 +558,8 @@ static bool stage(match *st)
             assign_label(st, v, 1, -1);
     for (;;) {
         while (st->nqueue > 0) {
+            if (++scans % MATCH_CHECK_SCANS == 0 && nmp_clock_expired(&st->clock))
+                return STAGE_STOPPED;
             const int v = st->queue[--st->nqueue];
             st->queued[v] = 0;
             const int64_t *wv = st->w + (size_t)v * n;
@@ -572,7 +584,7 @@ static bool stage(match *st)
                             add_blossom(st, base, p);
                         else {
                             augment_matching(st, p);
-                            return true;
+                            return STAGE_AUGMENTED;
                         }
                     } else if (st->label[w] == 0) { /* w inside a T-blossom */
                         st->label[w] = 2;
@@ -634,7 +646,9 @@ static bool stage(match *st)
                     st->dual[b] -= delta;
             }
         if (type == 1)
-            return false;
+            return STAGE_OPTIMAL;
+        if (nmp_clock_expired(&st->clock)) /* after an O(cols) dual update */
+            return STAGE_STOPPED;
         if (type == 2) {
             set_allow(st, edge);
             int i = ep_far(st, edge);
@@ -651,9 +665,9 @@ static bool stage(match *st)
 
 /* ------------------------------------------------------------------ solve */
 
-/* w(a, b) = sum_j max(s(j, a), s(j, b)), scaled to integers <= 2^48; false if the clock stopped
- * it. Rows of the matrix are independent: OpenMP splits them. */
-static bool weights(match *st)
+/* w(a, b) = sum_j max(s(j, a), s(j, b)), scaled to integers <= 2^48, and *wmax = the largest;
+ * false if the clock stopped it. Rows of the matrix are independent: OpenMP splits them. */
+static bool weights(match *st, int64_t *wmax)
 {
     const nmp_problem *pb = st->pb;
     const int n = st->n;
@@ -675,19 +689,28 @@ static bool weights(match *st)
             return false;
     }
     double top = 0, x;
-    for (int a = 0; a < n; a++)
+    for (int a = 0; a < n; a++) {
         for (int b = a + 1; b < n; b++) {
             memcpy(&x, &w[(size_t)a * n + b], sizeof x);
             top = NMP_MAX(top, x);
         }
+        if (a % 64 == 63 && nmp_clock_expired(&st->clock))
+            return false;
+    }
     const double scale = top > 0 ? MATCH_WMAX / top : 1.0;
+    int64_t most = 0;
     for (int a = 0; a < n; a++) {
         w[(size_t)a * n + a] = 0;
         for (int b = a + 1; b < n; b++) {
             memcpy(&x, &w[(size_t)a * n + b], sizeof x);
-            w[(size_t)a * n + b] = w[(size_t)b * n + a] = llround(x * scale);
+            const int64_t v = llround(x * scale);
+            w[(size_t)a * n + b] = w[(size_t)b * n + a] = v;
+            most = NMP_MAX(most, v);
         }
+        if (a % 64 == 63 && nmp_clock_expired(&st->clock))
+            return false;
     }
+    *wmax = most;
     return true;
 }
 
@@ -697,10 +720,8 @@ static nmp_err match_solve(void *p, int32_t *perm, nmp_result *res)
     const nmp_problem *pb = st->pb;
     const int n = st->n;
     res->status = NMP_STATUS_OPTIMAL;
-    bool done = weights(st);
     int64_t wmax = 0;
-    for (size_t k = 0; done && k < (size_t)n * (size_t)n; k++)
-        wmax = NMP_MAX(wmax, st->w[k]);
+    bool done = weights(st, &wmax);
     for (int v = 0; v < n; v++) {
         st->mate[v] = -1;
         st->inblossom[v] = v;
@@ -727,7 +748,10 @@ static nmp_err match_solve(void *p, int32_t *perm, nmp_result *res)
             break;
         }
         stages++;
-        if (!stage(st))
+        const stage_end end = stage(st);
+        if (end == STAGE_STOPPED)
+            done = false;
+        if (end != STAGE_AUGMENTED)
             break;
         /* blossoms whose dual reached 0 dissolve at the end of a stage */
         for (int b = n; b < 2 * n; b++)

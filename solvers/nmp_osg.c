@@ -2,7 +2,6 @@
 #include "nmp_solvers.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -32,6 +31,13 @@
  * the rounds end.
  * A parallel region is opened only for rounds with ~10 ms of work per thread (the first ones):
  * on shared cores a barrier can cost a time slice, and escapes re-evaluate few windows.
+ * Clock: every loop of a round looks at the time limit: window evaluations before every window
+ * (with a tick every ~20 ms of estimated work), the listing of dirty windows and the scan for
+ * improving ones every OSG_CHECK_ITEMS windows, the sort (an in-place quicksort on the unique
+ * key (gain, index), so its order is qsort's) every OSG_CHECK_ITEMS elements partitioned, the
+ * greedy pass every OSG_CHECK_MOVES candidates: with s = 3 the listing alone is C(G, 3) windows
+ * (2.7 M at 1024 columns, ~0.1 s), which ran unchecked before. A round cut short keeps the
+ * moves it applied; without a limit the checks change nothing.
  * Size: refused (NMP_ERR_UNSUPPORTED) above 2^23 windows, G > 4096 stripes for s = 2 (16384
  * columns at 2:4) and G > 369 for s = 3; memory is 16 bytes per window. The first round costs
  * C(G, s) window evaluations, each about C(s*m, m) * rows min/max pairs: s = 3 is practical for
@@ -53,6 +59,9 @@ static const nmp_param_desc osg_params[] = {
 #define OSG_CHUNK_NS 2e7     /* aim of work between two clock checks, in ~ns */
 #define OSG_PAR_NS 1e7       /* least work per thread for a parallel loop (a barrier can cost
                              * a time slice when the cores are shared) */
+#define OSG_CHECK_ITEMS 65536 /* windows listed, scanned or sorted between two clock checks */
+#define OSG_CHECK_MOVES 1024  /* candidates of the greedy pass between two clock checks */
+#define OSG_SORT_SMALL 16     /* insertion sort below this many */
 
 typedef struct osg_cand {
     float gain;
@@ -195,8 +204,10 @@ static nmp_err osg_create(const nmp_problem *pb, const nmp_params *par, void **s
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    for (int t = 0; t < o->threads; t++)
+    for (int t = 0; t < o->threads; t++) {
         NMP_TRY(e, nmp_window_create(pb, s, &o->win[t], msg));
+        nmp_window_set_clock(o->win[t], &o->clock); /* 24-column windows (2:8) look at it */
+    }
     NMP_TRY(e, nmp_eval_create(pb, NULL, &o->ev));
     /* windows per clock check (~OSG_CHUNK_NS of work), at least one a thread; parallel only
      * where a thread gets OSG_PAR_NS of work, as a parallel region costs a barrier */
@@ -225,7 +236,10 @@ static double window_gain(osg *o, int t, int64_t w, int32_t *out, int64_t *st)
     return gain > OSG_TOL * fabs(cur) && gain > 0 ? gain : 0.0;
 }
 
-/* Evaluates cand[0..count).w into gain[]; false when the clock stopped it. */
+/* Evaluates cand[0..count).w into gain[]; false when the clock stopped it. Chunks of ~20 ms of
+ * estimated work end in a tick (progress, interrupt); the time limit is also looked at before
+ * every window (a load and a compare without a limit, ~25 ns with one, against >= 1 us per
+ * window), since the estimate can be far off: 50x under AddressSanitizer. */
 static bool evaluate(osg *o, int64_t count)
 {
     for (int64_t c0 = 0; c0 < count; c0 += o->chunk) {
@@ -239,6 +253,8 @@ static bool evaluate(osg *o, int64_t count)
 #ifdef _OPENMP
             t = omp_get_thread_num();
 #endif
+            if (nmp_clock_expired(&o->clock)) /* skips the rest of the chunk */
+                continue;
             int64_t st[3];
             const uint32_t w = o->cand[c].w;
             o->gain[w] = (float)window_gain(o, t, w, NULL, st);
@@ -251,14 +267,19 @@ static bool evaluate(osg *o, int64_t count)
 }
 
 /* cand[].w = every window with a dirty stripe, once (at its smallest dirty stripe); clears
- * dirty. Returns the count. */
+ * dirty. Returns the count, or -1 when the time limit passed (dirty then stays set). */
 static int64_t collect_dirty(osg *o)
 {
     const int64_t G = o->groups;
-    int64_t count = 0;
+    int64_t count = 0, next_check = OSG_CHECK_ITEMS;
     for (int64_t g = 0; g < G; g++) {
         if (!o->dirty[g])
             continue;
+        if (count >= next_check) {
+            next_check = count + OSG_CHECK_ITEMS;
+            if (nmp_clock_expired(&o->clock))
+                return -1;
+        }
         for (int64_t h = 0; h < G; h++) {
             if (h == g || (o->dirty[h] && h < g))
                 continue;
@@ -269,6 +290,11 @@ static int64_t collect_dirty(osg *o)
             for (int64_t i = h + 1; i < G; i++)
                 if (i != g && !(o->dirty[i] && i < g))
                     o->cand[count++].w = (uint32_t)window_of(o, g, h, i);
+            if (count >= next_check) { /* s = 3: up to G^2 windows per stripe g */
+                next_check = count + OSG_CHECK_ITEMS;
+                if (nmp_clock_expired(&o->clock))
+                    return -1;
+            }
         }
     }
     for (int64_t g = 0; g < G; g++)
@@ -276,12 +302,69 @@ static int64_t collect_dirty(osg *o)
     return count;
 }
 
-static int cand_cmp(const void *pa, const void *pb)
+/* a before b: larger gain first, then smaller index (a total order: indices are unique) */
+static inline bool cand_before(const osg_cand *a, const osg_cand *b)
 {
-    const osg_cand *a = pa, *b = pb;
-    if (a->gain != b->gain)
-        return a->gain > b->gain ? -1 : 1;
-    return (a->w > b->w) - (a->w < b->w);
+    return a->gain != b->gain ? a->gain > b->gain : a->w < b->w;
+}
+
+static inline void cand_swap(osg_cand *a, osg_cand *b)
+{
+    const osg_cand t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Sorts c[0..n) by cand_before: quicksort (median of three, Hoare partition, the smaller side
+ * first by recursion, the larger by the loop: depth <= log2 n), insertion sort below
+ * OSG_SORT_SMALL. The key is unique, so the order is the one qsort gave. *work counts the
+ * elements partitioned; the clock is looked at every OSG_CHECK_ITEMS of them. False when the
+ * time limit passed (c is then partly sorted). */
+static bool sort_cands(const osg *o, osg_cand *c, int64_t n, int64_t *work)
+{
+    while (n > OSG_SORT_SMALL) {
+        if ((*work += n) >= OSG_CHECK_ITEMS) {
+            *work = 0;
+            if (nmp_clock_expired(&o->clock))
+                return false;
+        }
+        const int64_t mid = n / 2;
+        if (cand_before(&c[mid], &c[0]))
+            cand_swap(&c[mid], &c[0]);
+        if (cand_before(&c[n - 1], &c[mid]))
+            cand_swap(&c[n - 1], &c[mid]);
+        if (cand_before(&c[mid], &c[0]))
+            cand_swap(&c[mid], &c[0]);
+        const osg_cand pivot = c[mid];
+        int64_t i = -1, j = n;
+        for (;;) {
+            do
+                i++;
+            while (cand_before(&c[i], &pivot));
+            do
+                j--;
+            while (cand_before(&pivot, &c[j]));
+            if (i >= j)
+                break;
+            cand_swap(&c[i], &c[j]);
+        }
+        /* c[0..j] before-or-equal the pivot, c[j+1..n) after-or-equal */
+        const int64_t left = j + 1, right = n - left;
+        if (left < right) {
+            if (!sort_cands(o, c, left, work))
+                return false;
+            c += left;
+            n = right;
+        } else {
+            if (!sort_cands(o, c + left, right, work))
+                return false;
+            n = left;
+        }
+    }
+    for (int64_t a = 1; a < n; a++)
+        for (int64_t b = a; b > 0 && cand_before(&c[b], &c[b - 1]); b--)
+            cand_swap(&c[b], &c[b - 1]);
+    return true;
 }
 
 /* Rounds until no window improves; false when the clock stopped them. */
@@ -290,19 +373,27 @@ static bool converge(osg *o, const char *phase)
     const int m = o->m, s = o->s;
     int32_t *out = o->io + (size_t)s * m; /* thread 0's out half */
     for (;;) {
-        if (!evaluate(o, collect_dirty(o)))
+        const int64_t dirty = collect_dirty(o);
+        if (dirty < 0 || !evaluate(o, dirty))
             return false;
         int64_t count = 0;
-        for (int64_t w = 0; w < o->nwin; w++)
+        for (int64_t w = 0; w < o->nwin; w++) {
             if (o->gain[w] > 0) {
                 o->cand[count].gain = o->gain[w];
                 o->cand[count++].w = (uint32_t)w;
             }
+            if ((w + 1) % OSG_CHECK_ITEMS == 0 && nmp_clock_expired(&o->clock))
+                return false;
+        }
         if (count == 0)
             return true;
-        qsort(o->cand, (size_t)count, sizeof *o->cand, cand_cmp);
+        int64_t work = 0;
+        if (!sort_cands(o, o->cand, count, &work))
+            return false;
         memset(o->used, 0, (size_t)o->groups);
         for (int64_t c = 0; c < count; c++) {
+            if ((c + 1) % OSG_CHECK_MOVES == 0 && nmp_clock_expired(&o->clock))
+                return false;
             int64_t st[3];
             decode(o, o->cand[c].w, st);
             bool disjoint = true;

@@ -221,6 +221,11 @@ double nmp_window_cost(const nmp_window *w, int k);
  * the same way, so the result is >= *cur exactly and their difference is the gain. Values use
  * float partial sums over 64 rows added in double (like nmp_eval's deltas). Allocates nothing. */
 double nmp_window_solve(nmp_window *w, const int32_t *cols, int k, int32_t *out, double *cur);
+/* Lets solves estimated above ~1 ms look at clk (NULL: none; it must outlive w's solves) and
+ * give up once its time limit has passed: nmp_window_solve then returns -HUGE_VAL (out
+ * unwritten), a gain no caller takes. Reads clk only, so threads with one window each may
+ * share it. */
+void nmp_window_set_clock(nmp_window *w, const nmp_clock *clk);
 
 /* ------------------------------------------- assignment moves (solvers/nmp_lap.c) */
 

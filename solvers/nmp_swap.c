@@ -10,10 +10,16 @@
  * Escapes ("bounded regressions", apex): swap two random columns in different groups,
  * re-converge, keep the result only if it beats the best so far; otherwise go back.
  * Deltas are float sums; each applied move is checked against the exact double group scores and
- * undone if it did not improve, so the score rises strictly and the descent ends. */
+ * undone if it did not improve, so the score rises strictly and the descent ends.
+ * Clock: re-evaluating a group's pairs costs G m^2 rows (67 M entries at 4096^2), so a time
+ * limit is looked at every ~SWAP_CHECK_WORK entries of it and every SWAP_CHECK_ROWS table rows of
+ * a scan; a limit then stops the search (the table may be part stale: it is not used again). */
 #include "nmp_solvers.h"
 
 #include <string.h>
+
+#define SWAP_CHECK_WORK 1048576.0 /* delta rows evaluated between two looks at the clock */
+#define SWAP_CHECK_ROWS 64        /* table rows g scanned between two looks at the clock */
 
 static const nmp_param_desc swap_params[] = {
     { "escapes", 0, 0, 1e9, "random escape attempts after convergence (apex: 100)" },
@@ -32,6 +38,7 @@ typedef struct swap_state {
     uint8_t *dirty;     /* groups changed since the last accepted state */
     int32_t *keep;      /* best perm so far */
     double *deltas;     /* m * m scratch */
+    int64_t every;      /* pairs evaluated between two looks at the clock */
 } swap_state;
 
 static void swap_destroy(void *p)
@@ -60,6 +67,7 @@ static nmp_err swap_create(const nmp_problem *pb, const nmp_params *par, void **
     st->pb = pb;
     st->groups = pb->groups;
     st->escapes = (int64_t)nmp_param_get(par, swap_params, "escapes");
+    st->every = (int64_t)NMP_MAX(1.0, SWAP_CHECK_WORK / ((double)pb->m * pb->m * (double)pb->rows));
     nmp_rng_seed(&st->rng, par->seed);
     nmp_clock_start(&st->clock, par);
     st->best = nmp_malloc(pairs * sizeof *st->best);
@@ -92,11 +100,16 @@ static void eval_pair(swap_state *st, int64_t g, int64_t h)
     st->arg[g * st->groups + h] = (uint16_t)arg;
 }
 
-static void eval_group(swap_state *st, int64_t g)
+/* The pairs of group g; false (some left stale) when the time limit passed. */
+static bool eval_group(swap_state *st, int64_t g)
 {
-    for (int64_t h = 0; h < st->groups; h++)
+    for (int64_t h = 0; h < st->groups; h++) {
         if (h != g)
             eval_pair(st, NMP_MIN(g, h), NMP_MAX(g, h));
+        if ((h + 1) % st->every == 0 && nmp_clock_expired(&st->clock))
+            return false;
+    }
+    return true;
 }
 
 /* Re-evaluates the pairs of every dirty group; false if the clock stopped it. */
@@ -104,9 +117,9 @@ static bool refresh_dirty(swap_state *st)
 {
     for (int64_t g = 0; g < st->groups; g++)
         if (st->dirty[g]) {
-            eval_group(st, g);
+            const bool complete = eval_group(st, g);
             st->dirty[g] = 0;
-            if (nmp_clock_tick(&st->clock, st->moves, nmp_eval_score(st->ev),
+            if (!complete || nmp_clock_tick(&st->clock, st->moves, nmp_eval_score(st->ev),
                                st->pb->row_bound, "swap", false))
                 return false;
         }
@@ -122,13 +135,16 @@ static bool descend(swap_state *st, uint8_t *changed)
     for (;;) {
         float top = 0;
         int64_t tg = -1, th = -1;
-        for (int64_t g = 0; g < groups; g++)
+        for (int64_t g = 0; g < groups; g++) {
             for (int64_t h = g + 1; h < groups; h++)
                 if (st->best[g * groups + h] > top) {
                     top = st->best[g * groups + h];
                     tg = g;
                     th = h;
                 }
+            if ((g + 1) % SWAP_CHECK_ROWS == 0 && nmp_clock_expired(&st->clock))
+                return false;
+        }
         if (tg < 0)
             return true;
         const int arg = st->arg[tg * groups + th];
@@ -143,9 +159,8 @@ static bool descend(swap_state *st, uint8_t *changed)
         st->moves++;
         if (changed)
             changed[tg] = changed[th] = 1;
-        eval_group(st, tg);
-        eval_group(st, th);
-        if (nmp_clock_tick(&st->clock, st->moves, nmp_eval_score(st->ev), st->pb->row_bound,
+        if (!eval_group(st, tg) || !eval_group(st, th) ||
+            nmp_clock_tick(&st->clock, st->moves, nmp_eval_score(st->ev), st->pb->row_bound,
                            "swap", false))
             return false;
     }

@@ -41,6 +41,12 @@
  * The value is returned together with the value of the partition as given (the k consecutive
  * groups of cols), summed in the same order as a DP path, so best >= current holds exactly and
  * best - current is the gain of the move.
+ *
+ * Clock: a window of 20 columns takes ~13 ms, of 24 up to ~0.4 s. When a caller has set a clock
+ * (nmp_window_set_clock) and the estimated cost of a solve exceeds WIN_CHECK_NS, the time limit
+ * is looked at every block of rows of step 1 and every WIN_CHECK_STATES states of step 2; a solve
+ * cut short returns -HUGE_VAL, a gain no caller takes. Smaller windows never look (the check
+ * would cost more than it saves), and without a limit nothing changes.
  */
 
 #define WIN_NB 33                 /* binomials C(a, b) for a, b <= 32 */
@@ -50,6 +56,8 @@
 #define WIN_MAX_STATES 8388608.0  /* DP states over all levels */
 #define WIN_MAX_TRANS 134217728.0 /* DP transitions (~0.4 s) */
 #define WIN_DENSE_COLS 18         /* up to this many columns f is indexed by the used mask */
+#define WIN_CHECK_NS 1e6          /* solves estimated above this (ns) look at the clock */
+#define WIN_CHECK_STATES 4096     /* DP states between two looks at the clock */
 
 struct nmp_window {
     const nmp_problem *pb;
@@ -65,6 +73,8 @@ struct nmp_window {
     double *fd;                  /* or, for small windows, f by the used mask (2^max_cols) */
     float *hi, *lo;              /* 2:4: per pair, the max and min of a block of rows */
     const float *col[32];        /* the window's columns */
+    const nmp_clock *clk;        /* looked at by long solves (NULL: never) */
+    bool watch;                  /* this solve looks at clk */
 };
 
 /* Rank of a mask of up to 32 bits: sum over its t-th set bit (t = 0, 1, ...) at position p of
@@ -233,13 +243,25 @@ int nmp_window_max_k(const nmp_window *w)
     return w->max_k;
 }
 
+void nmp_window_set_clock(nmp_window *w, const nmp_clock *clk)
+{
+    w->clk = clk;
+}
+
+/* true when this solve watches the clock, count is a multiple of every and the limit has passed */
+static inline bool expired(const nmp_window *w, int64_t count, int64_t every)
+{
+    return w->watch && count % every == every - 1 && nmp_clock_expired(w->clk);
+}
+
 static inline float lanes_sum(const float *acc)
 {
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-/* dval[r] = D(subset r) for the C(cols, 4) subsets, 2:4, pairs shared per block of rows. */
-static void values_2of4(nmp_window *w, int cols)
+/* dval[r] = D(subset r) for the C(cols, 4) subsets, 2:4, pairs shared per block of rows; false
+ * when the clock stopped it. */
+static bool values_2of4(nmp_window *w, int cols)
 {
     const int64_t rows = w->pb->rows;
     const int64_t nsub = w->bn[cols][4];
@@ -247,6 +269,8 @@ static void values_2of4(nmp_window *w, int cols)
     for (int64_t r = 0; r < nsub; r++)
         w->dval[r] = 0;
     for (int64_t j0 = 0; j0 < rows; j0 += WIN_BLOCK) {
+        if (expired(w, 0, 1))
+            return false;
         const int len = (int)NMP_MIN((int64_t)WIN_BLOCK, rows - j0);
         const int span = (len + WIN_LANES - 1) / WIN_LANES * WIN_LANES;
         int p = 0;
@@ -275,19 +299,22 @@ static void values_2of4(nmp_window *w, int cols)
             w->dval[r] += (double)lanes_sum(acc);
         }
     }
+    return true;
 }
 
 /* dval[r] = D(subset r) for the C(cols, m) subsets, any N:M. Per block of rows the top n of a
  * row are kept sorted in n arrays (one per rank) and each column is merged in by a min/max
  * network, so the loops run over rows and vectorise; values are >= 0, so starting from zeros
- * changes nothing. */
-static void values_any(nmp_window *w, int cols)
+ * changes nothing. False when the clock stopped it (looked at every 64 subsets). */
+static bool values_any(nmp_window *w, int cols)
 {
     const int64_t rows = w->pb->rows;
     const int m = w->m, n = w->n;
     const int64_t nsub = w->bn[cols][m];
     float top[NMP_MAX_M][WIN_BLOCK], x[WIN_BLOCK];
     for (int64_t r = 0; r < nsub; r++) {
+        if (expired(w, r, 64))
+            return false;
         const uint8_t *q = w->members + r * m;
         double total = 0;
         for (int64_t j0 = 0; j0 < rows; j0 += WIN_BLOCK) {
@@ -321,6 +348,7 @@ static void values_any(nmp_window *w, int cols)
         }
         w->dval[r] = total;
     }
+    return true;
 }
 
 /* One DP state's search over the groups led by the lowest free column. */
@@ -428,10 +456,11 @@ double nmp_window_solve(nmp_window *w, const int32_t *cols, int k, int32_t *out,
     const int kc = k * m;
     for (int i = 0; i < kc; i++)
         w->col[i] = nmp_col(pb, cols[i]);
-    if (m == 4 && w->n == 2)
-        values_2of4(w, kc);
-    else
-        values_any(w, kc);
+    w->watch = w->clk && nmp_window_cost(w, k) > WIN_CHECK_NS;
+    if (cur)
+        *cur = 0;
+    if (!(m == 4 && w->n == 2 ? values_2of4(w, kc) : values_any(w, kc)))
+        return -HUGE_VAL;
 
     /* the given partition, summed as a DP path: D(g0) + (D(g1) + (... + 0)) */
     double given = 0;
@@ -464,6 +493,8 @@ double nmp_window_solve(nmp_window *w, const int32_t *cols, int k, int32_t *out,
         const double *fnext = w->fd ? w->fd : w->f + off[t + 1];
         uint32_t s = p ? (1u << p) - 1u : 0u;
         for (int64_t r = 0; r < count; r++) {
+            if (expired(w, r, WIN_CHECK_STATES))
+                return -HUGE_VAL;
             const uint32_t u = s << t | lead;
             double best;
             if (t == k - 1) { /* the last group is what is left */

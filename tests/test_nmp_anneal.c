@@ -155,29 +155,35 @@ static void time_limit_and_interrupt(void **state)
     par.progress = count_calls;
     par.progress_user = &calls;
     nmp_result res;
-    double t0 = nmp_now();
     nmp_assert_ok(nmp_solve(pb, "anneal", &par, perm, 1, &res, NULL));
-    double took = nmp_now() - t0;
-    assert_true(took < 1.5);
     assert_true(calls >= 1);
+    assert_true(res.iterations > 0);
     assert_true(res.score > res.start_score);
     assert_true(res.status == NMP_STATUS_FEASIBLE || res.status == NMP_STATUS_TIME_LIMIT);
     /* a fixed number of sweeps far beyond the limit: stopped by it */
     nmp_assert_ok(nmp_params_set(&par, "sweeps", 1e6));
     par.time_limit = 0.1;
-    t0 = nmp_now();
     nmp_assert_ok(nmp_solve(pb, "anneal", &par, perm, 1, &res, NULL));
-    took = nmp_now() - t0;
     assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
-    assert_true(took < 1.0);
     assert_true(res.score >= res.start_score);
+    assert_true(nmp_perm_is_valid(perm, 512));
+    /* a limit that has passed before the first move stops the run at its first look at the
+     * clock inside a level (every 2^20 / rows = 4096 steps at 256 rows), not at the end of the
+     * level (steps * cols = 512,000 steps, at a temperature that accepts most of them) */
+    nmp_assert_ok(nmp_params_set(&par, "steps", 1000));
+    nmp_assert_ok(nmp_params_set(&par, "accept0", 0.9));
+    par.time_limit = 1e-9;
+    par.progress = NULL;
+    nmp_assert_ok(nmp_solve(pb, "anneal", &par, perm, 1, &res, NULL));
+    assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
+    assert_true(res.iterations < 4096);
+    assert_true(res.score >= res.start_score);
+    par.progress = count_calls;
     /* interrupted at the first report */
     par.time_limit = 0;
     calls = 0;
     par.progress = nmp_test_stop_now;
-    t0 = nmp_now();
     nmp_assert_ok(nmp_solve(pb, "anneal", &par, perm, 1, &res, NULL));
-    assert_true(nmp_now() - t0 < 1.5);
     assert_int_equal(res.status, NMP_STATUS_INTERRUPTED);
     assert_int_equal(calls, 1);
     assert_true(nmp_perm_is_valid(perm, 512));
@@ -239,10 +245,12 @@ static void internal_api(void **state)
     nmp_assert_close(pt, nmp_test_score(pb, nmp_eval_perm(ev[0])), 1e-6 * pt);
     /* paced by the clock */
     nmp_eval_reset(ev[0], NULL);
-    const double t0 = nmp_clock_elapsed(&clk);
-    assert_true(nmp_anneal_run(an, ev[0], &r, &clk, 0, t0 + 0.05));
-    assert_true(nmp_clock_elapsed(&clk) - t0 < 1.0);
+    const int64_t moves = nmp_anneal_moves(an);
+    assert_true(nmp_anneal_run(an, ev[0], &r, &clk, 0, nmp_clock_elapsed(&clk) + 0.05));
+    assert_true(nmp_anneal_moves(an) > moves);
     assert_true(nmp_eval_score(ev[0]) >= start);
+    nmp_assert_close(nmp_eval_score(ev[0]), nmp_test_score(pb, nmp_eval_perm(ev[0])),
+                     1e-6 * nmp_eval_score(ev[0]));
     nmp_anneal_free(an);
     for (int i = 0; i < 4; i++)
         nmp_eval_free(ev[i]);

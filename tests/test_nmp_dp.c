@@ -305,6 +305,19 @@ static void test_time_limit(void **ctx)
     nmp_assert_close(res.score, nmp_test_score(pb, start), 0);
     assert_true(res.bound >= res.score);
     nmp_problem_free(pb);
+
+    /* many rows: the group values run in chunks of ~2^20 row values (64 subsets at 4096 rows
+     * and m = 4), so a passed limit stops the solve after the first chunk, not after 4096
+     * subsets */
+    pb = nmp_test_problem(4096, 24, 2, 4, 0, 16);
+    par.threads = 1;
+    nmp_perm_identity(perm, 24);
+    nmp_assert_ok(nmp_solve(pb, "dp", &par, perm, 1, &res, NULL));
+    assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
+    assert_true(res.iterations >= 1 && res.iterations <= 64);
+    for (int i = 0; i < 24; i++)
+        assert_int_equal(perm[i], i);
+    nmp_problem_free(pb);
 }
 
 static int stop_at_once(const nmp_progress *p, void *user)

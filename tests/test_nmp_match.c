@@ -144,7 +144,8 @@ static void test_dp(void **unused)
         }
 }
 
-/* 512 and 1024 columns in seconds; no pairwise swap improves the result. */
+/* 512 and 1024 columns solved to optimality; no pairwise swap improves the result (timings:
+ * bench/bench_limits.c and docs/benchmarks.md, not here). */
 static void test_large(void **unused)
 {
     (void)unused;
@@ -154,14 +155,11 @@ static void test_large(void **unused)
         int32_t *perm = malloc((size_t)sizes[t] * sizeof *perm);
         assert_non_null(perm);
         nmp_result res, sres;
-        const double t0 = nmp_now();
         nmp_assert_ok(nmp_solve(pb, "match", NULL, perm, 1, &res, NULL));
-        const double secs = nmp_now() - t0, got = res.score;
-        print_message("match: %lld columns in %.2f s (%lld stages), kept %.3f, identity %.3f\n",
-                      (long long)sizes[t], secs, (long long)res.iterations, got,
-                      nmp_score_identity(pb));
+        const double got = res.score;
         assert_int_equal(res.status, NMP_STATUS_OPTIMAL);
-        assert_true(secs < 30);
+        assert_true(res.iterations >= 1 && res.iterations <= sizes[t] / 2 + 1); /* stages */
+        assert_true(got > nmp_score_identity(pb));
         /* the swap local search cannot improve on a maximum-weight matching */
         nmp_assert_ok(nmp_solve(pb, "swap", NULL, perm, 0, &sres, NULL));
         nmp_assert_close(sres.score, got, 1e-9 * got);
@@ -210,18 +208,23 @@ static void test_bad_cols(void **unused)
     assert_null(pb);
 }
 
-/* The start perm is kept when the run is cut short, and never lost. */
+/* A run cut short (in the weights at 256 rows; in the stages at 2 rows, where the weights take
+ * ~1 ms and the ~1000 stages ~1 s) reports the time limit and returns a valid perm no worse than
+ * the start (run_match checks both); an interrupt reports itself. */
 static void test_time_limit(void **unused)
 {
     (void)unused;
-    nmp_problem *pb = nmp_test_problem(256, 2048, 1, 2, 0, 3);
+    nmp_problem *flat = nmp_test_problem(2, 2048, 1, 2, 0, 4);
     nmp_params par;
     nmp_params_init(&par);
     par.time_limit = 0.05;
     nmp_result res;
-    const double t0 = nmp_now();
+    run_match(flat, &par, &res);
+    assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
+    assert_true(res.iterations < 1024); /* stages: the matching is not complete */
+    nmp_problem_free(flat);
+    nmp_problem *pb = nmp_test_problem(256, 2048, 1, 2, 0, 3);
     run_match(pb, &par, &res);
-    assert_true(nmp_now() - t0 < 2.0);
     assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
     nmp_params_init(&par);
     par.progress = nmp_test_stop_now;

@@ -200,7 +200,11 @@ static void seeds_threads_escapes(void **state)
     nmp_problem_free(pb);
 }
 
-/* A time limit ends the search within ~0.1 s of it; a callback that says stop interrupts it. */
+/* A time limit ends the search with its status and a valid perm no worse than the start (the
+ * contract, checked by solve()); one that has passed before the first look at the clock (inside
+ * the listing of the C(256, 3) = 2.7 M windows of the first round) applies no move. A callback
+ * that says stop interrupts the search at its first report. How soon after the limit a solver
+ * returns is measured by bench/bench_limits.c (docs/benchmarks.md), not asserted here. */
 static void time_limit_and_interrupt(void **state)
 {
     (void)state;
@@ -213,11 +217,15 @@ static void time_limit_and_interrupt(void **state)
     par.time_limit = 0.05;
     nmp_assert_ok(nmp_params_set(&par, "stripes", 3));
     nmp_perm_identity(perm, 1024);
-    const double t0 = nmp_now();
     const nmp_result res = solve(pb, "osg", &par, perm);
-    const double took = nmp_now() - t0;
     assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
-    assert_true(took < 0.05 + 0.5); /* generous: the test machine is shared */
+    par.time_limit = 1e-9;
+    nmp_perm_identity(perm, 1024);
+    const nmp_result r0 = solve(pb, "osg", &par, perm);
+    assert_int_equal(r0.status, NMP_STATUS_TIME_LIMIT);
+    assert_int_equal(r0.iterations, 0);
+    for (int i = 0; i < 1024; i++)
+        assert_int_equal(perm[i], i);
     int calls = 0;
     nmp_params_init(&par);
     par.progress = nmp_test_stop_now;

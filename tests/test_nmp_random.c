@@ -102,7 +102,7 @@ static void time_limit(void **state)
     nmp_result res;
     nmp_assert_ok(nmp_solve(pb, "random", &par, perm, 1, &res, NULL));
     assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
-    assert_true(res.seconds < 2.0);
+    assert_int_equal(res.iterations, 0); /* stopped at its first look at the clock */
     assert_true(nmp_perm_is_valid(perm, 512));
     assert_true(res.score >= res.start_score);
     nmp_assert_close(res.score, nmp_test_score(pb, perm), 1e-9 * res.score);

@@ -216,9 +216,7 @@ static void test_time_limit(void **unused)
         nmp_params_init(&par);
         par.time_limit = 0.02;
         nmp_result res;
-        const double t0 = nmp_now();
         run(pb, solvers[t], &par, &res);
-        assert_true(nmp_now() - t0 < 1.0);
         assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
         nmp_params_init(&par);
         par.progress = nmp_test_stop_now;

@@ -137,6 +137,60 @@ static void escapes_and_seeds(void **state)
     nmp_problem_free(pb);
 }
 
+/* Escapes keep their best by comparing scores with each other only, never with a fixed margin.
+ * On 8 x 32 weights times 2^-12 (kept scores ~0.04, so every local optimum lies within 1.0 of
+ * the best) the kept best must still rise with the number of escapes E, for each seed (escape t
+ * is drawn the same way whatever E); and the same weights times 2^12 (exact in floats, where no
+ * two optima lie within 1.0) give the same perms. Few rows make escapes that land on worse
+ * optima common (8 rows: a few per seed in 60 escapes; at 64 rows they almost always return). */
+static void escapes_keep_their_best(void **state)
+{
+    (void)state;
+    enum { ROWS = 8, COLS = 32 };
+    float *w = nmp_test_matrix(ROWS, COLS, 0, 3);
+    float *scaled = malloc(2 * ROWS * COLS * sizeof *scaled);
+    assert_non_null(scaled);
+    nmp_problem *pb[2] = { NULL, NULL }; /* small, big */
+    for (int t = 0; t < 2; t++) {
+        for (int k = 0; k < ROWS * COLS; k++)
+            scaled[t * ROWS * COLS + k] = ldexpf(w[k], t ? 12 : -12);
+        nmp_problem_desc d = { 0 };
+        d.weights = nmp_matrix_view(scaled + t * ROWS * COLS, ROWS, COLS);
+        d.nm.n = 2;
+        d.nm.m = 4;
+        nmp_assert_ok(nmp_problem_create(&d, &pb[t], NULL));
+    }
+    int32_t a[COLS], b[COLS];
+    nmp_result ra, rb;
+    int rises = 0;
+    for (uint64_t seed = 1; seed <= 5; seed++) {
+        nmp_params par;
+        nmp_params_init(&par);
+        par.seed = seed;
+        double prev = 0;
+        for (int e = 0; e <= 60; e++) {
+            nmp_assert_ok(nmp_params_set(&par, "escapes", e));
+            nmp_assert_ok(nmp_solve(pb[0], "swap", &par, a, 1, &ra, NULL));
+            assert_true(ra.score < 1.0);
+            if (!(ra.score >= prev)) {
+                print_error("seed %llu, %d escapes: kept %.17g, below %.17g with fewer\n",
+                            (unsigned long long)seed, e, ra.score, prev);
+                fail();
+            }
+            rises += e > 0 && ra.score > prev;
+            prev = ra.score;
+        }
+        nmp_assert_ok(nmp_solve(pb[1], "swap", &par, b, 1, &rb, NULL));
+        assert_memory_equal(a, b, sizeof a);
+        nmp_assert_close(ldexp(ra.score, 24), rb.score, 1e-12 * rb.score);
+    }
+    assert_true(rises > 0); /* escapes found better optima: the test can see a loss too */
+    nmp_problem_free(pb[0]);
+    nmp_problem_free(pb[1]);
+    free(scaled);
+    free(w);
+}
+
 /* apex's reference instance (np.random.seed(1); rand(128, 64), 2:4): the swap search must beat
  * the identity's 2852.376 and stay below the row bound 3042.332. */
 static void apex_instance_improves(void **state)
@@ -185,11 +239,9 @@ static void time_limit(void **state)
             nmp_perm_identity(start, 512);
         memcpy(perm, start, 512 * sizeof *perm);
         nmp_result res;
-        const double t0 = nmp_now();
         nmp_assert_ok(nmp_solve(pb, "swap", &par, perm, 0, &res, NULL));
-        const double wall = nmp_now() - t0;
         assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
-        assert_true(wall < 2.0); /* a full first pass alone takes longer than this */
+        assert_int_equal(res.iterations, 0); /* stopped inside the first pass: no move yet */
         assert_true(nmp_perm_is_valid(perm, 512));
         nmp_assert_close(res.score, nmp_test_score(pb, perm), 1e-9 * res.score);
         nmp_assert_close(res.start_score, nmp_test_score(pb, start), 1e-9 * res.score);
@@ -223,7 +275,6 @@ static void interrupted_by_progress(void **state)
     nmp_assert_ok(nmp_solve(pb, "swap", &par, perm, 1, &res, NULL));
     assert_int_equal(res.status, NMP_STATUS_INTERRUPTED);
     assert_int_equal(count, 1);
-    assert_true(res.seconds < 30);
     nmp_test_check_solution(pb, perm, &res, 1e-9 * res.score);
     free(perm);
     nmp_problem_free(pb);
@@ -235,6 +286,7 @@ int main(void)
         cmocka_unit_test(ops_directly),
         cmocka_unit_test(local_optimum_by_brute_force),
         cmocka_unit_test(escapes_and_seeds),
+        cmocka_unit_test(escapes_keep_their_best),
         cmocka_unit_test(apex_instance_improves),
         cmocka_unit_test(time_limit),
         cmocka_unit_test(interrupted_by_progress),
