@@ -1,6 +1,7 @@
 /* nmp_cli.c: the nmperm command line: main(), errors, argument parsing, loading problems; the
  * commands are in nmp_cli_cmds.c (score, solvers, gen) and nmp_cli_solve.c (solve) */
 #include "nmp_cli.h"
+#include "nmp_cli_batch.h"
 #include "nmp_cli_ckpt.h"
 
 #include <errno.h>
@@ -31,6 +32,9 @@ static const char help_main[] =
     "  plan      print the channel spaces of a safetensors checkpoint (JSON)\n"
     "  permute   permute (and prune) a safetensors checkpoint, verified and reported\n"
     "  apply     re-apply the permutations of a permute report\n"
+    "  batch     many matrices and checkpoints: parallel, journaled, resumable, sharded\n"
+    "  summary   the table of a batch run (also while it runs)\n"
+    "  merge     join the output folders of a batch's shards\n"
     "\n"
     "  -h, --help      this text ('nmperm <command> --help' for a command)\n"
     "      --version   print the version\n"
@@ -425,6 +429,9 @@ int main(int argc, char **argv)
         { "plan", nmp_cli_plan },
         { "permute", nmp_cli_permute },
         { "apply", nmp_cli_apply },
+        { "batch", cli_cmd_batch },
+        { "summary", cli_cmd_summary },
+        { "merge", cli_cmd_merge },
     };
     const size_t ncmds = sizeof cmds / sizeof cmds[0];
     if (argc < 2) {
