@@ -1095,7 +1095,7 @@ int cli_cmd_batch(cli_args *c)
     bool fresh = true;
     if ((rc = check_existing(&o, fp, jobs, jpath, &old, &fresh)))
         goto out;
-    if (old.torn && !o.quiet)
+    if (old.torn)
         fprintf(stderr, "nmperm: %s: ignored a torn last line (a run was killed while writing "
                 "it)\n", jpath);
     if ((e = nmp_journal_open(jpath, fresh, &r.journal, &msg)) != NMP_OK) {
