@@ -76,9 +76,11 @@ static const char help_merge[] =
     "  --quiet               no table\n"
     "  -h, --help            this text\n";
 
-/* Budget reserve: shares add up to this part of budget x jobs at a time; the rest covers process
- * starts, loading and the last jobs' imbalance. */
-#define BUDGET_USE 0.85
+/* Budget reserve: shares add up to this part of budget x jobs at a time; the rest covers the
+ * last jobs' imbalance. JOB_OVERHEAD: seconds of every share for the process start, loading
+ * and writing, before the split by size. */
+#define BUDGET_USE 0.9
+#define JOB_OVERHEAD 0.1
 
 /* -------------------------------------------------------------- options */
 
@@ -395,22 +397,30 @@ static const char *kind_name(nmp_batch_kind k)
     return k == NMP_BATCH_SPACE ? "space" : k == NMP_BATCH_WRITE ? "write" : "matrix";
 }
 
-/* Shares of the budget: (budget x jobs at a time x BUDGET_USE) split by cost, at most
- * BUDGET_USE x budget each; --time-limit: that; else 0 (fixed work). */
+/* Shares of the budget: each job gets JOB_OVERHEAD (process start, load, write) plus a part of
+ * the rest of (budget x jobs at a time x BUDGET_USE) in proportion to its estimated solve work
+ * (cost - 0.05), at most BUDGET_USE x budget; --time-limit: that; else 0 (fixed work). */
 static void shares(const batch_opts *o, const nmp_batch_list *l, const int *mine, double *share)
 {
-    double total = 0;
+    double work = 0, pool = o->budget * (double)o->jobs * BUDGET_USE;
+    int64_t n = 0;
     for (int64_t k = 0; k < l->count; k++)
-        if (mine[k] && !l->jobs[k].error && l->jobs[k].kind != NMP_BATCH_WRITE)
-            total += l->jobs[k].cost;
+        if (mine[k] && !l->jobs[k].error && l->jobs[k].kind != NMP_BATCH_WRITE) {
+            work += fmax(l->jobs[k].cost - 0.05, 0);
+            n++;
+        }
+    pool -= (double)n * JOB_OVERHEAD;
     for (int64_t k = 0; k < l->count; k++) {
         share[k] = 0;
         if (!mine[k] || l->jobs[k].error || l->jobs[k].kind == NMP_BATCH_WRITE)
             continue;
-        if (o->time_limit_set)
+        if (o->time_limit_set) {
             share[k] = o->time_limit;
-        else if (o->budget_set && total > 0) {
-            const double s = o->budget * (double)o->jobs * BUDGET_USE * l->jobs[k].cost / total;
+        } else if (o->budget_set) {
+            const double w = fmax(l->jobs[k].cost - 0.05, 0);
+            const double s = pool > 0 && work > 0
+                                 ? JOB_OVERHEAD + pool * w / work
+                                 : o->budget * (double)o->jobs * BUDGET_USE / (double)n;
             share[k] = fmin(s, BUDGET_USE * o->budget);
             share[k] = floor(share[k] * 1e6 + 0.5) / 1e6; /* printable exactly */
         }
