@@ -267,5 +267,18 @@ else
     bad "budget" "$("$NMPERM" summary bud | tail -2)"
 fi
 
+if "$NMPERM" solvers | grep -q '^colgen'; then
+    "$NMPERM" batch in/m2.npy in/m3.npy -o lp --solvers swap --bound-time 20 --quiet 2>/dev/null
+    if "$NMPERM" summary lp | grep -q '^m2.npy .* [0-9.]*%  *[0-9.]*  feasible' &&
+        "$NMPERM" summary lp | grep -q 'note: LP bounds depend on wall time' &&
+        [ "$(grep -c '"lp_bound":[0-9]' lp/journal.jsonl)" -eq 2 ]; then
+        ok "--bound-time: LP bounds per job, gaps in the table"
+    else
+        bad "bound time" "$("$NMPERM" summary lp | head -3)"
+    fi
+else
+    echo "skip  --bound-time: no colgen (GLPK) in this build"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -275,8 +275,8 @@ void summary_print(const batch_view *v, FILE *f, bool times)
         fprintf(f, "  %s\n", is_ok(r) ? (r->status ? r->status : "written") : r->state);
     }
     /* totals per input and solver, then per solver */
-    fprintf(f, "# totals per input: %-*s %-8s %5s %6s %14s %14s %8s %9s", width - 20, "input",
-            "solver", "jobs", "failed", "kept_before", "kept_after", "gain", "efficacy");
+    fprintf(f, "# totals per input and solver\n# %-*s %-8s %5s %6s %14s %14s %8s %9s", width,
+            "input", "solver", "jobs", "failed", "kept_before", "kept_after", "gain", "efficacy");
     if (times)
         fprintf(f, " %9s", "seconds");
     fprintf(f, "\n");
@@ -634,6 +634,7 @@ static int plots(const batch_view *v, const row *rows, const char *outdir)
     const char **series = nmp_calloc((size_t)ns + 1, sizeof *series);
     const char **groups = nmp_calloc(v->count + 1, sizeof *groups);
     svg_point *pts = nmp_calloc(v->count + 1, sizeof *pts);
+    char *names = NULL;
     int rc = 0, ng = 0;
     size_t np = 0;
     if (!series || !groups || !pts) {
@@ -642,13 +643,26 @@ static int plots(const batch_view *v, const row *rows, const char *outdir)
     }
     for (int s = 0; s < ns; s++)
         series[s] = json_string_value(json_array_get(sv, s));
-    /* gain per job in model order, one band per input */
+    /* gain per job in model order, one band per checkpoint or per folder of matrices */
+    names = nmp_calloc(v->count + 1, 512);
+    if (!names) {
+        rc = cli_fail(CLI_EXIT_INTERNAL, outdir, "out of memory");
+        goto out;
+    }
     for (size_t k = 0; k < v->count; k++) {
         const row *r = &rows[k];
         if (!is_ok(r) || strcmp(r->kind, "write") == 0)
             continue;
-        if (!ng || strcmp(groups[ng - 1], r->rel) != 0)
-            groups[ng++] = r->rel;
+        char *name = names + 512 * (size_t)ng;
+        const char *slash = strrchr(r->rel, '/');
+        if (r->space)
+            snprintf(name, 512, "%s", r->rel);
+        else if (slash)
+            snprintf(name, 512, "%.*s/", (int)(slash - r->rel), r->rel);
+        else
+            snprintf(name, 512, "./");
+        if (!ng || strcmp(groups[ng - 1], name) != 0)
+            groups[ng++] = name;
         int s = 0;
         while (s < ns - 1 && strcmp(series[s], r->solver) != 0)
             s++;
@@ -656,7 +670,7 @@ static int plots(const batch_view *v, const row *rows, const char *outdir)
         np++;
     }
     svg_plot p = { "Gain over the identity per layer (model order)", "jobs in model order, "
-                   "grouped by input", "gain in kept saliency (%)", false, false, true, series,
+                   "grouped by checkpoint or folder", "gain in kept saliency (%)", false, false, true, series,
                    ns, groups, ng, pts, np };
     if ((rc = write_plot(outdir, "plots/gain_per_layer.svg", &p)))
         goto out;
@@ -689,6 +703,7 @@ static int plots(const batch_view *v, const row *rows, const char *outdir)
                    true, false, series, ns, NULL, 0, pts, np };
     rc = write_plot(outdir, "plots/time_vs_size.svg", &t);
 out:
+    nmp_free(names);
     nmp_free(series);
     nmp_free(groups);
     nmp_free(pts);

@@ -770,6 +770,12 @@ static nmp_err list_checkpoint(builder *b, const char *abs, const char *rel)
                      rel, (long long)plan->count);
         else if (!why.text[0])
             snprintf(why.text, sizeof why.text, "%s: %s", rel, nmp_err_str(le));
+        else if (is_index(abs) && !st) { /* forward compatible: a reader that opens them wins */
+            char reason[sizeof why.text];
+            snprintf(reason, sizeof reason, "%s", why.text);
+            snprintf(why.text, sizeof why.text, "%s: a sharded checkpoint index, and this "
+                     "build's safetensors reader opens single files only (%.300s)", rel, reason);
+        }
         k.kind = NMP_BATCH_MATRIX;
         k.error = why.text;
         e = push_all(b, &k);
