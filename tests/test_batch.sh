@@ -92,19 +92,22 @@ fi
 # ---------------------------------------------------------------- kill -9 and resume
 cp -r ref ref_copy
 kills=0
-for attempt in 1 2 3 4 5 6 7 8 9 10 11 12; do
+records() { local n; n=$(grep -c '"state"' out/journal.jsonl 2>/dev/null); echo "${n:-0}"; }
+for attempt in $(seq 1 20); do
     resume=()
     [ -e out/journal.jsonl ] && resume=(--resume)
     "$NMPERM" batch in -o out "${OPTS[@]}" "${resume[@]}" 2>/dev/null &
     pid=$!
     if [ "$kills" -lt 5 ]; then
-        sleep "0.$((RANDOM % 4))$((RANDOM % 10))"
-        if kill -9 "$pid" 2>/dev/null; then
-            kills=$((kills + 1))
-        fi
+        # kill after 1..6 more finished jobs, then 0..29 ms more: mid-job, mid-write, anywhere
+        target=$(($(records) + 1 + RANDOM % 6))
+        while kill -0 "$pid" 2>/dev/null && [ "$(records)" -lt "$target" ]; do sleep 0.01; done
+        sleep "0.0$((RANDOM % 3))$((RANDOM % 10))"
+        kill -9 "$pid" 2>/dev/null
     fi
     wait "$pid"
     rc=$?
+    [ "$rc" -eq 137 ] && kills=$((kills + 1))
     [ "$rc" -ne 137 ] && [ "$kills" -ge 5 ] && break
 done
 sleep 0.3
@@ -240,6 +243,12 @@ for _ in $(seq 1 100); do
     [ -n "$wpid" ] && break
     sleep 0.05
 done
+"$NMPERM" batch crash -o crashed --solvers auto --param auto.effort=20 --jobs 2 --quiet --resume 2>twice.err
+if [ $? -eq 1 ] && grep -q 'in use by another run' twice.err; then
+    ok "a second run on a journal in use: refused"
+else
+    bad "second run" "$(cat twice.err)"
+fi
 [ -n "$wpid" ] && sleep 0.2 && kill -SEGV "$wpid"
 wait "$pid"
 rc=$?

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <sched.h>
@@ -603,7 +604,7 @@ static bool spawn(runner *r, slot *s, int64_t k, char *why, size_t len)
     char *text = json_dumps(spec, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(spec);
     int fds[2];
-    if (!text || pipe(fds) != 0) {
+    if (!text || pipe2(fds, O_CLOEXEC) != 0) { /* no worker inherits another's pipe */
         snprintf(why, len, "cannot start a worker: %s", text ? strerror(errno) : "out of memory");
         free(text);
         return false;
@@ -982,7 +983,8 @@ static int check_existing(const batch_opts *o, json_t *fp, json_t *jobs, const c
     nmp_err e = nmp_journal_read(jpath, &lines, &count, &torn, &msg);
     if (e != NMP_OK) {
         if (!o->force)
-            return cli_fail(CLI_EXIT_USAGE, jpath, "%s (start over with --force)", msg.text);
+            return cli_fail(CLI_EXIT_USAGE, o->outdir, "%s (start over with --force)",
+                            msg.text);
         return 0;
     }
     if (count == 0) {

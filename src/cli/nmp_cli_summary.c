@@ -669,9 +669,10 @@ static int plots(const batch_view *v, const row *rows, const char *outdir)
         pts[np] = (svg_point){ (double)np, r->gain, s, ng - 1 };
         np++;
     }
-    svg_plot p = { "Gain over the identity per layer (model order)", "jobs in model order, "
-                   "grouped by checkpoint or folder", "gain in kept saliency (%)", false, false, true, series,
-                   ns, groups, ng, pts, np };
+    svg_plot p = { "Gain over the identity per layer (model order)",
+                   "jobs in model order, grouped by checkpoint or folder",
+                   "gain in kept saliency (%)", false, false, true, series, ns, groups, ng, pts,
+                   np };
     if ((rc = write_plot(outdir, "plots/gain_per_layer.svg", &p)))
         goto out;
     /* efficacy vs time, per solver */

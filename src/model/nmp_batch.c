@@ -311,9 +311,19 @@ nmp_err nmp_journal_open(const char *path, int truncate, nmp_journal **out, nmp_
         NMP_TRY(e, scan_lines(path, text ? text : "", len, NULL, &count, &valid, &torn, msg));
     }
     NMP_TRY(e, nmp_batch_mkdirs(path, msg));
-    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | (truncate ? O_TRUNC : 0), 0666);
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
     if (fd < 0) {
         e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        goto out;
+    }
+    /* one writer at a time: two runs appending to one journal would interleave */
+    struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    if (fcntl(fd, F_SETLK, &lock) != 0) {
+        e = nmp_fail(msg, NMP_ERR_IO, "%s: in use by another run (%s)", path, strerror(errno));
+        goto out;
+    }
+    if (truncate && ftruncate(fd, 0) != 0) {
+        e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot truncate: %s", path, strerror(errno));
         goto out;
     }
     if (torn && (ftruncate(fd, (off_t)valid) != 0 || fsync(fd) != 0)) {
