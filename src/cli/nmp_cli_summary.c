@@ -564,9 +564,12 @@ static void md_file(const batch_view *v, const row *rows, buf *b)
         fmt_num(t[4], sizeof t[4], "%.3f", strcmp(r->kind, "write") == 0 ? r->wall : r->seconds);
         put(b, "| ");
         put_md(b, name);
-        put(b, " | %s | %lldx%lld | %s | %s | %s | %s | %s | %s |\n", r->solver,
-            (long long)r->rows, (long long)r->cols, t[0], t[1], t[2], t[3], t[4],
-            is_ok(r) ? (r->status ? r->status : "written") : r->state);
+        if (r->cols > 0)
+            snprintf(t[5], sizeof t[5], "%lldx%lld", (long long)r->rows, (long long)r->cols);
+        else
+            snprintf(t[5], sizeof t[5], "-");
+        put(b, " | %s | %s | %s | %s | %s | %s | %s | %s |\n", r->solver, t[5], t[0], t[1],
+            t[2], t[3], t[4], is_ok(r) ? (r->status ? r->status : "written") : r->state);
     }
     const json_t *sv = json_object_get(json_object_get(v->header, "options"), "solvers");
     put(b, "\n## Totals\n\n| input | solver | jobs | failed | kept before | kept after | gain | "
