@@ -778,6 +778,139 @@ nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, co
                          int virtual_perm, uint64_t seed, int samples, double *max_rel,
                          nmp_msg *msg);
 
+/* ---------------------------------------------------------- batch runs (nmp_batch.c) */
+
+/* A batch runs solvers over many inputs: every .npy matrix is one job per solver, every channel
+ * space of a safetensors checkpoint one job per solver (and, when asked, one job per checkpoint
+ * and solver that writes the permuted checkpoint). Jobs have stable ids, so that listing, sorting
+ * and sharding give the same answer on every machine that sees the same inputs:
+ *   "<rel>@<solver>"          a .npy, or a checkpoint's write job (or a checkpoint that failed)
+ *   "<rel>:<space>@<solver>"  a channel space
+ * with rel the input's path relative to the common folder of all inputs. */
+typedef enum nmp_batch_kind {
+    NMP_BATCH_MATRIX = 0, /* a .npy matrix */
+    NMP_BATCH_SPACE,      /* one channel space of a checkpoint */
+    NMP_BATCH_WRITE       /* write a checkpoint with the perms its space jobs found */
+} nmp_batch_kind;
+
+typedef struct nmp_batch_job {
+    char *id;         /* see above; all strings owned by the list */
+    char *path;       /* the input file (absolute) */
+    char *rel;        /* path relative to the common root */
+    char *space;      /* NMP_BATCH_SPACE: the space name; else NULL */
+    char *solver;
+    char *output;     /* output path relative to OUTDIR: perms/<rel>[/<space>].<solver>.npy, or
+                       * checkpoints/<rel>.<solver>.safetensors for a write job */
+    char *error;      /* non-NULL: the input could not be listed; the job is reported as failed */
+    nmp_batch_kind kind;
+    int64_t index;    /* position of the space in its checkpoint's plan (model order), else 0 */
+    int64_t rows, cols; /* the scoring problem's shape; 0 when unknown */
+    double cost;      /* estimated core-seconds (nmp_batch_cost) */
+    int64_t group;    /* jobs of one group always land on the same shard */
+} nmp_batch_job;
+
+typedef struct nmp_batch_list {
+    char *root;            /* common folder of the inputs (absolute) */
+    int64_t count;
+    nmp_batch_job *jobs;   /* sorted: input (natural order, "l2" before "l10"), model order,
+                            * solver order as given; a write job after its spaces */
+} nmp_batch_list;
+
+typedef struct nmp_batch_opts {
+    const char *const *solvers; /* solver names, in the order given */
+    int nsolvers;
+    nmp_pattern nm;             /* spaces smaller than 2m or not divisible by m are skipped */
+    nmp_plan_opts plan;         /* for checkpoints; heads 0: from config.json beside the file */
+    int write_checkpoints;      /* nonzero: add a write job per (checkpoint, solver) */
+    const char *exclude;        /* a folder never walked (the output folder), or NULL */
+} nmp_batch_opts;
+
+/* Lists the jobs of inputs: files, folders (walked recursively in name order; .npy,
+ * .safetensors and .safetensors.index.json files are taken, the shard files an index names are
+ * not), or manifests (any other file: one path per line, relative to the manifest's folder; empty
+ * lines and lines starting with '#' ignored). A path given twice counts once. A bad input (missing,
+ * unreadable, malformed, no free space) becomes a job with error set, named after the input.
+ * Release with nmp_batch_list_free (accepts NULL). NMP_ERR_ARG for no inputs or no solvers,
+ * NMP_ERR_IO for an unreadable manifest or folder, NMP_ERR_NOMEM. */
+nmp_err nmp_batch_list_inputs(const char *const *inputs, int ninputs, const nmp_batch_opts *o,
+                              nmp_batch_list **out, nmp_msg *msg);
+void nmp_batch_list_free(nmp_batch_list *list);
+
+/* Estimated core-seconds of a job on a rows x cols problem with auto's default work (about one
+ * core-second up to 512 x 512, 20 at 2048 x 2048); used to balance shards and split budgets. */
+double nmp_batch_cost(int64_t rows, int64_t cols);
+
+/* strcmp with runs of digits compared as numbers: "layers.2" < "layers.10". */
+int nmp_batch_name_cmp(const char *a, const char *b);
+
+/* shard[k] (k < list->count) = the shard in 0..n-1 of job k: whole groups by decreasing cost
+ * (ties: smaller first job index) to the least loaded shard (ties: lower index), so shards are
+ * balanced by estimated cost and every machine computes the same split. NMP_ERR_ARG for n < 1. */
+nmp_err nmp_batch_shard(const nmp_batch_list *list, int n, int *shard);
+
+/* What one solve job found. */
+typedef struct nmp_batch_result {
+    int64_t rows, cols;
+    nmp_result res;          /* status, score (kept), bound, seconds (the solve), iterations */
+    double identity, row_bound, efficacy; /* efficacy in [0, 1] */
+    double lp_bound;         /* colgen LP bound with bound_seconds > 0 (NaN when not computed) */
+    int lp_complete;         /* the LP was solved to completion */
+    double load_seconds;     /* reading the input and building the problem */
+} nmp_batch_result;
+
+typedef struct nmp_batch_run_opts {
+    nmp_pattern nm;
+    nmp_objective objective;     /* NMP_OBJ_ABS or NMP_OBJ_SQ (checkpoint spaces: abs only) */
+    nmp_params par;              /* seed, threads, solver values; time_limit see job_seconds */
+    double job_seconds;          /* > 0: the whole job's time: the solve gets 88 % of what
+                                  * loading left, less 20 ms for writing (solvers overshoot) */
+    double bound_seconds;        /* > 0: also the colgen LP bound, with this time limit */
+    nmp_plan_opts plan;          /* for checkpoints (heads 0: config.json beside the file) */
+} nmp_batch_run_opts;
+
+/* Runs one solve job: loads the matrix (space NULL) or the checkpoint's space, solves from the
+ * identity, writes the permutation atomically to perm_path (folders created). NMP_ERR_* with a
+ * reason in msg naming the input. */
+nmp_err nmp_batch_run(const char *path, const char *space, const char *solver,
+                      const nmp_batch_run_opts *o, const char *perm_path, nmp_batch_result *r,
+                      nmp_msg *msg);
+
+/* Writes checkpoint `path` permuted to out_path (atomically, folders created): every free space
+ * of its plan takes the perm in "<perm_prefix><space>.<solver>.npy" (space names with '/' as
+ * '_'). NMP_ERR_FORMAT when a perm is missing or of the wrong size. */
+nmp_err nmp_batch_write_checkpoint(const char *path, const nmp_plan_opts *plan, nmp_pattern nm,
+                                   const char *perm_prefix, const char *solver,
+                                   const char *out_path, nmp_msg *msg);
+
+/* Creates the folders of path up to its last '/' (mkdir -p of its parent). NMP_ERR_IO. */
+nmp_err nmp_batch_mkdirs(const char *path, nmp_msg *msg);
+/* Writes size bytes to path atomically (temporary, fsync, rename), folders created. */
+nmp_err nmp_batch_write_file(const char *path, const void *data, size_t size, nmp_msg *msg);
+/* Copies a file atomically (folders created). */
+nmp_err nmp_batch_copy_file(const char *from, const char *to, nmp_msg *msg);
+
+/* A journal: an append-only file of JSON lines, each fsync'd when written. A line cut short by a
+ * crash (no final newline, or not a JSON value) can only be the last one: reading reports it as
+ * torn and opening for append cuts it off. */
+typedef struct nmp_journal nmp_journal;
+
+/* Reads the complete lines (without '\n') into *lines (count *count; release with
+ * nmp_batch_lines_free). *torn = 1 when a torn last line was dropped. A missing file gives 0 lines.
+ * NMP_ERR_FORMAT "<path>: line N: not JSON" for a bad line before the last; NMP_ERR_IO. */
+nmp_err nmp_journal_read(const char *path, char ***lines, int64_t *count, int *torn,
+                         nmp_msg *msg);
+void nmp_batch_lines_free(char **lines, int64_t count);
+/* Opens for appending, creating the file (with truncate, empty), and cuts off a torn last line.
+ * Holds a write lock (fcntl) until closed: NMP_ERR_IO "in use by another run" when another
+ * process has it open. Release with nmp_journal_close (accepts NULL). */
+nmp_err nmp_journal_open(const char *path, int truncate, nmp_journal **out, nmp_msg *msg);
+/* Appends line + '\n' in one write, then fsync. line must hold no newline. */
+nmp_err nmp_journal_append(nmp_journal *j, const char *line, nmp_msg *msg);
+void nmp_journal_close(nmp_journal *j);
+
+/* Rows x cols of a 2-D .npy from its header alone (the data are not read). */
+nmp_err nmp_npy_read_shape(const char *path, int64_t *rows, int64_t *cols, nmp_msg *msg);
+
 #ifdef __cplusplus
 }
 #endif

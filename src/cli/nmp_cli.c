@@ -3,6 +3,7 @@
  * solvers, gen), nmp_cli_solve.c, nmp_cli_bound.c, nmp_cli_compare.c, nmp_cli_gpu.c and
  * nmp_cli_ckpt.c (plan, permute, apply) */
 #include "nmp_cli.h"
+#include "nmp_cli_batch.h"
 #include "nmp_cli_ckpt.h"
 
 #include <errno.h>
@@ -527,7 +528,10 @@ static const cli_command commands[] = {
     { NULL, NULL, "many matrices:" },
     { "compare", cli_cmd_compare, "run several solvers on several inputs: a table with gaps to "
                                   "the best bound" },
-    /* batch, summary, merge: the commands over many runs go here */
+    { "batch", cli_cmd_batch, "many matrices and checkpoints: parallel, journaled, resumable, "
+                              "sharded" },
+    { "summary", cli_cmd_summary, "the table of a batch run (also while it runs)" },
+    { "merge", cli_cmd_merge, "join the output folders of a batch's shards" },
     { NULL, NULL, "checkpoints (safetensors):" },
     { "plan", nmp_cli_plan, "print the channel spaces of a checkpoint (JSON)" },
     { "permute", nmp_cli_permute, "permute (and prune) a checkpoint, verified and reported" },
@@ -656,20 +660,26 @@ int cli_progress_report(const nmp_progress *p, void *user)
     if (!pl->show || (!pl->tty && p->elapsed < pl->next && !cli_interrupted))
         return cli_interrupted ? 1 : 0;
     char text[320];
-    const int len = snprintf(text, sizeof text, "%s%s%8.1fs  iter %lld  best %.4f  bound %.4f"
+    snprintf(text, sizeof text, "%s%s%8.1fs  iter %lld  best %.4f  bound %.4f"
                              "  %s%s", pl->label, pl->label[0] ? " " : "", p->elapsed,
                              (long long)p->iteration, p->best, p->bound,
                              p->phase ? p->phase : "", cli_interrupted ? "  (stopping)" : "");
-    const int shown = len < (int)sizeof text ? len : (int)sizeof text - 1;
     if (pl->tty) {
-        fprintf(stderr, "\r%s%*s", text, pl->width > shown ? pl->width - shown : 0, "");
-        pl->width = shown;
+        cli_progress_draw(pl, text);
     } else {
         fprintf(stderr, "%s\n", text);
         pl->next = p->elapsed + 1.0;
     }
     fflush(stderr);
     return cli_interrupted ? 1 : 0;
+}
+
+void cli_progress_draw(cli_progress_line *pl, const char *text)
+{
+    const int shown = (int)strlen(text);
+    fprintf(stderr, "\r%s%*s", text, pl->width > shown ? pl->width - shown : 0, "");
+    fflush(stderr);
+    pl->width = shown;
 }
 
 void cli_progress_clear(cli_progress_line *pl)

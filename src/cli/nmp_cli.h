@@ -147,6 +147,8 @@ void cli_progress_init(cli_progress_line *pl, bool quiet, bool forced);
  * label, elapsed seconds, iteration, best and bound; returns nonzero after Ctrl-C so the solver
  * stops. */
 int cli_progress_report(const nmp_progress *p, void *user);
+/* On a terminal: redraws the line with text, padded over what was there before. */
+void cli_progress_draw(cli_progress_line *pl, const char *text);
 /* Erases the terminal line (nothing to do elsewhere). */
 void cli_progress_clear(cli_progress_line *pl);
 

@@ -819,3 +819,30 @@ nmp_err nmp_npy_write_perm(const char *path, const int32_t *perm, int64_t n, nmp
 out:
     return e;
 }
+
+/* ------------------------------------------------------------ shape only */
+
+/* The checks of nmp_npy_read_matrix that need no data: magic, header, size, float dtype, 2-D. */
+nmp_err nmp_npy_read_shape(const char *path, int64_t *rows, int64_t *cols, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    FILE *f = NULL;
+    npy_header h;
+    *rows = *cols = 0;
+    NMP_TRY(e, npy_open(path, &f, &h, msg));
+    if (h.kind != 'f') {
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: dtype '%s', expected float16, float32 or float64",
+                     path, h.descr);
+        goto out;
+    }
+    if (h.ndim != 2) {
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %d-D array, expected 2-D", path, h.ndim);
+        goto out;
+    }
+    *rows = h.shape[0];
+    *cols = h.shape[1];
+out:
+    if (f)
+        fclose(f);
+    return e;
+}
