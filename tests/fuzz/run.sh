@@ -6,7 +6,8 @@
 # usage: tests/fuzz/run.sh build              build into build-fuzz/ (or $FUZZ_BUILD)
 #        tests/fuzz/run.sh regress            replay tests/fuzz/regress/<name>/* and the corpora
 #        tests/fuzz/run.sh run SECONDS [NAME]  fuzz each harness (or NAME) SECONDS from its corpus
-#        tests/fuzz/run.sh long RUNS NAME      fuzz NAME for RUNS executions (-runs), stats at end
+#        tests/fuzz/run.sh long RUNS NAME [ARGS]  fuzz NAME for RUNS executions (-runs), stats
+#                                             at the end; ARGS go to libFuzzer (-max_total_time=S)
 # Needs clang and libclang-rt-14-dev (Debian 12; .ci/setup installs them) and libjansson-dev.
 # Findings land in $FUZZ_BUILD/findings/<name>/ (crash-*, leak-*, timeout-*); each one becomes a
 # file in tests/fuzz/regress/<name>/ plus a fix. New inputs that grow coverage go to a scratch
@@ -98,6 +99,9 @@ case ${1:-} in
         done ;;
     long)
         need_built
-        fuzz "${3:?name}" -runs="${2:?runs}" ;;
-    *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+        runs=${2:?runs}
+        n=${3:?name}
+        shift 3
+        fuzz "$n" -runs="$runs" "$@" ;;
+    *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac
