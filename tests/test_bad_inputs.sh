@@ -147,7 +147,8 @@ done <"$TABLE"
 if markdown | cmp -s - "$DOC"; then
     ok "docs/bad-inputs.md is made from the table"
 else
-    bad "docs/bad-inputs.md" "out of date: run tests/test_bad_inputs.sh --markdown > docs/bad-inputs.md"
+    bad "docs/bad-inputs.md" \
+        "out of date: run tests/test_bad_inputs.sh --markdown > docs/bad-inputs.md"
 fi
 
 echo "$passed passed, $failed failed"

@@ -42,9 +42,10 @@ build() {
         done
     done
     [ ${#objs[@]} -gt 10 ] || { echo "run.sh: library source lists not found" >&2; exit 1; }
+    local ckpt=$root/instances/tiny_llama/model.safetensors
     for n in "${names[@]}"; do
         # shellcheck disable=SC2086
-        $cc "${flags[@]}" -fsanitize=fuzzer -DFUZZ_CKPT="\"$root/instances/tiny_llama/model.safetensors\"" \
+        $cc "${flags[@]}" -fsanitize=fuzzer -DFUZZ_CKPT="\"$ckpt\"" \
             "$root/tests/fuzz/fuzz_$n.c" "${objs[@]}" $jansson -lm -o "$out/fuzz_$n"
     done
     echo "run.sh: built ${names[*]/#/$out/fuzz_} from ${#objs[@]} library sources"
