@@ -36,6 +36,8 @@ const char *nmp_version(void)
     return NMP_VERSION_STRING;
 }
 
+/* Control characters (a newline in a tensor name or a .npy key echoed from a file) become '?':
+ * a message stays one line whatever the input holds. */
 nmp_err nmp_fail(nmp_msg *msg, nmp_err e, const char *fmt, ...)
 {
     if (msg) {
@@ -43,6 +45,9 @@ nmp_err nmp_fail(nmp_msg *msg, nmp_err e, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(msg->text, sizeof msg->text, fmt, ap);
         va_end(ap);
+        for (char *c = msg->text; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
     }
     return e;
 }
