@@ -114,7 +114,7 @@ if [ "$have_colgen" -eq 1 ]; then
     check "bound text: LP solved, rounds, bound line" \
         "[ \"\$rc\" -eq 0 ] &&
          grep -q '^lp bound    [0-9.]* *(colgen: LP solved.*pricing rounds)\$' out.txt &&
-         grep -q '^bound       [0-9.]* *(the LP bound; ' out.txt"
+         grep -q '^bound       [0-9.]* *(the LP bound[;,] ' out.txt"
 else
     run bound "$INST/absnormal_16x8.npy"
     check "bound without GLPK: row bound only, says the LP needs GLPK" \
