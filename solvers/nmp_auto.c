@@ -23,9 +23,14 @@
  *   anneal   effort * 0.55 * 1.5e7 * 128 / (R + 32) moves per thread (~0.45 s of a core), at most
  *            effort * 2e4 * C * G, in one search up to 128 columns, two above; lns kicks
  *            effort * 0.4 s / (0.25 us * G * R), at most effort * 100 * G.
- *   ils/one  LAP rounds to the first stall capped at effort * 7e11 weight entries (~65 s of a
- *            core), kicks until effort * 6e9 (ils, ~1 s per thread) or effort * 2.5e10 (one)
- *            further entries are spent (a round costs about m * G * block * R).
+ *   ils/one  LAP rounds to the first stall capped at effort * 7e11 units, kicks until
+ *            effort * 6e9 (ils, ~1 s per thread) or effort * 2.5e10 (one) further units are spent;
+ *            a round costs m * G * block * (R + block) units: the weights filled plus the block^3
+ *            assignments (with R alone, 5 x 1792 was allowed ~1.7e5 rounds of 448^3 and ran
+ *            for 800 s; now ~1.9e3, and it stops at the row bound after ~8 s).
+ * Proven optimal: a search whose best reaches the row bound (nmp_at_row_bound) stops there, and
+ * the searches of higher index stop too; the answer is the lowest proven search's (so the result
+ * stays the same on every run) with status OPTIMAL.
  *   Measured (|N(0,1)| squares, seed 1; core-seconds, the 2-core machine being shared with other
  *   jobs): 128 x 64 reference ~0.8 per thread; 64^2, 128^2, 256^2, 512^2 ~0.8-1 per thread;
  *   1024^2 4.0 (one search, 1.6x expected on 2 cores: 75 % of it is the parallel weight fill);
@@ -352,9 +357,11 @@ static void run_ils(slot *s, double entries)
     const auto_state *st = s->st;
     const nmp_problem *pb = st->pb;
     const bool timed = st->par.time_limit > 0;
-    /* a round costs m selections of about G * block * R weight entries */
-    const double round = (double)pb->m * (double)pb->groups *
-                         (double)NMP_MIN(st->block, pb->groups) * (double)pb->rows;
+    /* a round costs m selections, each filling about G * block * R weight entries and solving
+     * G / block assignments of block^3 steps: m * G * block * (R + block) units (the assignment
+     * term is what bounds flat matrices such as 5 x 1792, where R alone would allow ~1e5 rounds) */
+    const double blk = (double)NMP_MIN(st->block, pb->groups);
+    const double round = (double)pb->m * (double)pb->groups * blk * ((double)pb->rows + blk);
     s->rounds_left = timed ? INT64_MAX : (int64_t)NMP_MAX(2.0, st->effort * 7e11 / round);
     bool running = lap_until_stall(s);
     running = running && nmp_anneal_polish(s->an, s->ev, &s->clk, false);
