@@ -23,9 +23,14 @@
  *   anneal   effort * 0.55 * 1.5e7 * 128 / (R + 32) moves per thread (~0.45 s of a core), at most
  *            effort * 2e4 * C * G, in one search up to 128 columns, two above; lns kicks
  *            effort * 0.4 s / (0.25 us * G * R), at most effort * 100 * G.
- *   ils/one  LAP rounds to the first stall capped at effort * 7e11 weight entries (~65 s of a
- *            core), kicks until effort * 6e9 (ils, ~1 s per thread) or effort * 2.5e10 (one)
- *            further entries are spent (a round costs about m * G * block * R).
+ *   ils/one  LAP rounds to the first stall capped at effort * 7e11 units, kicks until
+ *            effort * 6e9 (ils, ~1 s per thread) or effort * 2.5e10 (one) further units are spent;
+ *            a round costs m * G * block * (R + block) units: the weights filled plus the block^3
+ *            assignments (with R alone, 5 x 1792 was allowed ~1.7e5 rounds of 448^3 and ran
+ *            for 800 s; now ~1.9e3, and it stops at the row bound after ~8 s).
+ * Proven optimal: a search whose best reaches the row bound (nmp_at_row_bound) stops there, and
+ * the searches of higher index stop too; the answer is the lowest proven search's (so the result
+ * stays the same on every run) with status OPTIMAL.
  *   Measured (|N(0,1)| squares, seed 1; core-seconds, the 2-core machine being shared with other
  *   jobs): 128 x 64 reference ~0.8 per thread; 64^2, 128^2, 256^2, 512^2 ~0.8-1 per thread;
  *   1024^2 4.0 (one search, 1.6x expected on 2 cores: 75 % of it is the parallel weight fill);
@@ -45,6 +50,7 @@
  */
 #include "nmp_solvers.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -83,7 +89,8 @@ typedef struct slot {
     nmp_err err;             /* a failure inside the parallel region */
     nmp_rng rng;
     nmp_clock clk;
-    bool stopped;
+    bool stopped;            /* the clock stopped it (time limit or interrupt) */
+    bool proven;             /* best reached the row bound: optimal */
     int64_t iterations;      /* LAP moves applied */
     int64_t moves0;          /* the annealer's move count when the solve began */
     int64_t rounds_left;     /* LAP rounds still allowed */
@@ -104,6 +111,7 @@ struct auto_state {
     nmp_msg *msg;            /* create's msg (may be NULL): dp's reasons */
     nmp_clock clk;
     atomic_int stop;         /* set when the user's callback asked to stop */
+    atomic_int proven_by;    /* lowest index of a search that proved its best optimal */
 };
 
 /* splitmix64 of (seed, t): the seed of thread t */
@@ -116,14 +124,15 @@ static uint64_t mix(uint64_t seed, uint64_t t)
 }
 
 /* Progress of a thread's clock (and of sub-solvers run by it): thread 0 forwards to the user's
- * callback; every thread stops once the user asked to. */
+ * callback; every thread stops once the user asked to, and once a search of lower index proved
+ * its answer optimal. */
 static int slot_progress(const nmp_progress *p, void *user)
 {
     slot *s = user;
     auto_state *st = s->st;
     if (s->index == 0 && st->par.progress && st->par.progress(p, st->par.progress_user) != 0)
         atomic_store(&st->stop, 1);
-    return atomic_load(&st->stop);
+    return atomic_load(&st->stop) || atomic_load(&st->proven_by) < s->index;
 }
 
 static void auto_destroy(void *p)
@@ -245,28 +254,45 @@ out:
 
 /* ------------------------------------------------------------- helpers */
 
-/* LAP rounds with random positions until two in a row gain nothing or the round budget is
- * spent; false if stopped. */
+static void keep_if_better(slot *s)
+{
+    auto_state *st = s->st;
+    const double now = nmp_eval_score(s->ev);
+    if (now > s->score) {
+        s->score = now;
+        memcpy(s->best, nmp_eval_perm(s->ev), (size_t)st->pb->cols * sizeof *s->best);
+    }
+    if (!s->proven && nmp_at_row_bound(st->pb, s->score)) {
+        s->proven = true;
+        int low = atomic_load(&st->proven_by);
+        while (s->index < low && !atomic_compare_exchange_weak(&st->proven_by, &low, s->index))
+            ;
+    }
+}
+
+/* True once search s has nothing left to do: its best is at the row bound (proven optimal), or
+ * a search of lower index proved its own, which then is the answer (ties among proven searches go
+ * to the lowest index, so a search stopped here at any moment cannot change the result). */
+static bool done(slot *s)
+{
+    return s->proven || atomic_load(&s->st->proven_by) < s->index;
+}
+
+/* LAP rounds with random positions until two in a row gain nothing, the round budget is spent
+ * or the score reaches the row bound (then kept: proven); false if stopped or done. */
 static bool lap_until_stall(slot *s)
 {
     int idle = 0;
     bool stopped = false;
-    while (idle < 2 && !stopped && s->rounds_left > 0) {
+    while (idle < 2 && !stopped && s->rounds_left > 0 && !done(s)) {
         s->rounds_left--;
         const double gain = nmp_lap_move_round(s->lm, s->ev, &s->rng, &s->clk, &s->iterations,
                                                &stopped);
         idle = gain > 0 ? 0 : idle + 1;
+        if (gain > 0 && nmp_at_row_bound(s->st->pb, nmp_eval_score(s->ev)))
+            keep_if_better(s);
     }
-    return !stopped;
-}
-
-static void keep_if_better(slot *s)
-{
-    const double now = nmp_eval_score(s->ev);
-    if (now > s->score) {
-        s->score = now;
-        memcpy(s->best, nmp_eval_perm(s->ev), (size_t)s->st->pb->cols * sizeof *s->best);
-    }
+    return !stopped && !done(s);
 }
 
 /* Runs lns from the slot's best (nmp_subsolve on the thread's clock: with a time limit lns gets
@@ -276,7 +302,7 @@ static bool run_lns(slot *s)
 {
     auto_state *st = s->st;
     const nmp_problem *pb = st->pb;
-    if (!st->lns)
+    if (!st->lns || done(s))
         return true;
     const bool timed = st->par.time_limit > 0;
     if (timed && st->par.time_limit - nmp_clock_elapsed(&s->clk) <= 0.01)
@@ -317,10 +343,12 @@ static void run_anneal(slot *s, const int32_t *start)
         running = running && lap_until_stall(s);
         running = running && nmp_anneal_polish(s->an, s->ev, &s->clk, false);
         keep_if_better(s);
+        running = running && !done(s);
     }
     if (running)
         running = run_lns(s);
-    s->stopped = !running;
+    keep_if_better(s);
+    s->stopped = !running && !done(s);
 }
 
 /* Iterated LAP from the start (plans ils and one); kicks use `entries` weight entries. */
@@ -329,9 +357,11 @@ static void run_ils(slot *s, double entries)
     const auto_state *st = s->st;
     const nmp_problem *pb = st->pb;
     const bool timed = st->par.time_limit > 0;
-    /* a round costs m selections of about G * block * R weight entries */
-    const double round = (double)pb->m * (double)pb->groups *
-                         (double)NMP_MIN(st->block, pb->groups) * (double)pb->rows;
+    /* a round costs m selections, each filling about G * block * R weight entries and solving
+     * G / block assignments of block^3 steps: m * G * block * (R + block) units (the assignment
+     * term is what bounds flat matrices such as 5 x 1792, where R alone would allow ~1e5 rounds) */
+    const double blk = (double)NMP_MIN(st->block, pb->groups);
+    const double round = (double)pb->m * (double)pb->groups * blk * ((double)pb->rows + blk);
     s->rounds_left = timed ? INT64_MAX : (int64_t)NMP_MAX(2.0, st->effort * 7e11 / round);
     bool running = lap_until_stall(s);
     running = running && nmp_anneal_polish(s->an, s->ev, &s->clk, false);
@@ -356,7 +386,7 @@ static void run_ils(slot *s, double entries)
         else
             nmp_eval_reset(s->ev, s->best);
     }
-    s->stopped = !running;
+    s->stopped = !running && !done(s);
 }
 
 /* The search of thread (or slot) s. */
@@ -383,7 +413,7 @@ static nmp_err run_exact(auto_state *st, const int32_t *start, nmp_result *res)
     s->score = nmp_eval_score(s->ev);
     s->stopped = !nmp_anneal_run(s->an, s->ev, &s->rng, &s->clk, 2000 * pb->cols, 0);
     keep_if_better(s);
-    if (s->stopped)
+    if (s->stopped || s->proven)
         return NMP_OK;
     nmp_result r;
     nmp_params q = st->par; /* the user's seed and threads, dp's defaults */
@@ -408,6 +438,7 @@ static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
     const nmp_problem *pb = st->pb;
     nmp_clock_start(&st->clk, &st->par);
     atomic_store(&st->stop, 0);
+    atomic_store(&st->proven_by, INT_MAX);
     res->status = NMP_STATUS_FEASIBLE;
     const int nslots = st->nslots;
     for (int t = 0; t < nslots; t++) {
@@ -416,6 +447,7 @@ static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
         s->clk.progress = slot_progress;
         s->clk.user = s;
         s->stopped = false;
+        s->proven = false;
         s->err = NMP_OK;
         s->iterations = 0;
         s->moves0 = nmp_anneal_moves(s->an);
@@ -437,12 +469,18 @@ static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
     }
     for (int t = 0; t < nslots; t++)
         NMP_TRY(e, st->slots[t].err);
-    /* the best search, the lowest index among equals */
-    int win = 0;
+    /* the best search, the lowest index among equals; with a proven search, the lowest proven
+     * one: searches of higher index stopped at any moment once it proved, so neither their
+     * answers nor their work count (the result stays the same on every run) */
+    int win = 0, last = nslots - 1;
     for (int t = 1; t < nslots; t++)
         if (st->slots[t].score > st->slots[win].score)
             win = t;
-    for (int t = 0; t < nslots; t++) {
+    if (atomic_load(&st->proven_by) < nslots) {
+        win = last = atomic_load(&st->proven_by);
+        res->status = NMP_STATUS_OPTIMAL;
+    }
+    for (int t = 0; t <= last; t++) {
         const slot *s = &st->slots[t];
         res->iterations += s->iterations + nmp_anneal_moves(s->an) - s->moves0;
         if (s->stopped && res->status != NMP_STATUS_OPTIMAL)
@@ -454,6 +492,10 @@ static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
     if (w->score > res->start_score)
         memcpy(perm, w->best, (size_t)pb->cols * sizeof *perm);
     NMP_TRY(e, nmp_score(pb, perm, &res->score));
+    if (nmp_at_row_bound(pb, res->score))
+        res->status = NMP_STATUS_OPTIMAL;
+    if (res->status == NMP_STATUS_OPTIMAL)
+        res->bound = res->score;
     nmp_clock_tick(&st->clk, res->iterations, res->score, pb->row_bound, "auto", true);
 out:
     return e;

@@ -12,7 +12,9 @@
  * prunes the smallest fractions): on 64 x 16 its root bound is 630.30 for an optimum of 617.37
  * (2.1 %; sp's LP: 0.0 %), and blp proves 64 x 12 in 2.5 s but not 64 x 16 in 120 s (0.02 %
  * gap), 16 x 20 in 39 s, where sp needs 0.03 s. Without symmetry breaking 64 x 12 takes 25 s.
- * A documented finding: blp is kept to measure it, not to use.
+ * A documented finding: blp is kept to measure it, not to use. It refuses models above max_vars
+ * (1e5 variables: 64 x 64 has 5.9e4, 128 x 128 4.6e5) and, given no time limit, stops after
+ * max_seconds (300 s) with status TIME_LIMIT rather than run on for hours.
  *
  * GLPK and the incumbent as in sp (nmp_glpk.c: the frame of the exact solvers): the swap warm
  * start, the solve inside nmp_glpk_run, simplex slices of 0.2 s and a MIP callback. */
@@ -22,7 +24,8 @@
 #include <string.h>
 
 static const nmp_param_desc blp_params[] = {
-    { "max_vars", 1e6, 1, 1e9, "refuse when the model has more variables (rows * cols * groups)" },
+    { "max_vars", 1e5, 1, 1e9, "refuse when the model has more variables (rows * cols * groups)" },
+    { "max_seconds", 300, 0, 1e9, "time limit when none is given (0: none)" },
     { "escapes", 100, 0, 1e9, "escapes of the swap warm start (its score is the first cutoff)" },
     { "symmetry", 1, 0, 1, "break group symmetry: groups ordered by their lowest column" },
     { "cuts", 0, 0, 1, "GLPK's Gomory, MIR and cover cuts in the MIP" },
@@ -89,12 +92,15 @@ static nmp_err blp_create(const nmp_problem *pb, const nmp_params *par, void **s
     const double max_vars = nmp_param_get(par, blp_params, "max_vars");
     if (vars > max_vars || (double)nnz > (double)INT32_MAX - 1)
         return nmp_fail(msg, NMP_ERR_UNSUPPORTED,
-                        "blp: %.0f variables (x and z over %lld rows) exceed max_vars = %.0f",
+                        "blp: %.0f variables (x and z over %lld rows) exceed max_vars = %.0f; "
+                        "use sp, or colgen/bnp for a bound at this size",
                         vars, (long long)pb->rows, max_vars);
     st = nmp_calloc(1, sizeof *st);
     if (!st)
         return NMP_ERR_NOMEM;
     NMP_TRY(e, nmp_glpk_exact_init(&st->x, pb, par, "blp", blp_params, msg));
+    if (par->time_limit <= 0) /* the clock started in init: blp's own limit replaces "none" */
+        st->x.par.time_limit = st->x.clock.limit = nmp_param_get(par, blp_params, "max_seconds");
     st->sym = sym;
     st->nx = nx;
     st->nz = nx * pb->rows;

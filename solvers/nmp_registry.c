@@ -40,7 +40,9 @@ const nmp_solver_ops *nmp_solver_find(const char *name)
 /* The contract every solver promises, kept by the driver for it: parameters in the solver's
  * table, a valid start, then create, solve, destroy; a valid perm, its score recomputed, never
  * worse than the start (a solver bug must not cost the caller), a bound no lower than the score.
- * nmp_solve and nmp_subsolve both run solvers through here. */
+ * A score that reaches the row bound within rounding (nmp_at_row_bound) is reported OPTIMAL with
+ * bound = score: the bound then exceeds the row bound by at most that rounding, and the score
+ * never exceeds the bound. nmp_solve and nmp_subsolve both run solvers through here. */
 nmp_err nmp_solver_run(const nmp_solver_ops *ops, const nmp_problem *pb, const nmp_params *par,
                        int32_t *perm, nmp_result *res, nmp_msg *msg)
 {
@@ -84,6 +86,9 @@ nmp_err nmp_solver_run(const nmp_solver_ops *ops, const nmp_problem *pb, const n
         memcpy(perm, start, (size_t)pb->cols * sizeof *start);
         res->score = res->start_score;
     }
+    /* a score at the row bound is optimal, whatever stopped the search */
+    if (nmp_at_row_bound(pb, res->score))
+        res->status = NMP_STATUS_OPTIMAL;
     if (res->status == NMP_STATUS_OPTIMAL)
         res->bound = res->score;
     if (!(res->bound >= res->score) || res->bound > pb->row_bound)

@@ -37,6 +37,16 @@ static inline void *nmp_grow(void *p, size_t bytes, bool *ok)
     return q ? q : p;
 }
 
+/* True when kept (a score from nmp_score) reaches the row bound within rounding, which proves the
+ * perm optimal: the row bound is at least the optimum, and a kept score adds per row the float
+ * sums of n values per group (relative error < (n - 1) * 2^-24 each) in double, so a kept score
+ * that is at least row_bound * (1 - n * 2^-24) keeps the row bound's entries up to that
+ * rounding. It may exceed the row bound by the same rounding. */
+static inline bool nmp_at_row_bound(const nmp_problem *pb, double kept)
+{
+    return kept >= pb->row_bound - (double)pb->n * 0x1p-24 * pb->row_bound;
+}
+
 /* What a long computation inside a solver reports through the clock: the caller's best, bound
  * and iteration count. */
 typedef struct nmp_report {

@@ -72,6 +72,7 @@ if [ "$have_colgen" -eq 1 ]; then
     check "bound --json: LP solved, below the row bound, above the optimum" \
         '[ "$rc" -eq 0 ] && [ "$(json_get lp_complete out.txt)" = true ] &&
          [ "$(json_get bound_source out.txt)" = lp ] &&
+         { [ "$(json_get bound_kind out.txt)" = lp ] || [ "$(json_get bound_kind out.txt)" = optimum ]; } &&
          le "$(json_get lp_bound out.txt)" "$(json_get row_bound out.txt)" 0 &&
          le "$(optimum absnormal_64x16)" "$(json_get lp_bound out.txt)" 1e-3'
     check "bound --json parses" 'is_json out.txt'
@@ -102,13 +103,18 @@ if [ "$have_colgen" -eq 1 ]; then
     run bound "$apex" --time-limit 0.2 --json
     check "apex reference, time-limited LP: LP not complete, a valid bound" \
         '[ "$rc" -eq 0 ] && [ "$(json_get lp_complete out.txt)" = false ] &&
+         { [ "$(json_get bound_kind out.txt)" = lagrangian ] || [ "$(json_get bound_kind out.txt)" = row ]; } &&
          le "$apex_kept" "$(json_get bound out.txt)" 1e-6 &&
          le "$(json_get bound out.txt)" "$(json_get row_bound out.txt)" 1e-9'
+    # a starved LP says that the bound is the row bound only (or a Lagrangian one), never the LP's
+    run bound "$apex" --time-limit 0.001
+    check "bound text, starved LP: the bound line says row bound only or Lagrangian" \
+        "[ \"\$rc\" -eq 0 ] && grep -Eq '^bound .*(the row bound only|a Lagrangian bound)' out.txt"
     run bound "$INST/uniform_32x12.npy"
     check "bound text: LP solved, rounds, bound line" \
         "[ \"\$rc\" -eq 0 ] &&
          grep -q '^lp bound    [0-9.]* *(colgen: LP solved.*pricing rounds)\$' out.txt &&
-         grep -q '^bound       [0-9.]* *(the LP bound; ' out.txt"
+         grep -q '^bound       [0-9.]* *(the LP bound[;,] ' out.txt"
 else
     run bound "$INST/absnormal_16x8.npy"
     check "bound without GLPK: row bound only, says the LP needs GLPK" \

@@ -207,6 +207,62 @@ static void out_of_memory(void **state)
     }
 }
 
+/* A problem whose row bound is reachable: in every row the first half of the columns beats the
+ * second half, so any perm with n of the first half in each group keeps the row bound; the
+ * identity (groups of one half) does not. */
+static nmp_problem *reachable_problem(int64_t rows, int64_t cols, uint64_t seed)
+{
+    float *a = nmp_test_matrix(rows, cols, 0, seed);
+    for (int64_t j = 0; j < rows; j++)
+        for (int64_t i = 0; i < cols / 2; i++)
+            a[j * cols + i] += 10.0f;
+    nmp_problem_desc d = { 0 };
+    d.weights = nmp_matrix_view(a, rows, cols);
+    d.nm.n = 2;
+    d.nm.m = 4;
+    d.objective = NMP_OBJ_ABS;
+    nmp_problem *pb = NULL;
+    nmp_assert_ok(nmp_problem_create(&d, &pb, NULL));
+    free(a);
+    return pb;
+}
+
+/* A score at the row bound is proven optimal: auto says so and stops there (with a budget that
+ * would otherwise take hours), in the anneal, ils and one-search plans, and its bound is the
+ * score; the same seed still gives the same perm. */
+static void optimal_at_row_bound(void **state)
+{
+    (void)state;
+    const int64_t shapes[3] = { 64, 400, 1200 };
+    for (int k = 0; k < 3; k++) {
+        const int64_t cols = shapes[k];
+        nmp_problem *pb = reachable_problem(5, cols, 50 + (uint64_t)k);
+        int32_t *a = malloc((size_t)cols * sizeof *a), *b = malloc((size_t)cols * sizeof *b);
+        assert_non_null(a);
+        assert_non_null(b);
+        nmp_params par;
+        nmp_params_init(&par);
+        par.seed = 5;
+        par.threads = 2;
+        if (k > 0)
+            nmp_assert_ok(nmp_params_set(&par, "effort", 1000));
+        nmp_result ra, rb;
+        nmp_assert_ok(nmp_solve(pb, "auto", &par, a, 1, &ra, NULL));
+        assert_true(ra.start_score < nmp_score_row_bound(pb) - 1.0);
+        assert_int_equal(ra.status, NMP_STATUS_OPTIMAL);
+        nmp_assert_close(ra.score, nmp_score_row_bound(pb), 1e-6 * ra.score);
+        assert_true(ra.bound >= ra.score);
+        nmp_assert_close(ra.bound, ra.score, 1e-9 * ra.score);
+        nmp_assert_close(ra.score, nmp_test_score(pb, a), 1e-9 * ra.score);
+        nmp_assert_ok(nmp_solve(pb, "auto", &par, b, 1, &rb, NULL));
+        assert_memory_equal(a, b, (size_t)cols * sizeof *a);
+        assert_true(ra.iterations == rb.iterations);
+        free(a);
+        free(b);
+        nmp_problem_free(pb);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +273,7 @@ int main(void)
         cmocka_unit_test(contract_on_shapes),
         cmocka_unit_test(time_limit_and_interrupt),
         cmocka_unit_test(out_of_memory),
+        cmocka_unit_test(optimal_at_row_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

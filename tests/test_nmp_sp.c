@@ -387,6 +387,29 @@ static void test_glpk_error_injected(void **unused)
     nmp_problem_free(pb);
 }
 
+/* blp by default: refuses 128 x 128 (4.6e5 variables), and without a time limit stops after its
+ * max_seconds with status TIME_LIMIT, a valid perm and a bound above it. */
+static void test_blp_defaults(void **unused)
+{
+    (void)unused;
+    nmp_problem *big = nmp_test_problem(128, 128, 2, 4, 0, 9);
+    int32_t perm[128];
+    nmp_result res;
+    nmp_msg msg = { { 0 } };
+    assert_int_equal(nmp_solve(big, "blp", NULL, perm, 1, &res, &msg), NMP_ERR_UNSUPPORTED);
+    assert_non_null(strstr(msg.text, "max_vars"));
+    nmp_problem_free(big);
+    nmp_problem *pb = nmp_test_problem(64, 32, 2, 4, 0, 9);
+    nmp_params par;
+    nmp_params_init(&par);
+    nmp_assert_ok(nmp_params_set(&par, "max_seconds", 0.3));
+    nmp_assert_ok(nmp_solve(pb, "blp", &par, perm, 1, &res, NULL));
+    assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
+    assert_true(nmp_perm_is_valid(perm, 32));
+    assert_true(res.bound >= res.score);
+    nmp_problem_free(pb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,7 +418,7 @@ int main(void)
         cmocka_unit_test(test_time_limit),  cmocka_unit_test(test_keeps_start),
         cmocka_unit_test(test_refusals),    cmocka_unit_test(test_nomem),
         cmocka_unit_test(test_silent),      cmocka_unit_test(test_glpk_error),
-        cmocka_unit_test(test_glpk_error_injected),
+        cmocka_unit_test(test_glpk_error_injected), cmocka_unit_test(test_blp_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

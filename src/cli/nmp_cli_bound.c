@@ -12,7 +12,9 @@ static const char help_bound[] =
     "Prints the best upper bound on the kept score that can be computed within the time limit:\n"
     "the row bound, and the LP bound of set partitioning by column generation (solver colgen,\n"
     "in builds with GLPK). An LP stopped by the time limit still gives a valid (Lagrangian)\n"
-    "bound, weaker than the LP value; the status line says whether the LP was solved.\n"
+    "bound, weaker than the LP value; the lines say whether the LP was solved, and when the\n"
+    "bound is only the row bound or a Lagrangian one (JSON: bound_kind row, lagrangian, lp or\n"
+    "optimum).\n"
     "No permutation keeps more than the bound.\n"
     "\n"
     "options:\n"
@@ -67,6 +69,18 @@ int cli_lp_compute(const nmp_problem *pb, const char *input, double seconds, int
     return 0;
 }
 
+/* What the bound is: "row" (the row bound only: no LP, or an LP that got nowhere below it),
+ * "lagrangian" (an LP stopped early: a valid, weaker bound), "lp" (the LP value) or "optimum"
+ * (an integral LP). */
+static const char *bound_kind(const cli_lp_bound *lp, double row_bound)
+{
+    if (!lp->ran || !(lp->res.bound < row_bound))
+        return "row";
+    if (lp->res.status == NMP_STATUS_OPTIMAL)
+        return "optimum";
+    return lp->complete ? "lp" : "lagrangian";
+}
+
 /* How a computed LP (lp->ran) ended, in words. */
 static const char *lp_words(const cli_lp_bound *lp, double row_bound)
 {
@@ -74,6 +88,8 @@ static const char *lp_words(const cli_lp_bound *lp, double row_bound)
         return "LP solved, integral: the bound is the optimum";
     if (lp->complete)
         return "LP solved";
+    if (!(lp->res.bound < row_bound) && lp->res.iterations == 0)
+        return "stopped before its first pricing round: no LP progress, the row bound only";
     if (!(lp->res.bound < row_bound))
         return "stopped: no Lagrangian bound below the row bound yet";
     return lp->res.status == NMP_STATUS_INTERRUPTED
@@ -147,6 +163,7 @@ int cli_cmd_bound(cli_args *c)
             cli_json_lp(o, &lp);
             cli_jset(o, "bound", cli_jnum(bound));
             cli_jset(o, "bound_source", json_string(lp_better ? "lp" : "row"));
+            cli_jset(o, "bound_kind", json_string(bound_kind(&lp, row_bound)));
             cli_jset(o, "max_gain_pct", cli_jnum(cli_gain_pct(identity, bound)));
             cli_jset(o, "time_limit", cli_jnum(seconds));
             cli_jset(o, "threads", json_integer(threads));
@@ -161,8 +178,15 @@ int cli_cmd_bound(cli_args *c)
                        (long long)lp.res.iterations);
             else
                 printf("lp bound    -           (%s)\n", lp.note);
-            printf("bound       %.4f   (%s; at most %+.3f%% over identity)\n", bound,
-                   lp_better ? "the LP bound" : "the row bound", cli_gain_pct(identity, bound));
+            const char *kind = bound_kind(&lp, row_bound);
+            const char *words = strcmp(kind, "optimum") == 0 ? "the LP bound, the optimum"
+                                : strcmp(kind, "lp") == 0    ? "the LP bound"
+                                : strcmp(kind, "lagrangian") == 0
+                                    ? "a Lagrangian bound: the LP was not solved"
+                                : lp.ran ? "the row bound only: the LP got no bound below it"
+                                         : "the row bound only";
+            printf("bound       %.4f   (%s; at most %+.3f%% over identity)\n", bound, words,
+                   cli_gain_pct(identity, bound));
         }
     }
     cli_loaded_free(&ld);
