@@ -2,6 +2,7 @@
  * solved per space, written permuted (optionally pruned), verified and reported */
 #include "nmp_cli_ckpt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -258,6 +259,10 @@ static int load(ckpt_opts *o, bool from_report, nmp_st **st, nmp_plan **plan)
     if (rc)
         return rc;
     nmp_err e = nmp_st_open(o->input, st, &msg);
+    if (e != NMP_OK && strncmp(msg.text, o->input, strlen(o->input)) == 0) {
+        fprintf(stderr, "nmperm: %s\n", msg.text); /* names a file in the input folder */
+        return cli_exit_code(e);
+    }
     if (e != NMP_OK)
         return cli_fail_lib(e, o->input, &msg);
     const char *plan_file = from_report ? o->report : o->plan_path;
@@ -335,9 +340,31 @@ typedef struct progress {
 } progress;
 
 /* Test hook: the first element of the first active space's first consumer in the temporary
- * gets other bytes, as a broken write would leave them. */
+ * gets other bytes, as a broken write would leave them. A sharded output reports its first
+ * shard's temporary: the others, "<name>.nmperm-tmp.<pid>.*" beside it, are tried too. */
+static bool corrupt_file(const progress *pg, const char *file);
+
 static void corrupt(const progress *pg, const char *file)
 {
+    char tag[64], dir[4096], other[8400];
+    const char *slash = strrchr(file, '/');
+    if (corrupt_file(pg, file))
+        return;
+    snprintf(tag, sizeof tag, ".nmperm-tmp.%ld.", (long)getpid());
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
+    DIR *d = opendir(dir);
+    for (struct dirent *ent; d && (ent = readdir(d)) != NULL;) {
+        snprintf(other, sizeof other, "%s/%s", dir, ent->d_name);
+        if (strstr(ent->d_name, tag) && strcmp(other, file) != 0 && corrupt_file(pg, other))
+            break;
+    }
+    if (d)
+        closedir(d);
+}
+
+static bool corrupt_file(const progress *pg, const char *file)
+{
+    bool done = false;
     nmp_st *st = NULL;
     const char *tensor = NULL;
     for (int64_t s = 0; s < pg->plan->count && !tensor; s++)
@@ -346,7 +373,7 @@ static void corrupt(const progress *pg, const char *file)
                 pg->plan->spaces[s].refs[r].role == NMP_ROLE_CONSUMER)
                 tensor = pg->plan->spaces[s].refs[r].tensor;
     if (!tensor || nmp_st_open(file, &st, NULL) != NMP_OK)
-        return;
+        return false;
     const nmp_st_tensor *t = nmp_st_find(st, tensor);
     uint8_t len8[8], bytes[8];
     const int fd = open(file, O_RDWR);
@@ -357,10 +384,12 @@ static void corrupt(const progress *pg, const char *file)
         memset(bytes, 0x41, sizeof bytes);
         if (pwrite(fd, bytes, nmp_st_dtype_size(t->dtype), (off_t)(8 + hlen + t->begin)) < 0)
             fprintf(stderr, "nmperm: test hook: cannot corrupt %s\n", file);
+        done = true;
     }
     if (fd >= 0)
         close(fd);
     nmp_st_close(st);
+    return done;
 }
 
 static void run_hook(progress *pg, const nmp_ckpt_progress *p)
