@@ -770,7 +770,14 @@ nmp_err nmp_plan_solve(const nmp_st *st, nmp_plan *plan, const nmp_permute_opts 
  * leaves path and o->report as they were (only kill -9 or a crash can leave a temporary; the
  * next write of the same path removes it). A failed verification is NMP_ERR_INTERNAL ("space s:
  * the permuted block differs ..."): a bug or a corrupted write, never the caller's input. The
- * stats of each space (verify_rel too) are stored in the plan. */
+ * stats of each space (verify_rel too) are stored in the plan.
+ * A sharded `in` (nmp_st_is_sharded) is written to the folder path as nmp_st_write describes
+ * (same shards, companion files, index last; NMP_ERR_ARG when path is the input's folder): every
+ * shard goes to a temporary, verification reads the temporaries as one sharded checkpoint (a
+ * space may span shards), and only then are they renamed, the index last; the progress `file`
+ * is the first shard's temporary. Resident memory: mapped pages are given back after each space
+ * (solve, verify) and each written tensor, so the peak is about one space's tensors (input and
+ * output) plus its scoring problem, well under the largest shard plus twice the largest tensor. */
 nmp_err nmp_ckpt_permute(const nmp_st *in, nmp_plan *plan, const nmp_permute_opts *o,
                          const char *path, nmp_permute_result *res, nmp_msg *msg);
 

@@ -176,7 +176,6 @@ nmp_err nmp_ckpt_permute(const nmp_st *in, nmp_plan *plan, const nmp_permute_opt
     memset(res, 0, sizeof *res);
     res->verify_max_rel = -1;
     NMP_TRY(e, nmp_plan_check_values(plan, in, msg));
-    nmp_st_drop_pages(in);
     if (o->solve) {
         NMP_TRY(e, solve_all(in, plan, o, &tk, msg));
         res->solve_seconds = nmp_now() - t0;
