@@ -333,7 +333,19 @@ nmp_err nmp_npy_write_perm(const char *path, const int32_t *perm, int64_t n, nmp
  * header, then the byte buffer. Validated as the reference reader does: header <= 100 MB, no
  * duplicate keys, offsets contiguous from 0 without holes, overlaps or trailing bytes, byte size
  * = shape product x dtype size (overflow-checked), __metadata__ a string-to-string map. The
- * input is never modified. Release with nmp_st_close (accepts NULL). */
+ * input is never modified. Release with nmp_st_close (accepts NULL).
+ *
+ * Sharded checkpoints: a path that is a folder (holding model.safetensors.index.json) or that
+ * ends in ".json" is read as an index, {"metadata": {...}, "weight_map": {tensor: file}}, and
+ * the nmp_st spans all its shards (each validated as above); every other call works unchanged
+ * (a tensor knows its shard). The index is refused (NMP_ERR_FORMAT, one line naming the index,
+ * the tensor and the files) when a shard name is not a plain file name in the index's folder
+ * (no '/', no ".."), a weight_map entry is not in the shard it names, a shard holds a tensor the
+ * weight_map does not list (or lists under another shard), or a tensor is in two shards; a
+ * missing shard is NMP_ERR_IO. Shards are ordered by file name.
+ *
+ * Memory: tensors are read in place from the mapping, so pages count as resident once touched;
+ * the writer (nmp_st_write) gives back each input tensor's pages once written. */
 typedef struct nmp_st nmp_st;
 
 #define NMP_ST_MAX_DIMS 8
@@ -344,19 +356,25 @@ typedef struct nmp_st_tensor {
     int ndim;
     int64_t shape[NMP_ST_MAX_DIMS];
     int64_t numel;
-    uint64_t begin, end;     /* byte offsets into the data buffer */
+    uint64_t begin, end;     /* byte offsets into the data buffer of its shard */
+    int64_t shard;           /* the file holding it (nmp_st_shard_path); 0 for a single file */
 } nmp_st_tensor;
 
 nmp_err nmp_st_open(const char *path, nmp_st **out, nmp_msg *msg);
 void nmp_st_close(nmp_st *st);
-const char *nmp_st_path(const nmp_st *st);
+const char *nmp_st_path(const nmp_st *st);   /* the file, or the index of a sharded one */
 int64_t nmp_st_count(const nmp_st *st);
-/* Tensors in file (offset) order, k = 0 .. count-1. */
+/* Tensors in file (shard, then offset) order, k = 0 .. count-1. */
 const nmp_st_tensor *nmp_st_tensor_at(const nmp_st *st, int64_t k);
 const nmp_st_tensor *nmp_st_find(const nmp_st *st, const char *name); /* NULL if absent */
 const void *nmp_st_bytes(const nmp_st *st, const nmp_st_tensor *t);   /* t's raw bytes */
+/* The __metadata__ of the (first) file. */
 int64_t nmp_st_metadata_count(const nmp_st *st);
 void nmp_st_metadata_at(const nmp_st *st, int64_t k, const char **key, const char **value);
+/* 1 when opened from an index; the number of files (1 for a single file) and their paths. */
+int nmp_st_is_sharded(const nmp_st *st);
+int64_t nmp_st_shard_count(const nmp_st *st);
+const char *nmp_st_shard_path(const nmp_st *st, int64_t k);
 /* 1 if the dtype is F32, F16, BF16 or F64 (readable as float). */
 int nmp_st_dtype_is_float(const char *dtype);
 /* Size in bytes of one element of dtype; 0 if unknown. */
@@ -373,7 +391,16 @@ typedef nmp_err (*nmp_st_fill_fn)(void *user, const nmp_st_tensor *t, void *dst,
 /* Writes a file with the same tensors, order, dtypes and shapes as `in`, the metadata of `in` plus
  * "format": "pt", header padded with spaces to a multiple of 8; tensor bytes are streamed one at a
  * time through fill (may be NULL: a plain copy). Atomic: temporary file + rename; nothing is left
- * at path on failure. Peak extra memory: the largest tensor. */
+ * at path on failure. Peak extra memory: the largest tensor.
+ * A sharded `in` is written to the folder path (made when missing; NMP_ERR_ARG when it is the
+ * input's folder): the same shards (names, tensors, order), the files beside the input index that
+ * describe the model (config.json, generation_config.json, tokenizer*, *.txt, *.model) copied,
+ * and the index (same weight_map, total_size recomputed) last. Every file goes to a temporary
+ * "<file>.nmperm-tmp.<pid>.XXXXXX" in path first; only when all are written and fsynced is the
+ * old index removed, the other files renamed over theirs, the folder fsynced, and the new index
+ * renamed in place. A failure before that leaves the folder as it was; a kill -9 or power loss
+ * during the renames (microseconds) leaves a folder without an index (some files new, some old),
+ * which loaders refuse; run again. */
 nmp_err nmp_st_write(const nmp_st *in, const char *path, nmp_st_fill_fn fill, void *user,
                      nmp_msg *msg);
 
@@ -743,7 +770,14 @@ nmp_err nmp_plan_solve(const nmp_st *st, nmp_plan *plan, const nmp_permute_opts 
  * leaves path and o->report as they were (only kill -9 or a crash can leave a temporary; the
  * next write of the same path removes it). A failed verification is NMP_ERR_INTERNAL ("space s:
  * the permuted block differs ..."): a bug or a corrupted write, never the caller's input. The
- * stats of each space (verify_rel too) are stored in the plan. */
+ * stats of each space (verify_rel too) are stored in the plan.
+ * A sharded `in` (nmp_st_is_sharded) is written to the folder path as nmp_st_write describes
+ * (same shards, companion files, index last; NMP_ERR_ARG when path is the input's folder): every
+ * shard goes to a temporary, verification reads the temporaries as one sharded checkpoint (a
+ * space may span shards), and only then are they renamed, the index last; the progress `file`
+ * is the first shard's temporary. Resident memory: mapped pages are given back after each space
+ * (solve, verify) and each written tensor, so the peak is about one space's tensors (input and
+ * output) plus its scoring problem, well under the largest shard plus twice the largest tensor. */
 nmp_err nmp_ckpt_permute(const nmp_st *in, nmp_plan *plan, const nmp_permute_opts *o,
                          const char *path, nmp_permute_result *res, nmp_msg *msg);
 

@@ -3,9 +3,14 @@
 ResNet, for the checkpoint tests (no torch, no safetensors package: header JSON + bytes).
 
 usage: gen_ckpt.py {gpt2,llama,resnet,big} OUT.safetensors [--seed N] [--gb G] [--all-float]
+                   [--shards N]
 Writes config.json beside OUT for gpt2 and llama (heads). --all-float: no int8 layer in llama (its
 residual stream, which every down_proj writes, can then be permuted). 'big' is a LLaMA-shaped file of about
 G GB (default 2.1) for memory measurements; write it under /tmp, never commit it.
+--shards N (N >= 2): OUT is the index (e.g. DIR/model.safetensors.index.json), written as
+transformers does, beside N files model-0000k-of-0000N.safetensors with the same tensors; each cut
+falls right after an mlp.up_proj (when there is one past the byte target), so that MLP space
+spans two shards (gate/up in one, down_proj in the next).
 """
 import argparse
 import json
@@ -55,18 +60,54 @@ class Writer:
             vals = [0.0] * n
         self.tensors.append((name, dtype, list(shape), encode(vals, dtype)))
 
-    def write(self, path):
-        header, off = {"__metadata__": {"format": "pt", "generator": "gen_ckpt.py"}}, 0
-        for name, dtype, shape, data in self.tensors:
-            header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(data)]}
-            off += len(data)
-        text = json.dumps(header, separators=(",", ":")).encode()
-        text += b" " * (-len(text) % 8)
-        with open(path, "wb") as f:
-            f.write(struct.pack("<Q", len(text)))
-            f.write(text)
-            for _, _, _, data in self.tensors:
-                f.write(data)
+    def write(self, path, shards=1):
+        entries = [(name, dtype, shape, len(data), (lambda f, d=data: f.write(d)))
+                   for name, dtype, shape, data in self.tensors]
+        write_entries(path, entries, shards, {"format": "pt", "generator": "gen_ckpt.py"})
+
+
+def write_file(path, entries, meta):
+    """One safetensors file; entries are (name, dtype, shape, nbytes, write(f))."""
+    header, off = {"__metadata__": meta}, 0
+    for name, dtype, shape, nbytes, _ in entries:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + nbytes]}
+        off += nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for entry in entries:
+            entry[4](f)
+
+
+def write_entries(path, entries, shards, meta):
+    """One file at path, or (shards >= 2) an index at path and its shards beside it."""
+    if shards < 2:
+        write_file(path, entries, meta)
+        return
+    total = sum(e[3] for e in entries)
+    groups, cur, acc = [], [], 0
+    has_up = any(e[0].endswith("up_proj.weight") for e in entries)
+    for k, e in enumerate(entries):
+        cur.append(e)
+        acc += e[3]
+        due = acc >= total * (len(groups) + 1) / shards and len(groups) < shards - 1
+        if due and (not has_up or e[0].endswith("up_proj.weight")) and k + 1 < len(entries):
+            groups.append(cur)
+            cur = []
+    groups.append(cur)
+    n = len(groups)
+    folder = os.path.dirname(os.path.abspath(path))
+    weight_map = {}
+    for k, g in enumerate(groups, 1):
+        name = "model-%05d-of-%05d.safetensors" % (k, n)
+        write_file(os.path.join(folder, name), g, meta)
+        for e in g:
+            weight_map[e[0]] = name
+    with open(path, "w") as f:
+        json.dump({"metadata": {"total_size": total},
+                   "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
 
 
 def gpt2(w):
@@ -141,7 +182,7 @@ def resnet(w):
     return None
 
 
-def big(path, gb, seed):
+def big(path, gb, seed, shards=1):
     """LLaMA-shaped, ~gb GB of F32; values from a repeated random block (fast)."""
     hidden, inter, heads, kv = 2048, 8192, 16, 4
     hd = hidden // heads
@@ -161,16 +202,8 @@ def big(path, gb, seed):
                   (p + "mlp.gate_proj.weight", [inter, hidden]),
                   (p + "mlp.up_proj.weight", [inter, hidden]),
                   (p + "mlp.down_proj.weight", [hidden, inter])]
-    header, off = {"__metadata__": {"format": "pt"}}, 0
-    for name, shape in names:
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + 4 * numel(shape)]}
-        off += 4 * numel(shape)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for k, (_, shape) in enumerate(names):
+    def writer(k, shape):
+        def write(f):
             left = 4 * numel(shape)
             start = (k * 4097 * 4) % len(block)
             while left > 0:
@@ -178,6 +211,11 @@ def big(path, gb, seed):
                 f.write(chunk)
                 left -= len(chunk)
                 start = 0
+        return write
+
+    entries = [(name, "F32", shape, 4 * numel(shape), writer(k, shape))
+               for k, (name, shape) in enumerate(names)]
+    write_entries(path, entries, shards, {"format": "pt"})
     return {"model_type": "llama", "num_attention_heads": heads, "num_key_value_heads": kv}
 
 
@@ -188,16 +226,17 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--gb", type=float, default=2.1)
     ap.add_argument("--all-float", action="store_true", help="llama: no int8 down_proj")
+    ap.add_argument("--shards", type=int, default=1, help="OUT is an index over N shards")
     a = ap.parse_args()
     if a.arch == "big":
-        cfg = big(a.out, a.gb, a.seed)
+        cfg = big(a.out, a.gb, a.seed, a.shards)
     else:
         w = Writer(a.seed)
         if a.arch == "llama":
             cfg = llama(w, int8=not a.all_float)
         else:
             cfg = {"gpt2": gpt2, "resnet": resnet}[a.arch](w)
-        w.write(a.out)
+        w.write(a.out, a.shards)
     if cfg:
         with open(os.path.join(os.path.dirname(os.path.abspath(a.out)), "config.json"), "w") as f:
             json.dump(cfg, f)

@@ -2,6 +2,7 @@
  * solved per space, written permuted (optionally pruned), verified and reported */
 #include "nmp_cli_ckpt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -24,8 +25,16 @@
     "                        the hidden size over the whole network (embeddings, every norm,\n"   \
     "                        every block's input and output projections); off by default\n"
 
+#define HELP_SHARDS                                                                                \
+    "\n"                                                                                          \
+    "A sharded checkpoint (model-0000k-of-0000n.safetensors + model.safetensors.index.json) is\n" \
+    "given by its index or the folder holding it; -o then names the output folder (made when\n" \
+    "missing, never the input's): the same shards, config and tokenizer files copied, the index\n" \
+    "written last. Until then OUTDIR is left as it was; a kill -9 during the final renames can\n" \
+    "leave it without an index (run again).\n"
+
 static const char help_plan[] =
-    "usage: nmperm plan IN.safetensors [options]\n"
+    "usage: nmperm plan IN.safetensors|INDEX.json|DIR [options]\n"
     "\n"
     "Prints the channel spaces inferred for a checkpoint as a JSON plan, for review or editing\n"
     "(then pass it to 'nmperm permute --plan'). Spaces that cannot be permuted say why.\n"
@@ -35,6 +44,7 @@ static const char help_plan[] =
 
 static const char help_permute[] =
     "usage: nmperm permute IN.safetensors -o OUT.safetensors [options]\n"
+    "       nmperm permute INDEX.json|DIR -o OUTDIR [options]      (a sharded checkpoint)\n"
     "\n"
     "Permutes every free channel space of a checkpoint so that more weight survives N:M pruning;\n"
     "the output computes the same function as the input (before pruning). Tensors outside the\n"
@@ -56,10 +66,12 @@ static const char help_permute[] =
     "\n"
     "OUT (and R.json) are replaced only at the end, after --verify passed; on an error, Ctrl-C or\n"
     "SIGTERM they are left as they were (exit 130 / 143 after a signal). Only kill -9 can leave a\n"
-    "temporary OUT.nmperm-tmp.PID.XXXXXX; the next run writing OUT removes it.\n";
+    "temporary OUT.nmperm-tmp.PID.XXXXXX; the next run writing OUT removes it.\n"
+    HELP_SHARDS;
 
 static const char help_apply[] =
     "usage: nmperm apply IN.safetensors --report R.json -o OUT.safetensors [options]\n"
+    "       nmperm apply INDEX.json|DIR --report R.json -o OUTDIR [options]\n"
     "\n"
     "Re-applies the permutations saved in a report of 'nmperm permute' without solving. The\n"
     "report is only read.\n"
@@ -73,7 +85,7 @@ static const char help_apply[] =
     "  --seed N              seed of verification (default 0)\n"
     "  --progress            progress lines on stderr even when it is not a terminal\n"
     "  --quiet               no progress and no table\n"
-    "  -h, --help            this text\n";
+    "  -h, --help            this text\n" HELP_SHARDS;
 
 typedef struct ckpt_opts {
     const char *input, *output, *arch, *plan_path, *report, *solver;
@@ -154,6 +166,46 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
 
 /* ------------------------------------------------------- same files */
 
+/* A folder or an index (.json) is a sharded checkpoint, whose output is a folder. */
+static bool is_sharded_input(const char *input)
+{
+    struct stat sb;
+    const size_t len = strlen(input);
+    return (stat(input, &sb) == 0 && S_ISDIR(sb.st_mode)) ||
+           (len >= 5 && strcmp(input + len - 5, ".json") == 0);
+}
+
+/* The output folder of a sharded input, before any work: an existing folder or a new name in
+ * a writable one, and not the input's folder (by device and inode). 0 or the exit code. */
+static int check_output_folder(const char *input, const char *output)
+{
+    char indir[4096];
+    struct stat in, out;
+    const char *slash = strrchr(input, '/');
+    if (stat(input, &in) == 0 && S_ISDIR(in.st_mode))
+        snprintf(indir, sizeof indir, "%s", input);
+    else
+        snprintf(indir, sizeof indir, "%.*s", slash ? (int)(slash - input) + (slash == input)
+                 : 1, slash ? input : ".");
+    if (stat(output, &out) != 0) { /* a new folder: its parent must take it */
+        char name[4096];
+        size_t len = (size_t)snprintf(name, sizeof name, "%s", output);
+        while (len > 1 && name[len - 1] == '/')
+            name[--len] = '\0';
+        return errno == ENOENT ? cli_check_writable(name) : cli_fail(CLI_EXIT_USAGE, output,
+                                                                      "%s", strerror(errno));
+    }
+    if (!S_ISDIR(out.st_mode))
+        return cli_fail(CLI_EXIT_USAGE, output, "not a folder: the input is sharded, -o names "
+                        "the output folder");
+    if (stat(indir, &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
+        return cli_fail(CLI_EXIT_USAGE, output, "the output folder is the input's folder %s "
+                        "(inputs are never overwritten)", indir);
+    if (access(output, W_OK | X_OK) != 0)
+        return cli_fail(CLI_EXIT_USAGE, output, "cannot write: %s", strerror(errno));
+    return 0;
+}
+
 /* ------------------------------------------------------- loading */
 
 /* Heads from a config.json beside the input (transformers' names), when not given. A missing
@@ -163,12 +215,16 @@ static int heads_from_config(ckpt_opts *o, char *why, size_t len)
 {
     char path[4096];
     const char *slash = strrchr(o->input, '/');
+    struct stat sb;
     json_error_t jerr;
     why[0] = '\0';
     if (o->heads > 0)
         return 0;
-    snprintf(path, sizeof path, "%.*sconfig.json", slash ? (int)(slash - o->input + 1) : 0,
-             o->input);
+    if (stat(o->input, &sb) == 0 && S_ISDIR(sb.st_mode)) /* a sharded checkpoint's folder */
+        snprintf(path, sizeof path, "%s/config.json", o->input);
+    else
+        snprintf(path, sizeof path, "%.*sconfig.json", slash ? (int)(slash - o->input + 1) : 0,
+                 o->input);
     if (access(path, F_OK) != 0) {
         snprintf(why, len, "no %s beside the checkpoint", path);
         return 0;
@@ -203,6 +259,10 @@ static int load(ckpt_opts *o, bool from_report, nmp_st **st, nmp_plan **plan)
     if (rc)
         return rc;
     nmp_err e = nmp_st_open(o->input, st, &msg);
+    if (e != NMP_OK && strncmp(msg.text, o->input, strlen(o->input)) == 0) {
+        fprintf(stderr, "nmperm: %s\n", msg.text); /* names a file in the input folder */
+        return cli_exit_code(e);
+    }
     if (e != NMP_OK)
         return cli_fail_lib(e, o->input, &msg);
     const char *plan_file = from_report ? o->report : o->plan_path;
@@ -280,9 +340,31 @@ typedef struct progress {
 } progress;
 
 /* Test hook: the first element of the first active space's first consumer in the temporary
- * gets other bytes, as a broken write would leave them. */
+ * gets other bytes, as a broken write would leave them. A sharded output reports its first
+ * shard's temporary: the others, "<name>.nmperm-tmp.<pid>.*" beside it, are tried too. */
+static bool corrupt_file(const progress *pg, const char *file);
+
 static void corrupt(const progress *pg, const char *file)
 {
+    char tag[64], dir[4096], other[8400];
+    const char *slash = strrchr(file, '/');
+    if (corrupt_file(pg, file))
+        return;
+    snprintf(tag, sizeof tag, ".nmperm-tmp.%ld.", (long)getpid());
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
+    DIR *d = opendir(dir);
+    for (struct dirent *ent; d && (ent = readdir(d)) != NULL;) {
+        snprintf(other, sizeof other, "%s/%s", dir, ent->d_name);
+        if (strstr(ent->d_name, tag) && strcmp(other, file) != 0 && corrupt_file(pg, other))
+            break;
+    }
+    if (d)
+        closedir(d);
+}
+
+static bool corrupt_file(const progress *pg, const char *file)
+{
+    bool done = false;
     nmp_st *st = NULL;
     const char *tensor = NULL;
     for (int64_t s = 0; s < pg->plan->count && !tensor; s++)
@@ -291,7 +373,7 @@ static void corrupt(const progress *pg, const char *file)
                 pg->plan->spaces[s].refs[r].role == NMP_ROLE_CONSUMER)
                 tensor = pg->plan->spaces[s].refs[r].tensor;
     if (!tensor || nmp_st_open(file, &st, NULL) != NMP_OK)
-        return;
+        return false;
     const nmp_st_tensor *t = nmp_st_find(st, tensor);
     uint8_t len8[8], bytes[8];
     const int fd = open(file, O_RDWR);
@@ -302,10 +384,12 @@ static void corrupt(const progress *pg, const char *file)
         memset(bytes, 0x41, sizeof bytes);
         if (pwrite(fd, bytes, nmp_st_dtype_size(t->dtype), (off_t)(8 + hlen + t->begin)) < 0)
             fprintf(stderr, "nmperm: test hook: cannot corrupt %s\n", file);
+        done = true;
     }
     if (fd >= 0)
         close(fd);
     nmp_st_close(st);
+    return done;
 }
 
 static void run_hook(progress *pg, const nmp_ckpt_progress *p)
@@ -427,7 +511,9 @@ static int run(cli_args *c, bool solve)
                               { "the report", solve ? NULL : o.report } };
     const cli_path out[] = { { "the output", o.output },
                                { "the report", solve ? o.report : NULL } };
-    if (rc || (rc = cli_check_named_paths(in, 3, out, 2)) || (rc = cli_check_writable(o.output)) ||
+    const bool sharded = !rc && is_sharded_input(o.input);
+    if (rc || (rc = cli_check_named_paths(in, 3, out, 2)) ||
+        (rc = sharded ? check_output_folder(o.input, o.output) : cli_check_writable(o.output)) ||
         (o.report && solve && (rc = cli_check_writable(o.report))) ||
         (rc = load(&o, !solve, &st, &plan)))
         goto out;

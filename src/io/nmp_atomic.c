@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,24 +111,66 @@ nmp_err nmp_atomic_close(nmp_atomic *f, nmp_msg *msg)
     return NMP_OK;
 }
 
+void nmp_atomic_sync_dir(const char *dir)
+{
+    const int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* A set: every part is complete and fsynced before the first rename, so the window in which a
+ * kill -9 leaves a mix is the N back-to-back renames. The old index goes first: a set torn in
+ * that window has no index (loaders refuse it) instead of an old index over new shards. */
+static nmp_err commit_parts(nmp_atomic *f, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    for (int64_t k = 0; k < f->nparts; k++)
+        NMP_TRY(e, nmp_atomic_close(&f->parts[k], msg));
+    NMP_TRY(e, nmp_atomic_close(f, msg));
+    if (unlink(f->path) != 0 && errno != ENOENT) {
+        e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot remove the old index: %s", f->path,
+                     strerror(errno));
+        goto out;
+    }
+    for (int64_t k = 0; k < f->nparts; k++)
+        NMP_TRY(e, nmp_atomic_commit(&f->parts[k], msg));
+    nmp_atomic_sync_dir(f->dir);
+out:
+    return e;
+}
+
 nmp_err nmp_atomic_commit(nmp_atomic *f, nmp_msg *msg)
 {
-    nmp_err e = nmp_atomic_close(f, msg);
+    nmp_err e = f->parts ? commit_parts(f, msg) : NMP_OK;
+    if (e == NMP_OK)
+        e = nmp_atomic_close(f, msg);
     if (e == NMP_OK && rename(f->tmp, f->path) != 0)
         e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot rename temporary file over it: %s", f->path,
                      strerror(errno));
     else if (e == NMP_OK)
         f->tmp[0] = '\0'; /* renamed: nothing to remove */
+    if (e == NMP_OK && f->dir) {
+        nmp_atomic_sync_dir(f->dir);
+        f->made_dir = 0;
+    }
     nmp_atomic_abort(f);
     return e;
 }
 
 void nmp_atomic_abort(nmp_atomic *f)
 {
+    for (int64_t k = 0; f->parts && k < f->nparts; k++)
+        nmp_atomic_abort(&f->parts[k]);
+    nmp_free(f->parts);
     if (f->fp)
         fclose(f->fp);
     if (f->tmp && f->tmp[0])
         unlink(f->tmp);
+    if (f->made_dir && f->dir)
+        rmdir(f->dir); /* only when empty: the folder this output made */
+    nmp_free(f->dir);
     nmp_free(f->tmp);
     nmp_free(f->path);
     memset(f, 0, sizeof *f);

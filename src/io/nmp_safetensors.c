@@ -1,4 +1,6 @@
-/* nmp_safetensors.c: safetensors files: validated mmap reading, streamed atomic writing */
+/* nmp_safetensors.c: safetensors files (one, or the shards of an index): validated mmap
+ * reading, streamed atomic writing */
+#define _DEFAULT_SOURCE /* madvise, MADV_DONTNEED */
 #include "nmp_io.h"
 
 #include <errno.h>
@@ -12,17 +14,26 @@
 
 #define MAX_HEADER (100u * 1000u * 1000u) /* the reference reader's limit */
 
-struct nmp_st {
-    char *path;
+/* One file: its mapping, header and metadata; its tensors are tensors[first .. first+count-1]. */
+typedef struct shard {
+    char *path;            /* as opened */
     const uint8_t *map;    /* the whole file */
     size_t size;
     const uint8_t *data;   /* byte buffer after the header */
     uint64_t data_size;
     json_t *header;
-    nmp_st_tensor *tensors; /* sorted by begin */
-    int64_t count;
     const char **meta_keys, **meta_values;
-    int64_t meta_count;
+    int64_t meta_count, first, count;
+} shard;
+
+struct nmp_st {
+    char *path;            /* the file, or the index of a sharded checkpoint */
+    json_t *index;         /* sharded: the parsed index (owned), else NULL */
+    char **names;          /* sharded: the shard file names the index gives, else NULL */
+    shard *shards;         /* nshards >= 1 */
+    int64_t nshards;
+    nmp_st_tensor *tensors; /* by shard, then by begin */
+    int64_t count;
 };
 
 static const struct {
@@ -52,16 +63,28 @@ size_t nmp_st_dtype_size(const char *dtype)
 }
 
 
+static void shard_free(shard *sh)
+{
+    if (sh->map)
+        munmap((void *)sh->map, sh->size);
+    json_decref(sh->header);
+    nmp_free(sh->meta_keys);
+    nmp_free(sh->meta_values);
+    nmp_free(sh->path);
+}
+
 void nmp_st_close(nmp_st *st)
 {
     if (!st)
         return;
-    if (st->map)
-        munmap((void *)st->map, st->size);
-    json_decref(st->header);
+    for (int64_t k = 0; k < st->nshards; k++)
+        shard_free(&st->shards[k]);
+    for (int64_t k = 0; st->names && k < st->nshards; k++)
+        nmp_free(st->names[k]);
+    nmp_free(st->names);
+    nmp_free(st->shards);
+    json_decref(st->index);
     nmp_free(st->tensors);
-    nmp_free(st->meta_keys);
-    nmp_free(st->meta_values);
     nmp_free(st->path);
     nmp_free(st);
 }
@@ -73,10 +96,10 @@ static int by_begin(const void *a, const void *b)
 }
 
 /* One header entry: {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]} */
-static nmp_err parse_tensor(const nmp_st *st, const char *name, json_t *v, nmp_st_tensor *t,
+static nmp_err parse_tensor(const shard *sh, const char *name, json_t *v, nmp_st_tensor *t,
                             nmp_msg *msg)
 {
-    const char *path = st->path;
+    const char *path = sh->path;
     json_t *dtype = json_object_get(v, "dtype"), *shape = json_object_get(v, "shape");
     json_t *offs = json_object_get(v, "data_offsets");
     if (!json_is_object(v) || !json_is_string(dtype) || !json_is_array(shape) ||
@@ -122,75 +145,73 @@ static nmp_err parse_tensor(const nmp_st *st, const char *name, json_t *v, nmp_s
     return NMP_OK;
 }
 
-static nmp_err parse_metadata(nmp_st *st, json_t *meta, nmp_msg *msg)
+static nmp_err parse_metadata(shard *sh, json_t *meta, nmp_msg *msg)
 {
     if (!json_is_object(meta))
-        return nmp_fail(msg, NMP_ERR_FORMAT, "%s: __metadata__ is not an object", st->path);
+        return nmp_fail(msg, NMP_ERR_FORMAT, "%s: __metadata__ is not an object", sh->path);
     const size_t count = json_object_size(meta);
-    st->meta_keys = nmp_calloc(count, sizeof *st->meta_keys);
-    st->meta_values = nmp_calloc(count, sizeof *st->meta_values);
-    if (!st->meta_keys || !st->meta_values)
+    sh->meta_keys = nmp_calloc(count, sizeof *sh->meta_keys);
+    sh->meta_values = nmp_calloc(count, sizeof *sh->meta_values);
+    if (!sh->meta_keys || !sh->meta_values)
         return NMP_ERR_NOMEM;
     const char *key;
     json_t *v;
     json_object_foreach(meta, key, v) {
         if (!json_is_string(v))
             return nmp_fail(msg, NMP_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string",
-                            st->path, key);
-        st->meta_keys[st->meta_count] = key;
-        st->meta_values[st->meta_count++] = json_string_value(v);
+                            sh->path, key);
+        sh->meta_keys[sh->meta_count] = key;
+        sh->meta_values[sh->meta_count++] = json_string_value(v);
     }
     return NMP_OK;
 }
 
-static nmp_err parse_header(nmp_st *st, nmp_msg *msg)
+/* Shard k's header into tensors[sh->first ..]: parsed, sorted by begin, checked contiguous. */
+static nmp_err parse_header(nmp_st *st, int64_t k, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    const size_t tensors = json_object_size(st->header);
-    st->tensors = nmp_calloc(tensors, sizeof *st->tensors);
-    if (!st->tensors)
-        return NMP_ERR_NOMEM;
+    shard *sh = &st->shards[k];
+    nmp_st_tensor *ts = &st->tensors[sh->first];
     const char *key;
     json_t *v;
-    json_object_foreach(st->header, key, v) {
+    json_object_foreach(sh->header, key, v) {
         if (strcmp(key, "__metadata__") == 0) {
-            NMP_TRY(e, parse_metadata(st, v, msg));
+            NMP_TRY(e, parse_metadata(sh, v, msg));
             continue;
         }
-        NMP_TRY(e, parse_tensor(st, key, v, &st->tensors[st->count], msg));
-        st->count++;
+        NMP_TRY(e, parse_tensor(sh, key, v, &ts[sh->count], msg));
+        ts[sh->count++].shard = k;
     }
-    qsort(st->tensors, (size_t)st->count, sizeof *st->tensors, by_begin);
+    qsort(ts, (size_t)sh->count, sizeof *ts, by_begin);
     uint64_t at = 0;
-    for (int64_t k = 0; k < st->count; k++) {
-        const nmp_st_tensor *t = &st->tensors[k];
+    for (int64_t j = 0; j < sh->count; j++) {
+        const nmp_st_tensor *t = &ts[j];
         if (t->begin != at) {
             e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: data_offsets begin at %llu, expected %llu "
-                         "(%s)", st->path, t->name, (unsigned long long)t->begin,
+                         "(%s)", sh->path, t->name, (unsigned long long)t->begin,
                          (unsigned long long)at, t->begin < at ? "overlap" : "hole");
             goto out;
         }
         at = t->end;
     }
-    if (at != st->data_size)
+    if (at != sh->data_size)
         e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: tensors cover %llu bytes of a %llu-byte buffer (%s)",
-                     st->path, (unsigned long long)at, (unsigned long long)st->data_size,
-                     at < st->data_size ? "trailing bytes" : "truncated file");
+                     sh->path, (unsigned long long)at, (unsigned long long)sh->data_size,
+                     at < sh->data_size ? "trailing bytes" : "truncated file");
 out:
     return e;
 }
 
-nmp_err nmp_st_open(const char *path, nmp_st **out, nmp_msg *msg)
+/* Maps one file and parses its JSON header (not yet its entries). */
+static nmp_err map_shard(shard *sh, const char *path, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     int fd = -1;
-    *out = NULL;
-    nmp_st *st = nmp_calloc(1, sizeof *st);
-    if (!st || !(st->path = nmp_malloc(strlen(path) + 1))) {
+    if (!(sh->path = nmp_malloc(strlen(path) + 1))) {
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    strcpy(st->path, path);
+    strcpy(sh->path, path);
     struct stat sb;
     fd = open(path, O_RDONLY);
     if (fd < 0 || fstat(fd, &sb) != 0) {
@@ -201,51 +222,134 @@ nmp_err nmp_st_open(const char *path, nmp_st **out, nmp_msg *msg)
         e = nmp_fail(msg, NMP_ERR_IO, "%s: not a regular file", path);
         goto out;
     }
-    st->size = (size_t)sb.st_size;
-    if (st->size < 8) {
+    sh->size = (size_t)sb.st_size;
+    if (sh->size < 8) {
         e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %zu bytes, too short for a safetensors header",
-                     path, st->size);
+                     path, sh->size);
         goto out;
     }
-    void *map = mmap(NULL, st->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = mmap(NULL, sh->size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) {
         e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
         goto out;
     }
-    st->map = map;
+    sh->map = map;
     uint64_t hlen = 0;
     for (int b = 7; b >= 0; b--)
-        hlen = hlen << 8 | st->map[b];
-    if (hlen > MAX_HEADER || hlen > st->size - 8) {
+        hlen = hlen << 8 | sh->map[b];
+    if (hlen > MAX_HEADER || hlen > sh->size - 8) {
         e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: header length %llu exceeds %s", path,
                      (unsigned long long)hlen, hlen > MAX_HEADER ? "the 100 MB limit" :
                      "the file size");
         goto out;
     }
     json_error_t jerr;
-    st->header = json_loadb((const char *)st->map + 8, (size_t)hlen,
+    sh->header = json_loadb((const char *)sh->map + 8, (size_t)hlen,
                             JSON_REJECT_DUPLICATES, &jerr);
-    if (!st->header || !json_is_object(st->header)) {
+    if (!sh->header || !json_is_object(sh->header)) {
         e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: bad JSON header: %s", path,
-                     st->header ? "not an object" : jerr.text);
+                     sh->header ? "not an object" : jerr.text);
         goto out;
     }
-    st->data = st->map + 8 + hlen;
-    st->data_size = st->size - 8 - hlen;
-    NMP_TRY(e, parse_header(st, msg));
-    *out = st;
-    st = NULL;
+    sh->data = sh->map + 8 + hlen;
+    sh->data_size = sh->size - 8 - hlen;
 out:
     if (fd >= 0)
         close(fd);
+    return e;
+}
+
+/* No tensor name in two shards: names into a JSON object used as a set. */
+static nmp_err check_unique(const nmp_st *st, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    json_t *seen = json_object();
+    if (!seen)
+        return NMP_ERR_NOMEM;
+    for (int64_t k = 0; k < st->count; k++) {
+        const nmp_st_tensor *t = &st->tensors[k];
+        json_t *other = json_object_get(seen, t->name);
+        if (other) {
+            e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: tensor %s is in two shards: %s and %s",
+                         st->path, t->name, st->shards[json_integer_value(other)].path,
+                         st->shards[t->shard].path);
+            goto out;
+        }
+        if (json_object_set_new(seen, t->name, json_integer(t->shard)) != 0) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+    }
+out:
+    json_decref(seen);
+    return e;
+}
+
+nmp_err nmp_st_open_files(const char *label, const char *const *paths, int64_t count,
+                          nmp_st **out, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    *out = NULL;
+    nmp_st *st = nmp_calloc(1, sizeof *st);
+    if (!st || !(st->path = nmp_malloc(strlen(label) + 1)) ||
+        !(st->shards = nmp_calloc((size_t)(count > 0 ? count : 1), sizeof *st->shards))) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    strcpy(st->path, label);
+    size_t total = 0;
+    for (int64_t k = 0; k < count; k++) {
+        st->nshards = k + 1;
+        NMP_TRY(e, map_shard(&st->shards[k], paths[k], msg));
+        total += json_object_size(st->shards[k].header);
+    }
+    st->tensors = nmp_calloc(total ? total : 1, sizeof *st->tensors);
+    if (!st->tensors) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    for (int64_t k = 0; k < count; k++) {
+        st->shards[k].first = st->count;
+        NMP_TRY(e, parse_header(st, k, msg));
+        st->count += st->shards[k].count;
+    }
+    if (count > 1)
+        NMP_TRY(e, check_unique(st, msg));
+    *out = st;
+    st = NULL;
+out:
     nmp_st_close(st);
     return e;
+}
+
+void nmp_st_set_index(nmp_st *st, json_t *index, char **names)
+{
+    st->index = index;
+    st->names = names;
+}
+
+const json_t *nmp_st_index(const nmp_st *st) { return st->index; }
+const char *nmp_st_shard_name(const nmp_st *st, int64_t k) { return st->names[k]; }
+
+/* A folder or a name ending in ".json" is an index; anything else one safetensors file. */
+nmp_err nmp_st_open(const char *path, nmp_st **out, nmp_msg *msg)
+{
+    struct stat sb;
+    const size_t len = strlen(path);
+    *out = NULL;
+    if ((stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) ||
+        (len >= 5 && strcmp(path + len - 5, ".json") == 0))
+        return nmp_st_open_index(path, out, msg);
+    return nmp_st_open_files(path, &path, 1, out, msg);
 }
 
 const char *nmp_st_path(const nmp_st *st) { return st->path; }
 int64_t nmp_st_count(const nmp_st *st) { return st->count; }
 const nmp_st_tensor *nmp_st_tensor_at(const nmp_st *st, int64_t k) { return &st->tensors[k]; }
-int64_t nmp_st_metadata_count(const nmp_st *st) { return st->meta_count; }
+int64_t nmp_st_metadata_count(const nmp_st *st) { return st->shards[0].meta_count; }
+int nmp_st_is_sharded(const nmp_st *st) { return st->index != NULL; }
+int64_t nmp_st_shard_count(const nmp_st *st) { return st->nshards; }
+const char *nmp_st_shard_path(const nmp_st *st, int64_t k) { return st->shards[k].path; }
 
 const nmp_st_tensor *nmp_st_find(const nmp_st *st, const char *name)
 {
@@ -255,6 +359,15 @@ const nmp_st_tensor *nmp_st_find(const nmp_st *st, const char *name)
     return NULL;
 }
 
+/* MADV_DONTNEED on a private read-only file mapping drops the pages from this process (they
+ * stay in the page cache and are read back on the next access), so RSS stops counting them. */
+void nmp_st_drop_pages(const nmp_st *st)
+{
+    for (int64_t k = 0; st && k < st->nshards; k++)
+        if (st->shards[k].map)
+            madvise((void *)st->shards[k].map, st->shards[k].size, MADV_DONTNEED);
+}
+
 int nmp_st_dtype_is_float(const char *dtype)
 {
     return float_code(dtype) != DT_OTHER;
@@ -262,13 +375,13 @@ int nmp_st_dtype_is_float(const char *dtype)
 
 const void *nmp_st_bytes(const nmp_st *st, const nmp_st_tensor *t)
 {
-    return st->data + t->begin;
+    return st->shards[t->shard].data + t->begin;
 }
 
 void nmp_st_metadata_at(const nmp_st *st, int64_t k, const char **key, const char **value)
 {
-    *key = st->meta_keys[k];
-    *value = st->meta_values[k];
+    *key = st->shards[0].meta_keys[k];
+    *value = st->shards[0].meta_values[k];
 }
 
 nmp_err nmp_st_read_f32(const nmp_st *st, const nmp_st_tensor *t, float *out, nmp_msg *msg)
@@ -331,19 +444,21 @@ nmp_err nmp_st_encode_f32(const nmp_st_tensor *t, const float *in, void *dst, nm
     return NMP_OK;
 }
 
-/* The output header: __metadata__ first (with "format": "pt"), then the tensors in file order. */
-static char *build_header(const nmp_st *in, size_t *len)
+/* The output header of shard k: __metadata__ first (with "format": "pt"), then its tensors in
+ * file order. */
+static char *build_header(const nmp_st *in, int64_t k, size_t *len)
 {
     char *text = NULL;
+    const shard *sh = &in->shards[k];
     json_t *h = json_object(), *meta = json_object();
     if (!h || !meta)
         goto out;
-    for (int64_t k = 0; k < in->meta_count; k++)
-        json_object_set_new(meta, in->meta_keys[k], json_string(in->meta_values[k]));
+    for (int64_t j = 0; j < sh->meta_count; j++)
+        json_object_set_new(meta, sh->meta_keys[j], json_string(sh->meta_values[j]));
     json_object_set_new(meta, "format", json_string("pt"));
     json_object_set(h, "__metadata__", meta);
-    for (int64_t k = 0; k < in->count; k++) {
-        const nmp_st_tensor *t = &in->tensors[k];
+    for (int64_t j = sh->first; j < sh->first + sh->count; j++) {
+        const nmp_st_tensor *t = &in->tensors[j];
         json_t *shape = json_array();
         for (int d = 0; d < t->ndim; d++)
             json_array_append_new(shape, json_integer(t->shape[d]));
@@ -361,18 +476,27 @@ out:
     return text;
 }
 
-nmp_err nmp_st_write_to(const nmp_st *in, nmp_atomic *f, nmp_st_fill_fn fill, void *user,
-                        nmp_msg *msg)
+/* The whole pages inside t's bytes leave this process (nmp_st_drop_pages, one tensor): the
+ * writer reads each input tensor once, so resident memory stays at one tensor, not the file. */
+static void drop_tensor(const nmp_st *st, const nmp_st_tensor *t)
+{
+    const shard *sh = &st->shards[t->shard];
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = ((uintptr_t)(sh->data + t->begin) + page - 1) / page * page;
+    const uintptr_t b = (uintptr_t)(sh->data + t->end) / page * page;
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Shard k of in into f (header, tensors through fill), then nmp_atomic_close(f). */
+static nmp_err write_shard(const nmp_st *in, int64_t k, nmp_atomic *f, nmp_st_fill_fn fill,
+                           void *user, uint8_t *buf, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    uint8_t *buf = NULL;
+    const shard *sh = &in->shards[k];
     size_t hlen = 0;
-    char *header = build_header(in, &hlen);
-    uint64_t largest = 0;
-    for (int64_t k = 0; k < in->count; k++)
-        largest = NMP_MAX(largest, in->tensors[k].end - in->tensors[k].begin);
-    buf = nmp_malloc((size_t)largest);
-    if (!header || !buf) {
+    char *header = build_header(in, k, &hlen);
+    if (!header) {
         e = NMP_ERR_NOMEM;
         goto out;
     }
@@ -383,8 +507,8 @@ nmp_err nmp_st_write_to(const nmp_st *in, nmp_atomic *f, nmp_st_fill_fn fill, vo
     NMP_TRY(e, nmp_atomic_write(f, len8, 8, msg));
     NMP_TRY(e, nmp_atomic_write(f, header, hlen, msg));
     NMP_TRY(e, nmp_atomic_write(f, "        ", padded - hlen, msg));
-    for (int64_t k = 0; k < in->count; k++) {
-        const nmp_st_tensor *t = &in->tensors[k];
+    for (int64_t j = sh->first; j < sh->first + sh->count; j++) {
+        const nmp_st_tensor *t = &in->tensors[j];
         const size_t size = (size_t)(t->end - t->begin);
         const void *src = nmp_st_bytes(in, t);
         if (fill) {
@@ -393,10 +517,34 @@ nmp_err nmp_st_write_to(const nmp_st *in, nmp_atomic *f, nmp_st_fill_fn fill, vo
             src = buf;
         }
         NMP_TRY(e, nmp_atomic_write(f, src, size, msg));
+        drop_tensor(in, t);
     }
     e = nmp_atomic_close(f, msg);
 out:
     free(header); /* json_dumps allocates with malloc */
+    return e;
+}
+
+nmp_err nmp_st_write_to(const nmp_st *in, nmp_atomic *f, nmp_st_fill_fn fill, void *user,
+                        nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    uint64_t largest = 0;
+    for (int64_t k = 0; k < in->count; k++)
+        largest = NMP_MAX(largest, in->tensors[k].end - in->tensors[k].begin);
+    uint8_t *buf = nmp_malloc((size_t)(largest ? largest : 1));
+    if (!buf) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    if (!f->parts) {
+        NMP_TRY(e, write_shard(in, 0, f, fill, user, buf, msg));
+        goto out;
+    }
+    for (int64_t k = 0; k < in->nshards; k++)
+        NMP_TRY(e, write_shard(in, k, &f->parts[k], fill, user, buf, msg));
+    e = nmp_st_out_index(in, f, msg);
+out:
     nmp_free(buf);
     return e;
 }
@@ -406,7 +554,7 @@ nmp_err nmp_st_write(const nmp_st *in, const char *path, nmp_st_fill_fn fill, vo
 {
     nmp_err e = NMP_OK;
     nmp_atomic f = { 0 };
-    NMP_TRY(e, nmp_atomic_open(&f, path, msg));
+    NMP_TRY(e, nmp_st_out_open(in, &f, path, msg));
     NMP_TRY(e, nmp_st_write_to(in, &f, fill, user, msg));
     e = nmp_atomic_commit(&f, msg);
 out:

@@ -106,6 +106,7 @@ static nmp_err solve_all(const nmp_st *st, nmp_plan *plan, const nmp_permute_opt
         if (plan->spaces[s].skip || tick(tk, plan, s))
             continue;
         NMP_TRY(e, solve_space(st, plan, s, o, solver, tk, msg));
+        nmp_st_drop_pages(st); /* resident: one space's tensors at a time */
     }
 out:
     return e;
@@ -136,6 +137,8 @@ static nmp_err verify_all(nmp_plan *plan, const nmp_st *a, const nmp_st *b, int 
                                     NMP_VERIFY_SAMPLES, &rel, msg));
         sp->stats.verify_rel = rel;
         *worst = NMP_MAX(*worst, rel);
+        nmp_st_drop_pages(a);
+        nmp_st_drop_pages(b);
         if (!(rel <= NMP_VERIFY_TOL)) {
             e = nmp_fail(msg, NMP_ERR_INTERNAL, "%s: space %s: the permuted block differs from "
                          "the original (max relative difference %.3g > %.0e); nothing written",
@@ -194,9 +197,9 @@ nmp_err nmp_ckpt_permute(const nmp_st *in, nmp_plan *plan, const nmp_permute_opt
         if (tk.stopped)
             goto out;
     }
-    NMP_TRY(e, nmp_atomic_open(&out, path, msg));
+    NMP_TRY(e, nmp_st_out_open(in, &out, path, msg));
     tick_stage(&tk, "write", plan->count);
-    tk.p.file = out.tmp;
+    tk.p.file = nmp_st_out_file(&out);
     write_tick wt = { &tk, plan };
     NMP_TRY(e, nmp_plan_apply_to(in, plan, o->prune, o->nm, &out, on_write, &wt, &stopped, msg));
     if (stopped)
@@ -204,10 +207,10 @@ nmp_err nmp_ckpt_permute(const nmp_st *in, nmp_plan *plan, const nmp_permute_opt
     if (o->verify && !o->prune) {
         tv = nmp_now();
         tick_stage(&tk, "verify", plan->count);
-        tk.p.file = out.tmp;
+        tk.p.file = nmp_st_out_file(&out);
         if (tick(&tk, plan, -1)) /* before the temporary is read */
             goto out;
-        NMP_TRY(e, nmp_st_open(out.tmp, &written, msg));
+        NMP_TRY(e, nmp_st_out_reopen(&out, &written, msg));
         NMP_TRY(e, verify_all(plan, in, written, 0, o, path, &tk, &worst, msg));
         res->verify_seconds = nmp_now() - tv;
         if (tk.stopped)

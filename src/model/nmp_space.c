@@ -371,6 +371,7 @@ nmp_err nmp_plan_check_values(const nmp_plan *plan, const nmp_st *st, nmp_msg *m
                 goto out;
             }
         }
+        nmp_st_drop_pages(st); /* resident: one space's tensors at a time */
     }
 out:
     nmp_free(done);
