@@ -76,7 +76,13 @@ static nmp_err solve_space(const nmp_st *st, const nmp_plan *plan, int64_t s,
     nmp_free(sp->perm);
     sp->perm = NULL;
     sp->solved = 0;
+    const double t0 = nmp_now();
     NMP_TRY(e, nmp_space_problem_sal(st, sp, o->nm, &o->saliency, &pb, msg));
+    /* a time limit covers the whole space: building its problem (seconds for the residual
+     * stream of a large model) comes out of the solver's share, which keeps at least a tenth */
+    const double build = nmp_now() - t0;
+    if (par.time_limit > 0)
+        par.time_limit = NMP_MAX(0.1 * par.time_limit, par.time_limit - build);
     if (!(sp->perm = nmp_malloc((size_t)sp->size * sizeof *sp->perm))) {
         e = NMP_ERR_NOMEM;
         goto out;
@@ -96,7 +102,7 @@ static nmp_err solve_space(const nmp_st *st, const nmp_plan *plan, int64_t s,
     t->bound = res.bound;
     t->row_bound = nmp_score_row_bound(pb);
     t->efficacy = nmp_score_efficacy(pb, res.score);
-    t->seconds = res.seconds;
+    t->seconds = res.seconds + build;
     sp->solved = 1;
 out:
     nmp_problem_free(pb);
