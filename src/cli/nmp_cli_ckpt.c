@@ -572,6 +572,8 @@ static int run(cli_args *c, bool solve)
             what = o.output;
         else if (o.report && strncmp(msg.text, o.report, strlen(o.report)) == 0)
             what = o.report;
+        else if (o.activations && strncmp(msg.text, o.activations, strlen(o.activations)) == 0)
+            what = o.activations;
         rc = cli_fail_lib(e, what, &msg);
         goto out;
     }
