@@ -47,13 +47,15 @@ def run(cmd):
     return time.time() - t0
 
 
-def variant(nmperm, src, acts, name, solver, objective, extra, work):
+def variant(nmperm, src, acts, name, solver, objective, extra, work, exclude=()):
     if solver is None:
         return src, 0.0
     out = os.path.join(work, name.replace(" ", "_").replace(":", "").replace("+", "p") +
                        ".safetensors")
     cmd = [nmperm, "permute", src, "-o", out, "--prune", "all", "--solver", solver, "--quiet",
            "--seed", "1", "--report", out[:-len(".safetensors")] + ".report.json"] + extra
+    for glob in exclude:
+        cmd += ["--prune-exclude", glob]
     if objective != "abs":
         cmd += ["--activations", acts, "--objective", objective]
     return out, run(cmd)
@@ -78,8 +80,9 @@ def minilm(nmperm, quick):
     ref = [nm.sentence_embedding(dense, cfg, i) for i in ids]
     rows = []
     for name, solver, objective, extra in VARIANTS:
+        # the pooler is not part of the sentence embedding (and has no calibration stats)
         path, secs = variant(nmperm, os.path.join(model, "model.safetensors"), acts, name, solver,
-                             objective, extra, work)
+                             objective, extra, work, ("pooler.*",))
         w = nm.read_safetensors(path)
         emb = [nm.sentence_embedding(w, cfg, i) for i in ids]
         if "--residual" in extra:  # the output channels are permuted: undo it for comparison

@@ -654,7 +654,21 @@ typedef struct nmp_plan {
     int heads;       /* attention heads when known (nmp_plan_infer; set it for a plan read from
                         a file), else 0; nmp_plan_check then keeps value spaces within a head */
     int kv_heads;    /* key/value heads (0: = heads) */
+    /* filled by nmp_ckpt_permute for its report (0 / NULL otherwise): */
+    double time_limit;      /* the solve's wall-time limit per space; > 0: the perms depend on
+                               the machine's speed (not reproducible); 0: fixed work */
+    int objective;          /* the nmp_saliency_kind the spaces were scored (and pruned) with */
+    int64_t npruned;
+    struct nmp_pruned *pruned; /* owned; what --prune zeroed, one entry per tensor */
 } nmp_plan;
+
+/* One tensor pruned by nmp_ckpt_permute: name, shape as rows x cols (cols = the input axis the
+ * N:M groups run along), the fraction of nonzero weights after pruning and of sum |w| kept. */
+typedef struct nmp_pruned {
+    char *tensor;   /* owned by the plan */
+    int64_t rows, cols;
+    double density, kept_abs;
+} nmp_pruned;
 
 /* The skip reason of "<layer>attn_v" spaces inferred without head counts. */
 #define NMP_PLAN_NO_HEADS "attention heads unknown: the value path is not split into heads"
@@ -729,6 +743,41 @@ typedef struct nmp_ckpt_progress {
 
 typedef int (*nmp_ckpt_progress_fn)(const nmp_ckpt_progress *p, void *user);
 
+/* Saliency of a checkpoint weight W (rows j = output channels, cols c = input channels), with
+ * a[c] = ||x_c||_2, the norm of input channel c over calibration tokens (an activations file,
+ * docs/activations.md):
+ *   abs    s = |W(j, c)|
+ *   wanda  s = |W(j, c)| * a[c]                                     (Sun et al., 2023)
+ *   ria    s = (|W(j, c)| / sum_k |W(j, k)| + |W(j, c)| / sum_k |W(k, c)|) * sqrt(a[c])
+ *                                                                   (Zhang et al., ICLR 2024)
+ * The sums run over the whole tensor (all of its input channels, all of its output rows). */
+typedef enum nmp_saliency_kind { NMP_SAL_ABS = 0, NMP_SAL_WANDA, NMP_SAL_RIA } nmp_saliency_kind;
+
+typedef struct nmp_saliency {
+    nmp_saliency_kind kind;
+    const nmp_st *acts; /* wanda, ria: the activations file (one F32/F16/BF16/F64 vector per
+                           weight, named as the weight, as long as its input axis); else NULL */
+} nmp_saliency;
+
+const char *nmp_saliency_name(nmp_saliency_kind k); /* "abs", "wanda", "ria" */
+nmp_err nmp_saliency_parse(const char *s, nmp_saliency_kind *out); /* NMP_ERR_ARG if unknown */
+
+/* What --prune zeroes (nmp_permute_opts.prune). */
+enum {
+    NMP_PRUNE_NONE = 0,
+    NMP_PRUNE_SPACES = 1, /* the consumers' slices of every active space */
+    NMP_PRUNE_ALL = 2     /* every 2-D float weight whose input axis divides by m (axis 1; axis
+                             0 for gpt2's Conv1D), unless its name matches an exclude pattern */
+};
+
+/* The default excludes of NMP_PRUNE_ALL (fnmatch globs on tensor names): embeddings (token,
+ * position, type) and the LM head, which 2:4 deployments keep dense. NULL-terminated. */
+extern const char *const nmp_prune_exclude_default[];
+
+/* The solve budget of permute without a time limit: auto's "effort" (fixed work per space,
+ * scaled by its size by auto itself), unless par sets one. */
+#define NMP_PERMUTE_EFFORT 0.015
+
 typedef struct nmp_permute_opts {
     nmp_pattern nm;      /* pattern the spaces are solved and pruned for (default 2:4) */
     int solve;           /* nonzero (default): solve every active space, replacing its perm; 0:
@@ -736,12 +785,18 @@ typedef struct nmp_permute_opts {
     const char *solver;  /* NULL (default): "auto" when this build has it, else "swap" */
     nmp_params par;      /* seed (solvers and verification), time_limit per space, threads;
                             its progress fields are ignored (see progress below) */
-    int prune;           /* also zero the N:M-pruned weights of the consumers */
+    int prune;           /* NMP_PRUNE_*: also zero the N:M-pruned weights (by o->saliency) */
     int verify;          /* check every space (NMP_VERIFY_TOL) before the output is committed */
     const char *report;  /* NULL or a path: the report (nmp_plan_write's JSON, with perms and
                             stats) is written there, committed right after the checkpoint */
     nmp_ckpt_progress_fn progress; /* NULL: none */
     void *progress_user;
+    nmp_saliency saliency;       /* what the spaces are scored and pruned by (default abs) */
+    const char *const *prune_exclude; /* NMP_PRUNE_ALL: more globs to exclude (beyond
+                                         nmp_prune_exclude_default), prune_nexclude of them */
+    int prune_nexclude;
+    double effort;               /* auto's effort when par sets none and has no time limit
+                                    (default NMP_PERMUTE_EFFORT) */
 } nmp_permute_opts;
 
 void nmp_permute_opts_init(nmp_permute_opts *o); /* the defaults above, nmp_params_init */
@@ -787,6 +842,11 @@ nmp_err nmp_ckpt_permute(const nmp_st *in, nmp_plan *plan, const nmp_permute_opt
  * Release with nmp_problem_free. */
 nmp_err nmp_space_problem(const nmp_st *st, const nmp_space *sp, nmp_pattern nm,
                           nmp_problem **out, nmp_msg *msg);
+/* The same with a saliency (nmp_saliency): each consumer's slice scored by sal, the activation
+ * vector of a consumer read at the tensor's name. NMP_ERR_FORMAT "<acts>: <tensor>: no entry
+ * (consumer of space s)" or "... N values, expected C" when the file does not fit. */
+nmp_err nmp_space_problem_sal(const nmp_st *st, const nmp_space *sp, nmp_pattern nm,
+                              const nmp_saliency *sal, nmp_problem **out, nmp_msg *msg);
 
 /* Writes `in` to path with the perm of every space that has one applied to all its references,
  * and with prune, the consumers' slices pruned to N:M (the smallest |w| of every group of m

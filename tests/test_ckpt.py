@@ -580,11 +580,121 @@ def minilm_residual(tmp, src, a, ids_list):
               "(max rel diff %.2e)" % (what, worst))
 
 
+def write_acts(path, tensors):
+    """An activations file (docs/activations.md): name -> 1-D float32 vector."""
+    header, blobs, off = {"__metadata__": {"format": "nmperm-activations"}}, [], 0
+    for name, v in tensors.items():
+        b = np.ascontiguousarray(v, np.float32).tobytes()
+        header[name] = {"dtype": "F32", "shape": [len(v)], "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def saliency(tmp):
+    """Determinism of the default budget, --prune all, --activations / --objective."""
+    d = os.path.join(tmp, "saliency")
+    os.makedirs(d)
+    for arch in ("gpt2", "llama"):
+        src = os.path.join(d, arch + ".safetensors")
+        subprocess.run([sys.executable, GEN, arch, src, "--all-float"] if arch == "llama" else
+                       [sys.executable, GEN, arch, src], check=True)
+        outs = [os.path.join(d, "%s_%d.safetensors" % (arch, k)) for k in range(2)]
+        reps = [o[:-len(".safetensors")] + ".json" for o in outs]
+        ok = True
+        for o, r in zip(outs, reps):
+            ok &= run("permute", src, "-o", o, "--report", r, "--quiet", "--seed", "3",
+                      "--prune", "all").returncode == 0
+        same = ok and open(outs[0], "rb").read() == open(outs[1], "rb").read()
+        check(same, "%s: default budget: two runs give byte-identical output" % arch)
+        if not ok:
+            continue
+        rep = json.load(open(reps[0]))
+        check(rep.get("reproducible") is True and rep.get("time_limit") == 0,
+              "%s: report says reproducible without --time-limit" % arch)
+        a, b = load(src), load(outs[0])
+        pruned = {t["tensor"]: t for t in rep.get("pruned", [])}
+        floats = ("F32", "F16", "BF16", "F64")
+        want = {k for k, v in a.items() if len(v[1]) == 2 and v[0] in floats and
+                not any(x in k for x in ("wte", "wpe", "embed_tokens", "lm_head")) and
+                v[1][0 if arch == "gpt2" else 1] % 4 == 0}
+        check(set(pruned) == want and want,
+              "%s: --prune all prunes every 2-D linear weight but embeddings / lm_head (%d)"
+              % (arch, len(want)))
+        axis = 0 if arch == "gpt2" else 1
+        check(all(nm_ok(b[k][3], axis, 2, 4) and abs(pruned[k]["density"] - 0.5) < 0.01
+                  for k in want), "%s: every pruned tensor is 2:4 along its input axis (%d)"
+              % (arch, axis))
+        check(all(a[k][2] == b[k][2] for k in a if k not in want and not
+                  any(k == t["tensor"] for s in rep["spaces"] if "perm" in s
+                      for t in s["tensors"])),
+              "%s: tensors neither pruned nor permuted are byte-identical" % arch)
+        o3 = os.path.join(d, arch + "_ex.safetensors")
+        p = run("permute", src, "-o", o3, "--report", o3 + ".json", "--quiet", "--prune", "all",
+                "--prune-exclude", "*mlp*")
+        got = {t["tensor"] for t in json.load(open(o3 + ".json")).get("pruned", [])} \
+            if p.returncode == 0 else set()
+        check(got == {k for k in want if "mlp" not in k},
+              "%s: --prune-exclude '*mlp*' keeps the MLP dense" % arch)
+        p = run("permute", src, "-o", o3, "--report", o3 + ".json", "--quiet",
+                "--time-limit", "0.05")
+        check(p.returncode == 0 and
+              json.load(open(o3 + ".json")).get("reproducible") is False,
+              "%s: --time-limit: the report says not reproducible" % arch)
+        # activations: every 2-D weight's input channels
+        rng = np.random.default_rng(1)
+        acts = {k: rng.uniform(0.1, 3, v[1][axis]) for k, v in a.items()
+                if len(v[1]) == 2 and v[0] in floats}
+        ap = os.path.join(d, arch + "_acts.safetensors")
+        write_acts(ap, acts)
+        for obj in ("wanda", "ria"):
+            o4 = os.path.join(d, "%s_%s.safetensors" % (arch, obj))
+            p = run("permute", src, "-o", o4, "--report", o4 + ".json", "--quiet",
+                    "--prune", "all", "--activations", ap, "--objective", obj, "--verify")
+            ok = p.returncode == 0
+            if ok:
+                r4 = json.load(open(o4 + ".json"))
+                ok = r4["objective"] == obj and {t["tensor"] for t in r4["pruned"]} == want
+                ok = ok and open(o4, "rb").read() != open(outs[0], "rb").read()
+            check(ok, "%s: --objective %s --activations: pruned and differs from abs" % (arch, obj))
+        victim = sorted(want)[0]
+        bad = dict(acts)
+        del bad[victim]
+        write_acts(ap, bad)
+        p = run("permute", src, "-o", o3, "--quiet", "--prune", "all", "--activations", ap,
+                "--objective", "wanda", expect=1)
+        lines = [x for x in p.stderr.splitlines() if x.strip()]
+        check(p.returncode != 0 and len(lines) == 1 and victim in lines[0] and
+              "no entry" in lines[0], "%s: activations missing a tensor: one error line "
+              "naming it (%s)" % (arch, lines[:1]))
+        bad = dict(acts)
+        bad[victim] = bad[victim][:-1]
+        write_acts(ap, bad)
+        p = run("permute", src, "-o", o3, "--quiet", "--prune", "all", "--activations", ap,
+                "--objective", "ria", expect=1)
+        lines = [x for x in p.stderr.splitlines() if x.strip()]
+        check(p.returncode != 0 and len(lines) == 1 and victim in lines[0] and
+              "expected" in lines[0], "%s: activations of the wrong length: one error line"
+              % arch)
+        p = run("permute", src, "-o", o3, "--quiet", "--objective", "wanda", expect=1)
+        check(p.returncode == 1 and "--activations" in p.stderr,
+              "%s: --objective wanda without --activations is a usage error" % arch)
+        p = run("permute", src, "-o", o3, "--residual", "--report", o3 + ".json")
+        check(p.returncode == 0 and "output permuted" in p.stdout and
+              "output_permutation" in json.load(open(o3 + ".json")),
+              "%s: --residual: table and report say the output hidden states are permuted"
+              % arch)
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         synthetic(tmp)
         outputs(tmp)
         residual(tmp)
+        saliency(tmp)
         minilm(tmp)
     if failures:
         print("%d check(s) failed" % len(failures))

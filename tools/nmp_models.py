@@ -124,6 +124,8 @@ def bert_forward(w, cfg, ids, record=None):
         h = 0.5 * h * (1.0 + _erf(h / math.sqrt(2.0)))
         x = _layer_norm(_linear(w, p + "output.dense", h, record) + x,
                         w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
+    if record is not None and "pooler.dense.weight" in w:  # the pooler reads the [CLS] state
+        record("pooler.dense.weight", x[:1])
     return x
 
 

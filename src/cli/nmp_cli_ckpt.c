@@ -23,7 +23,10 @@
     "  --nm N:M              sparsity pattern (default 2:4)\n"                                  \
     "  --residual            also permute the residual stream (bert, gpt2, llama): one space of\n" \
     "                        the hidden size over the whole network (embeddings, every norm,\n"   \
-    "                        every block's input and output projections); off by default\n"
+    "                        every block's input and output projections); off by default.\n"    \
+    "                        The model's output hidden states come out permuted (BERT and\n"    \
+    "                        sentence embeddings change channel order; LM logits do not): the\n" \
+    "                        report's space \"residual\" holds the perm to undo, h[perm] = out\n"
 
 #define HELP_SHARDS                                                                                \
     "\n"                                                                                          \
@@ -53,16 +56,34 @@ static const char help_permute[] =
     "options:\n"
     "  -o, --output FILE     the permuted checkpoint (written atomically)\n" HELP_PLAN_OPTS
     "  --solver NAME         solver per space (default auto, else swap)\n"
-    "  --time-limit S        seconds per space (default 0.25; 0: none)\n"
+    "  --param KEY=VALUE     a solver parameter (repeatable; 'nmperm solvers' lists them)\n"
+    "  --time-limit S        wall seconds per space (default: none). Without it each space\n"
+    "                        gets a fixed amount of work (auto: effort=0.015, scaled by the\n"
+    "                        space's size; --param effort=E changes it), so the same input,\n"
+    "                        seed, threads and options give the same bytes; with it the result\n"
+    "                        depends on the machine (the report says not reproducible)\n"
     "  --seed N              seed of the solvers and of verification (default 0)\n"
-    "  --threads T           solver threads (0: the OpenMP default)\n"
-    "  --prune               also zero the N:M-pruned weights of the consumers\n"
+    "  --threads T           solver threads (0: the OpenMP default; the result depends on T)\n"
+    "  --objective O         saliency the spaces are scored and pruned by: abs (|w|, default),\n"
+    "                        wanda (|w| * ||x||), ria (relative importance * ||x||^0.5)\n"
+    "  --activations FILE    per-input-channel activation norms for wanda / ria (from\n"
+    "                        tools/calibrate.py; format in docs/activations.md)\n"
+    "  --prune [all|spaces]  also zero the N:M-pruned weights (the least salient of every M):\n"
+    "                        spaces (the default): the consumers of the permuted spaces; all:\n"
+    "                        every 2-D weight whose input dim divides by M, except\n"
+    "                        embeddings and the LM head (*embed_tokens*, *embeddings.*, *wte.*,\n"
+    "                        *wpe.*, lm_head*, *.lm_head*); the report lists each tensor\n"
+    "  --prune-exclude GLOB  with --prune all, also keep tensors matching GLOB dense\n"
+    "                        (repeatable; fnmatch on tensor names, e.g. '*.attention.*')\n"
     "  --verify              check each space on random inputs (float64) computes as before,\n"
     "                        on the written file before it replaces OUT\n"
     "  --report R.json       write the report (spaces, scores, permutations) here\n"
     "  --progress            progress lines on stderr even when it is not a terminal\n"
     "  --quiet               no progress and no table\n"
-    "  -h, --help            this text\n"
+    "  -h, --help            this text\n";
+
+/* the rest of permute's help (one literal would pass C's 4095-character limit) */
+static const char help_permute_notes[] =
     "\n"
     "OUT (and R.json) are replaced only at the end, after --verify passed; on an error, Ctrl-C or\n"
     "SIGTERM they are left as they were (exit 130 / 143 after a signal). Only kill -9 can leave a\n"
@@ -80,19 +101,29 @@ static const char help_apply[] =
     "  -o, --output FILE     the permuted checkpoint (written atomically)\n"
     "  --report R.json       the report to take the spaces and permutations from\n"
     "  --nm N:M              pattern for --prune (default: the report's, else 2:4)\n"
-    "  --prune               also zero the N:M-pruned weights of the consumers\n"
+    "  --prune [all|spaces]  also zero the N:M-pruned weights (see 'nmperm permute --help')\n"
+    "  --prune-exclude GLOB  with --prune all, keep tensors matching GLOB dense (repeatable)\n"
+    "  --objective O         abs (default), wanda or ria: the saliency pruning keeps\n"
+    "  --activations FILE    activation norms for wanda / ria (docs/activations.md)\n"
     "  --verify              check each space on random inputs (float64) computes as before\n"
     "  --seed N              seed of verification (default 0)\n"
     "  --progress            progress lines on stderr even when it is not a terminal\n"
     "  --quiet               no progress and no table\n"
     "  -h, --help            this text\n" HELP_SHARDS;
 
+#define MAX_EXCLUDE 64
+
 typedef struct ckpt_opts {
     const char *input, *output, *arch, *plan_path, *report, *solver;
     int64_t heads, kv_heads;
     nmp_pattern nm;
-    bool nm_set, prune, verify, quiet, residual, progress;
+    bool nm_set, verify, quiet, residual, progress;
+    int prune; /* NMP_PRUNE_* */
     nmp_params par;
+    const char *activations;
+    nmp_saliency_kind objective;
+    const char *exclude[MAX_EXCLUDE];
+    int nexclude;
 } ckpt_opts;
 
 /* Parses the options of plan ('l'), permute ('p') and apply ('a'). */
@@ -101,11 +132,36 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
     const char *v = NULL;
     nmp_msg msg = { { 0 } };
     o->nm = (nmp_pattern){ 2, 4 };
-    o->par.time_limit = 0.25; /* all-MiniLM-L6-v2 (78 spaces) in ~20 s with auto */
+    o->par.time_limit = 0; /* fixed work per space (nmp_permute_opts.effort): reproducible */
     const bool solve = cmd == 'p', any_plan = cmd != 'a';
     for (c->k = 2; c->k < c->argc && !c->bad; c->k++) {
-        if (cmd != 'l' && cli_is_flag(c, "--prune")) {
-            o->prune = true;
+        if (cmd != 'l' && (cli_is_flag(c, "--prune") ||
+                           strncmp(c->argv[c->k], "--prune=", 8) == 0)) {
+            const char *a = c->argv[c->k];
+            const char *mode = a[7] == '=' ? a + 8
+                               : c->k + 1 < c->argc && (strcmp(c->argv[c->k + 1], "all") == 0 ||
+                                                        strcmp(c->argv[c->k + 1], "spaces") == 0)
+                                   ? c->argv[++c->k]
+                                   : "spaces";
+            if (strcmp(mode, "all") == 0)
+                o->prune = NMP_PRUNE_ALL;
+            else if (strcmp(mode, "spaces") == 0)
+                o->prune = NMP_PRUNE_SPACES;
+            else
+                cli_usage(c, "--prune: '%s': expected all or spaces", mode);
+        } else if (cmd != 'l' && cli_take(c, "--prune-exclude", NULL, &v)) {
+            if (v && o->nexclude >= MAX_EXCLUDE)
+                cli_usage(c, "--prune-exclude: at most %d patterns", MAX_EXCLUDE);
+            else if (v)
+                o->exclude[o->nexclude++] = v;
+        } else if (cmd != 'l' && cli_take(c, "--activations", NULL, &v)) {
+            o->activations = v;
+        } else if (cmd != 'l' && cli_take(c, "--objective", NULL, &v)) {
+            if (v && nmp_saliency_parse(v, &o->objective) != NMP_OK)
+                cli_usage(c, "--objective: '%s': expected abs, wanda or ria", v);
+        } else if (solve && cli_take(c, "--param", NULL, &v)) {
+            if (v && nmp_params_parse(&o->par, v, &msg) != NMP_OK)
+                cli_usage(c, "--param: %s", msg.text);
         } else if (cmd != 'l' && cli_is_flag(c, "--verify")) {
             o->verify = true;
         } else if (cmd != 'l' && cli_is_flag(c, "--quiet")) {
@@ -156,11 +212,23 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
         cli_usage(c, "--plan and --arch exclude each other");
     else if (o->plan_path && o->residual)
         cli_usage(c, "--plan and --residual exclude each other (a plan lists its spaces)");
+    else if (o->objective != NMP_SAL_ABS && !o->activations)
+        cli_usage(c, "--objective %s needs --activations STATS.safetensors (tools/calibrate.py)",
+                  nmp_saliency_name(o->objective));
+    else if (o->activations && o->objective == NMP_SAL_ABS)
+        cli_usage(c, "--activations is used by --objective wanda or ria only");
+    else if (o->nexclude > 0 && o->prune != NMP_PRUNE_ALL)
+        cli_usage(c, "--prune-exclude needs --prune all");
+    else if (cmd == 'a' && o->objective != NMP_SAL_ABS && !o->prune)
+        cli_usage(c, "--objective with apply only changes --prune: give --prune");
     if (!c->bad && solve) {
         if (!o->solver)
             o->solver = nmp_solver_find("auto") ? "auto" : "swap";
-        if (!nmp_solver_find(o->solver))
+        const nmp_solver_ops *ops = nmp_solver_find(o->solver);
+        if (!ops)
             cli_usage(c, "unknown solver '%s' (see 'nmperm solvers')", o->solver);
+        else if (nmp_params_check(&o->par, ops, &msg) != NMP_OK)
+            cli_usage(c, "--param: %s", msg.text);
     }
 }
 
@@ -492,6 +560,30 @@ static void print_table(const nmp_plan *plan, bool verified)
     if (verified)
         printf(", verified (max rel %.2e)", worst);
     printf("\n");
+    if (plan->npruned > 0) {
+        int64_t elems = 0, zero = 0;
+        printf("# %-50s %13s %8s %9s\n", "pruned tensor", "shape", "density", "kept_abs");
+        for (int64_t k = 0; k < plan->npruned; k++) {
+            const nmp_pruned *t = &plan->pruned[k];
+            char shape[40];
+            snprintf(shape, sizeof shape, "%lldx%lld", (long long)t->rows, (long long)t->cols);
+            printf("  %-50.50s %13s %8.4f %9.4f\n", t->tensor, shape, t->density, t->kept_abs);
+            elems += t->rows * t->cols;
+            zero += (int64_t)llround((1 - t->density) * (double)(t->rows * t->cols));
+        }
+        printf("# %lld tensors pruned, %lld weights, %lld zero after pruning\n",
+               (long long)plan->npruned, (long long)elems, (long long)zero);
+    }
+}
+
+/* The space "residual" when it was permuted (the model's output hidden states are then in
+ * permuted channel order), else NULL. */
+static const nmp_space *residual_space(const nmp_plan *plan)
+{
+    for (int64_t s = 0; s < plan->count; s++)
+        if (strcmp(plan->spaces[s].name, "residual") == 0 && !plan->spaces[s].skip)
+            return &plan->spaces[s];
+    return NULL;
 }
 
 /* permute (solve = true) and apply (solve = false): parsing, then nmp_ckpt_permute, then the
@@ -499,7 +591,7 @@ static void print_table(const nmp_plan *plan, bool verified)
 static int run(cli_args *c, bool solve)
 {
     ckpt_opts o = { 0 };
-    nmp_st *st = NULL;
+    nmp_st *st = NULL, *acts = NULL;
     nmp_plan *plan = NULL;
     nmp_msg msg = { { 0 } };
     struct sigaction old_int, old_term;
@@ -508,15 +600,33 @@ static int run(cli_args *c, bool solve)
     parse(c, &o, solve ? 'p' : 'a');
     int rc = c->bad ? CLI_EXIT_USAGE : 0;
     const cli_path in[] = { { "the input", o.input }, { "the plan", o.plan_path },
-                              { "the report", solve ? NULL : o.report } };
+                              { "the report", solve ? NULL : o.report },
+                              { "the activations", o.activations } };
     const cli_path out[] = { { "the output", o.output },
                                { "the report", solve ? o.report : NULL } };
     const bool sharded = !rc && is_sharded_input(o.input);
-    if (rc || (rc = cli_check_named_paths(in, 3, out, 2)) ||
+    if (rc || (rc = cli_check_named_paths(in, 4, out, 2)) ||
         (rc = sharded ? check_output_folder(o.input, o.output) : cli_check_writable(o.output)) ||
         (o.report && solve && (rc = cli_check_writable(o.report))) ||
         (rc = load(&o, !solve, &st, &plan)))
         goto out;
+    if (o.activations) {
+        const nmp_err ea = nmp_st_open(o.activations, &acts, &msg);
+        if (ea != NMP_OK) {
+            rc = cli_fail_lib(ea, o.activations, &msg);
+            goto out;
+        }
+    }
+    const nmp_space *resid = residual_space(plan);
+    if (resid && !o.quiet && solve)
+        fprintf(stderr, "nmperm: note: --residual permutes the model's output hidden states; "
+                "the report's space \"residual\" holds the perm to undo (h[perm] = out)%s\n",
+                o.report ? "" : ": give --report R.json to keep it");
+    if (resid && solve && plan->arch && strcmp(plan->arch, "bert") == 0)
+        fprintf(stderr, "nmperm: warning: %s: --residual on a bert model: its output is the "
+                "hidden state (sentence embeddings), which comes out in permuted channel order"
+                "; undo it with the residual perm of the report%s\n", o.input,
+                o.report ? "" : " (give --report R.json, or it is lost)");
     const bool tty = isatty(STDERR_FILENO) != 0;
     progress pg = { &o, plan, !o.quiet && (tty || o.progress), tty, 0, -2, NULL,
                     getenv("NMPERM_TEST_HOOK"), false };
@@ -527,6 +637,9 @@ static int run(cli_args *c, bool solve)
     po.solver = o.solver;
     po.par = o.par;
     po.prune = o.prune;
+    po.saliency = (nmp_saliency){ o.objective, acts };
+    po.prune_exclude = o.exclude;
+    po.prune_nexclude = o.nexclude;
     po.verify = o.verify;
     po.report = solve ? o.report : NULL;
     po.progress = on_progress;
@@ -548,6 +661,8 @@ static int run(cli_args *c, bool solve)
             what = o.output;
         else if (o.report && strncmp(msg.text, o.report, strlen(o.report)) == 0)
             what = o.report;
+        else if (o.activations && strncmp(msg.text, o.activations, strlen(o.activations)) == 0)
+            what = o.activations;
         rc = cli_fail_lib(e, what, &msg);
         goto out;
     }
@@ -559,8 +674,16 @@ static int run(cli_args *c, bool solve)
     }
     if (!o.quiet) {
         print_table(plan, o.verify);
-        printf("# solve %.2fs, total %.2fs%s\n", res.solve_seconds, res.seconds,
-               o.prune ? ", pruned" : "");
+        printf("# solve %.2fs, total %.2fs%s, objective %s\n", res.solve_seconds, res.seconds,
+               o.prune == NMP_PRUNE_ALL ? ", pruned (all)" : o.prune ? ", pruned (spaces)" : "",
+               nmp_saliency_name(o.objective));
+        if (solve && o.par.time_limit > 0)
+            printf("# not reproducible: solved under --time-limit %g s per space (the perms "
+                   "depend on the machine's speed and load)\n", o.par.time_limit);
+        if (resid && resid->perm)
+            printf("# output permuted: the model's hidden states come out in the residual "
+                   "space's channel order (%s)\n", o.report ? "perm in the report" :
+                   "no --report: the perm is not saved");
     }
 out:
     if (caught) {
@@ -569,11 +692,18 @@ out:
     }
     nmp_plan_free(plan);
     nmp_st_close(st);
+    nmp_st_close(acts);
     return rc;
 }
 
 int nmp_cli_permute(cli_args *c)
 {
+    for (int k = 2; k < c->argc; k++)
+        if (strcmp(c->argv[k], "-h") == 0 || strcmp(c->argv[k], "--help") == 0) {
+            fputs(help_permute, stdout);
+            fputs(help_permute_notes, stdout);
+            return 0;
+        }
     return cli_help_or_version(c, help_permute) ? 0 : run(c, true);
 }
 

@@ -9,6 +9,7 @@ void nmp_permute_opts_init(nmp_permute_opts *o)
     memset(o, 0, sizeof *o);
     o->nm = (nmp_pattern){ 2, 4 };
     o->solve = 1;
+    o->effort = NMP_PERMUTE_EFFORT;
     nmp_params_init(&o->par);
 }
 
@@ -63,12 +64,25 @@ static nmp_err solve_space(const nmp_st *st, const nmp_plan *plan, int64_t s,
     nmp_result res = { 0 };
     nmp_params par = o->par;
     solve_tick stk = { tk, plan, s };
+    /* no time limit: auto's work budget (fixed per space, scaled by its size by auto), so the
+     * perms depend on seed and threads only */
+    bool has_effort = false;
+    for (int k = 0; k < par.count; k++)
+        has_effort |= strcmp(par.values[k].name, "effort") == 0;
+    if (strcmp(solver, "auto") == 0 && !has_effort && !(par.time_limit > 0) && o->effort > 0)
+        NMP_TRY(e, nmp_params_set(&par, "effort", o->effort));
     par.progress = o->progress ? on_solver_progress : NULL;
     par.progress_user = o->progress ? &stk : NULL;
     nmp_free(sp->perm);
     sp->perm = NULL;
     sp->solved = 0;
-    NMP_TRY(e, nmp_space_problem(st, sp, o->nm, &pb, msg));
+    const double t0 = nmp_now();
+    NMP_TRY(e, nmp_space_problem_sal(st, sp, o->nm, &o->saliency, &pb, msg));
+    /* a time limit covers the whole space: building its problem (seconds for the residual
+     * stream of a large model) comes out of the solver's share, which keeps at least a tenth */
+    const double build = nmp_now() - t0;
+    if (par.time_limit > 0)
+        par.time_limit = NMP_MAX(0.1 * par.time_limit, par.time_limit - build);
     if (!(sp->perm = nmp_malloc((size_t)sp->size * sizeof *sp->perm))) {
         e = NMP_ERR_NOMEM;
         goto out;
@@ -88,7 +102,7 @@ static nmp_err solve_space(const nmp_st *st, const nmp_plan *plan, int64_t s,
     t->bound = res.bound;
     t->row_bound = nmp_score_row_bound(pb);
     t->efficacy = nmp_score_efficacy(pb, res.score);
-    t->seconds = res.seconds;
+    t->seconds = res.seconds + build;
     sp->solved = 1;
 out:
     nmp_problem_free(pb);
@@ -102,6 +116,8 @@ static nmp_err solve_all(const nmp_st *st, nmp_plan *plan, const nmp_permute_opt
     const char *solver = o->solver ? o->solver : nmp_solver_find("auto") ? "auto" : "swap";
     tick_stage(tk, "solve", plan->count);
     plan->nm = o->nm;
+    plan->time_limit = o->par.time_limit > 0 ? o->par.time_limit : 0;
+    plan->objective = (int)o->saliency.kind;
     for (int64_t s = 0; s < plan->count && !tk->stopped; s++) {
         if (plan->spaces[s].skip || tick(tk, plan, s))
             continue;
@@ -201,7 +217,9 @@ nmp_err nmp_ckpt_permute(const nmp_st *in, nmp_plan *plan, const nmp_permute_opt
     tick_stage(&tk, "write", plan->count);
     tk.p.file = nmp_st_out_file(&out);
     write_tick wt = { &tk, plan };
-    NMP_TRY(e, nmp_plan_apply_to(in, plan, o->prune, o->nm, &out, on_write, &wt, &stopped, msg));
+    const nmp_prune_spec pr = { o->prune, o->nm, o->saliency, o->prune_exclude,
+                                o->prune_nexclude };
+    NMP_TRY(e, nmp_plan_apply_to(in, plan, &pr, &out, on_write, &wt, &stopped, msg));
     if (stopped)
         goto out;
     if (o->verify && !o->prune) {

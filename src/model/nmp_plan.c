@@ -65,6 +65,9 @@ void nmp_plan_free(nmp_plan *plan)
         space_clear(&plan->spaces[s]);
     nmp_free(plan->spaces);
     nmp_free(plan->arch);
+    for (int64_t k = 0; k < plan->npruned; k++)
+        nmp_free(plan->pruned[k].tensor);
+    nmp_free(plan->pruned);
     nmp_free(plan);
 }
 
@@ -958,6 +961,44 @@ static json_t *plan_json(const nmp_plan *plan)
         json_array_append_new(spaces, o);
     }
     json_object_set_new(root, "spaces", spaces);
+    bool solved = false;
+    for (int64_t s = 0; s < plan->count; s++)
+        solved |= plan->spaces[s].solved != 0;
+    if (solved) {
+        json_object_set_new(root, "objective",
+                            json_string(nmp_saliency_name((nmp_saliency_kind)plan->objective)));
+        json_object_set_new(root, "time_limit", num(plan->time_limit));
+        json_object_set_new(root, "reproducible", json_boolean(!(plan->time_limit > 0)));
+        if (plan->time_limit > 0)
+            json_object_set_new(root, "reproducible_note", json_string(
+                "solved under a wall-time limit: the permutations depend on the machine's "
+                "speed and load; without --time-limit the work per space is fixed"));
+    }
+    const nmp_space *res = NULL;
+    for (int64_t s = 0; s < plan->count; s++)
+        if (strcmp(plan->spaces[s].name, "residual") == 0 && !plan->spaces[s].skip &&
+            plan->spaces[s].perm)
+            res = &plan->spaces[s];
+    if (res)
+        json_object_set_new(root, "output_permutation", json_string(
+            "the residual stream is permuted: the model's hidden states (BERT / sentence "
+            "embeddings, any output_hidden_states) come out with channel k holding original "
+            "channel perm[k] of space \"residual\"; undo with h[perm] = h_out (numpy). LM "
+            "logits are unchanged"));
+    if (plan->npruned > 0) {
+        json_t *pr = json_array();
+        for (int64_t k = 0; k < plan->npruned; k++) {
+            const nmp_pruned *t = &plan->pruned[k];
+            json_t *o = json_object();
+            json_object_set_new(o, "tensor", json_string(t->tensor));
+            json_object_set_new(o, "rows", json_integer(t->rows));
+            json_object_set_new(o, "cols", json_integer(t->cols));
+            json_object_set_new(o, "density", num(t->density));
+            json_object_set_new(o, "kept_abs", num(t->kept_abs));
+            json_array_append_new(pr, o);
+        }
+        json_object_set_new(root, "pruned", pr);
+    }
     return root;
 }
 

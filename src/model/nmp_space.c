@@ -2,6 +2,7 @@
  * output, verification that a permuted block computes what the original did */
 #include "nmp_model.h"
 
+#include <fnmatch.h>
 #include <math.h>
 #include <string.h>
 
@@ -113,13 +114,136 @@ static nmp_err resolve(const nmp_st *st, const nmp_space *sp, const nmp_ref *r,
 
 /* ------------------------------------------------------------ problems */
 
-/* S = |[C_1; C_2; ...]|: each consumer's slice with the channel axis as columns and (outer,
- * inner) flattened into rows, stacked; built in float32 then handed to nmp_problem_create. */
-nmp_err nmp_space_problem(const nmp_st *st, const nmp_space *sp, nmp_pattern nm,
-                          nmp_problem **out, nmp_msg *msg)
+/* ------------------------------------------------------------ saliency */
+
+const char *const nmp_prune_exclude_default[] = {
+    "*embed_tokens*", "*embeddings.*", "*wte.*", "*wpe.*", "lm_head*", "*.lm_head*", NULL
+};
+
+const char *nmp_saliency_name(nmp_saliency_kind k)
+{
+    return k == NMP_SAL_WANDA ? "wanda" : k == NMP_SAL_RIA ? "ria" : "abs";
+}
+
+nmp_err nmp_saliency_parse(const char *s, nmp_saliency_kind *out)
+{
+    for (int k = NMP_SAL_ABS; k <= NMP_SAL_RIA; k++)
+        if (strcmp(s, nmp_saliency_name((nmp_saliency_kind)k)) == 0) {
+            *out = (nmp_saliency_kind)k;
+            return NMP_OK;
+        }
+    return NMP_ERR_ARG;
+}
+
+/* What the saliency of one tensor needs, over its whole input axis (C channels): a[c] (wanda)
+ * or sqrt(a[c]) (ria), and for ria the column sums sum_k |W(k, c)| over every output row. */
+typedef struct saltab {
+    nmp_saliency_kind kind;
+    double *act;    /* C values, NULL for abs */
+    double *colsum; /* C values, ria only */
+} saltab;
+
+static void saltab_free(saltab *t)
+{
+    nmp_free(t->act);
+    nmp_free(t->colsum);
+    t->act = t->colsum = NULL;
+}
+
+/* Fills tab for the tensor of view v (the whole axis: v->off = 0, v->C all channels). The
+ * activation vector is read at the tensor's name; map (C entries or NULL) gives, for slot x of
+ * the data v reads, the channel of the activation file (the permutation applied to the input
+ * axis). `space` names what needed it, for the error. */
+static nmp_err saltab_make(const nmp_saliency *sal, const nmp_st_tensor *t, const tview *v,
+                           const int32_t *map, const char *space, saltab *tab, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    memset(tab, 0, sizeof *tab);
+    tab->kind = sal ? sal->kind : NMP_SAL_ABS;
+    if (tab->kind == NMP_SAL_ABS)
+        return NMP_OK;
+    if (!sal->acts)
+        return nmp_fail(msg, NMP_ERR_ARG, "objective %s needs activations (--activations)",
+                        nmp_saliency_name(tab->kind));
+    const nmp_st_tensor *a = nmp_st_find(sal->acts, t->name);
+    if (!a) {
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: no entry (needed for %s; make the file "
+                     "with tools/calibrate.py)", nmp_st_path(sal->acts), t->name, space);
+        goto out;
+    }
+    const int code = dtype_code(a->dtype);
+    if (code == DT_OTHER || a->ndim != 1 || a->numel != v->C) {
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: %s %lld values (%d-D), expected %lld float "
+                     "values (the input channels of %s, needed for %s)", nmp_st_path(sal->acts),
+                     t->name, a->dtype, (long long)a->numel, a->ndim, (long long)v->C, t->name,
+                     space);
+        goto out;
+    }
+    tab->act = nmp_malloc((size_t)v->C * sizeof *tab->act);
+    tab->colsum = tab->kind == NMP_SAL_RIA ? nmp_calloc((size_t)v->C, sizeof *tab->colsum)
+                                           : NULL;
+    if (!tab->act || (tab->kind == NMP_SAL_RIA && !tab->colsum)) {
+        e = NMP_ERR_NOMEM;
+        goto out;
+    }
+    const uint8_t *p = nmp_st_bytes(sal->acts, a);
+    const size_t esize = nmp_st_dtype_size(a->dtype);
+    for (int64_t c = 0; c < v->C; c++) {
+        const double x = decode(p + (size_t)(map ? map[c] : c) * esize, code);
+        if (!(x >= 0) || x - x != 0) {
+            e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %s: value %lld is %g (norms are finite and "
+                         ">= 0)", nmp_st_path(sal->acts), t->name, (long long)(map ? map[c] : c),
+                         x);
+            goto out;
+        }
+        tab->act[c] = tab->kind == NMP_SAL_RIA ? sqrt(x) : x;
+    }
+    if (tab->kind == NMP_SAL_RIA)
+        for (int64_t o = 0; o < v->outer; o++)
+            for (int64_t c = 0; c < v->C; c++)
+                for (int64_t i = 0; i < v->inner; i++)
+                    tab->colsum[c] += fabs(tv_get(v, o, c, i));
+out:
+    if (e != NMP_OK)
+        saltab_free(tab);
+    return e;
+}
+
+/* sum_k |W(row, k)| of row (o, i) over the whole input axis (ria). */
+static double row_abs(const tview *v, int64_t o, int64_t i)
+{
+    double s = 0;
+    for (int64_t c = 0; c < v->C; c++)
+        s += fabs(tv_get(v, o, c, i));
+    return s;
+}
+
+/* The saliency of W(o, c, i) (c on the whole axis), rowsum = row_abs(o, i) for ria. */
+static inline double sal_of(const saltab *tab, double w, int64_t c, double rowsum)
+{
+    const double x = fabs(w);
+    switch (tab->kind) {
+    case NMP_SAL_WANDA: return x * tab->act[c];
+    case NMP_SAL_RIA:
+        return ((rowsum > 0 ? x / rowsum : 0) + (tab->colsum[c] > 0 ? x / tab->colsum[c] : 0)) *
+               tab->act[c];
+    case NMP_SAL_ABS: break;
+    }
+    return x;
+}
+
+/* ------------------------------------------------------------ problems */
+
+/* S = [S(C_1); S(C_2); ...]: each consumer's slice scored by sal (nmp_saliency) with the channel
+ * axis as columns and (outer, inner) flattened into rows, stacked; built in float32 then handed
+ * to nmp_problem_create. Saliencies that need sums (ria) or activations (wanda, ria) see the
+ * whole tensor, not only the space's slice. */
+nmp_err nmp_space_problem_sal(const nmp_st *st, const nmp_space *sp, nmp_pattern nm,
+                              const nmp_saliency *sal, nmp_problem **out, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     float *w = NULL;
+    saltab tab = { NMP_SAL_ABS, NULL, NULL };
     int64_t rows = 0;
     *out = NULL;
     for (int64_t r = 0; r < sp->nrefs; r++) {
@@ -140,13 +264,24 @@ nmp_err nmp_space_problem(const nmp_st *st, const nmp_space *sp, nmp_pattern nm,
     int64_t j = 0;
     for (int64_t r = 0; r < sp->nrefs; r++) {
         tview v;
-        if (sp->refs[r].role != NMP_ROLE_CONSUMER)
+        const nmp_ref *ref = &sp->refs[r];
+        if (ref->role != NMP_ROLE_CONSUMER)
             continue;
-        NMP_TRY(e, resolve(st, sp, &sp->refs[r], NULL, &v, msg));
+        NMP_TRY(e, resolve(st, sp, ref, NULL, &v, msg));
+        const nmp_st_tensor *t = nmp_st_find(st, ref->tensor);
+        const nmp_ref whole_ref = { ref->tensor, ref->role, ref->use, ref->axis, 0 };
+        const tview whole = tview_make(t, nmp_st_bytes(st, t), &whole_ref, NULL);
+        char what[300];
+        snprintf(what, sizeof what, "space %s", sp->name);
+        saltab_free(&tab);
+        NMP_TRY(e, saltab_make(sal, t, &whole, NULL, what, &tab, msg));
         for (int64_t o = 0; o < v.outer; o++)
-            for (int64_t i = 0; i < v.inner; i++, j++)
+            for (int64_t i = 0; i < v.inner; i++, j++) {
+                const double rs = tab.kind == NMP_SAL_RIA ? row_abs(&whole, o, i) : 0;
                 for (int64_t c = 0; c < sp->size; c++)
-                    w[j * sp->size + c] = (float)tv_get(&v, o, c, i);
+                    w[j * sp->size + c] = (float)sal_of(&tab, tv_get(&v, o, c, i), v.off + c,
+                                                        rs);
+            }
     }
     const nmp_problem_desc d = { nmp_matrix_view(w, rows, sp->size), nm, NMP_OBJ_ABS, NULL,
                                  { 0 } };
@@ -154,8 +289,15 @@ nmp_err nmp_space_problem(const nmp_st *st, const nmp_space *sp, nmp_pattern nm,
     if ((e = nmp_problem_create(&d, out, &pmsg)) != NMP_OK)
         nmp_fail(msg, e, "%s: space %s: %s", nmp_st_path(st), sp->name, pmsg.text);
 out:
+    saltab_free(&tab);
     nmp_free(w);
     return e;
+}
+
+nmp_err nmp_space_problem(const nmp_st *st, const nmp_space *sp, nmp_pattern nm,
+                          nmp_problem **out, nmp_msg *msg)
+{
+    return nmp_space_problem_sal(st, sp, nm, NULL, out, msg);
 }
 
 /* --------------------------------------------------------------- writing */
@@ -188,20 +330,22 @@ static void permute_slots(uint8_t *data, const tview *v, const int32_t *perm, in
     }
 }
 
-/* Keeps the n largest |w| of every group of m consecutive channels (ties: the first ones), zeroes
+/* Keeps the n most salient weights (tab; ties: the first ones) of every group of m consecutive
+ * channels g * m .. g * m + m - 1 for groups glo <= g < ghi of the whole-axis view v, zeroes
  * the rest, then checks each group holds at most n nonzeros. */
-static nmp_err prune_slice(uint8_t *data, const tview *v, int64_t size, nmp_pattern nm,
-                           const char *name, nmp_msg *msg)
+static nmp_err prune_groups(uint8_t *data, const tview *v, int64_t glo, int64_t ghi,
+                            nmp_pattern nm, const saltab *tab, const char *name, nmp_msg *msg)
 {
     for (int64_t o = 0; o < v->outer; o++)
-        for (int64_t i = 0; i < v->inner; i++)
-            for (int64_t g = 0; g < size / nm.m; g++) {
+        for (int64_t i = 0; i < v->inner; i++) {
+            const double rs = tab->kind == NMP_SAL_RIA ? row_abs(v, o, i) : 0;
+            for (int64_t g = glo; g < ghi; g++) {
                 double a[NMP_MAX_M];
                 uint8_t *p[NMP_MAX_M];
                 bool keep[NMP_MAX_M] = { false };
                 for (int t = 0; t < nm.m; t++) {
                     p[t] = data + (size_t)tv_index(v, o, g * nm.m + t, i) * v->esize;
-                    a[t] = fabs(decode(p[t], v->code));
+                    a[t] = sal_of(tab, decode(p[t], v->code), g * nm.m + t, rs);
                 }
                 for (int kept = 0; kept < nm.n; kept++) {
                     int best = -1;
@@ -221,19 +365,148 @@ static nmp_err prune_slice(uint8_t *data, const tview *v, int64_t size, nmp_patt
                                     "nonzeros after %d:%d pruning", name, (long long)g,
                                     (long long)(o * v->inner + i), nonzero, nm.n, nm.m);
             }
+        }
     return NMP_OK;
 }
 
 typedef struct fill_ctx {
-    const nmp_plan *plan;
-    bool prune;
-    nmp_pattern nm;
+    nmp_plan *plan;
+    const nmp_prune_spec *pr;
     int (*stop)(void *user, const nmp_st_tensor *t);
     void *stop_user;
     bool stopped;
 } fill_ctx;
 
-/* Per tensor: every permutation that touches it, then (with prune) the consumers' pruning. */
+/* The input axis of tensor t: the axis a space consumes it on, else 0 for gpt2 (Conv1D weights
+ * are [in, out]), else 1 (Linear weights are [out, in]). */
+static int input_axis(const nmp_plan *plan, const nmp_st_tensor *t)
+{
+    for (int64_t s = 0; s < plan->count; s++)
+        for (int64_t r = 0; r < plan->spaces[s].nrefs; r++) {
+            const nmp_ref *ref = &plan->spaces[s].refs[r];
+            if (ref->role == NMP_ROLE_CONSUMER && strcmp(ref->tensor, t->name) == 0)
+                return ref->axis;
+        }
+    return plan->arch && strcmp(plan->arch, "gpt2") == 0 ? 0 : 1;
+}
+
+bool nmp_prune_selects(const nmp_plan *plan, const nmp_prune_spec *pr, const nmp_st_tensor *t)
+{
+    if (pr->mode != NMP_PRUNE_ALL || t->ndim != 2 || dtype_code(t->dtype) == DT_OTHER)
+        return false;
+    if (t->shape[input_axis(plan, t)] % pr->nm.m != 0 || t->numel == 0)
+        return false;
+    for (int k = 0; nmp_prune_exclude_default[k]; k++)
+        if (fnmatch(nmp_prune_exclude_default[k], t->name, 0) == 0)
+            return false;
+    for (int k = 0; k < pr->nexclude; k++)
+        if (fnmatch(pr->exclude[k], t->name, 0) == 0)
+            return false;
+    return true;
+}
+
+/* Prunes tensor t (already permuted in dst) as pr asks: with NMP_PRUNE_ALL the whole input
+ * axis when nmp_prune_selects it, with NMP_PRUNE_SPACES the consumer slices of active spaces.
+ * The saliency reads the activations through the permutations applied to the input axis.
+ * Appends what it did to fc->plan->pruned. */
+static nmp_err prune_tensor(fill_ctx *fc, const nmp_st_tensor *t, uint8_t *dst, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    const nmp_plan *plan = fc->plan;
+    const nmp_prune_spec *pr = fc->pr;
+    const int axis = input_axis(plan, t);
+    const bool all = nmp_prune_selects(plan, pr, t);
+    int32_t *map = NULL;
+    saltab tab = { NMP_SAL_ABS, NULL, NULL };
+    bool any = all;
+    for (int64_t s = 0; s < plan->count && !any && pr->mode == NMP_PRUNE_SPACES; s++)
+        for (int64_t r = 0; r < plan->spaces[s].nrefs && !plan->spaces[s].skip; r++)
+            any |= plan->spaces[s].refs[r].role == NMP_ROLE_CONSUMER &&
+                   strcmp(plan->spaces[s].refs[r].tensor, t->name) == 0;
+    if (!any || axis >= t->ndim)
+        return NMP_OK;
+    const nmp_ref whole_ref = { NULL, NMP_ROLE_CONSUMER, NMP_USE_WEIGHT,
+                                axis, 0 };
+    const tview v = tview_make(t, dst, &whole_ref, NULL);
+    double before = 0, after = 0;
+    int64_t nonzero = 0;
+    for (int64_t k = 0; k < t->numel; k++)
+        before += fabs(decode(dst + (size_t)k * v.esize, v.code));
+    if (pr->sal.kind != NMP_SAL_ABS) {
+        if (!(map = nmp_malloc((size_t)v.C * sizeof *map))) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+        for (int64_t x = 0; x < v.C; x++)
+            map[x] = (int32_t)x;
+        for (int64_t s = 0; s < plan->count; s++) {
+            const nmp_space *sp = &plan->spaces[s];
+            for (int64_t r = 0; r < sp->nrefs && !sp->skip && sp->perm; r++) {
+                const nmp_ref *ref = &sp->refs[r];
+                if (ref->role == NMP_ROLE_CONSUMER && ref->axis == axis &&
+                    strcmp(ref->tensor, t->name) == 0)
+                    for (int64_t x = 0; x < sp->size; x++)
+                        map[ref->offset + x] = (int32_t)(ref->offset + sp->perm[x]);
+            }
+        }
+    }
+    char what[300];
+    snprintf(what, sizeof what, "pruning %s", t->name);
+    NMP_TRY(e, saltab_make(&pr->sal, t, &v, map, what, &tab, msg));
+    if (all) {
+        NMP_TRY(e, prune_groups(dst, &v, 0, v.C / pr->nm.m, pr->nm, &tab, t->name, msg));
+    } else {
+        for (int64_t s = 0; s < plan->count; s++) {
+            const nmp_space *sp = &plan->spaces[s];
+            for (int64_t r = 0; r < sp->nrefs && !sp->skip; r++) {
+                const nmp_ref *ref = &sp->refs[r];
+                if (ref->role != NMP_ROLE_CONSUMER || strcmp(ref->tensor, t->name) != 0)
+                    continue;
+                if (ref->offset % pr->nm.m != 0 || ref->axis != axis) {
+                    e = nmp_fail(msg, NMP_ERR_ARG, "%s: space %s: offset %lld on axis %d is not "
+                                 "a group boundary of %d:%d", t->name, sp->name,
+                                 (long long)ref->offset, ref->axis, pr->nm.n, pr->nm.m);
+                    goto out;
+                }
+                NMP_TRY(e, prune_groups(dst, &v, ref->offset / pr->nm.m,
+                                        (ref->offset + sp->size) / pr->nm.m, pr->nm, &tab,
+                                        t->name, msg));
+            }
+        }
+    }
+    for (int64_t k = 0; k < t->numel; k++) {
+        const double x = decode(dst + (size_t)k * v.esize, v.code);
+        after += fabs(x);
+        nonzero += x != 0;
+    }
+    if (fc->plan) {
+        nmp_pruned *grown = nmp_realloc(fc->plan->pruned, (size_t)(fc->plan->npruned + 1) *
+                                                              sizeof *grown);
+        if (!grown) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+        fc->plan->pruned = grown;
+        nmp_pruned *rec = &grown[fc->plan->npruned];
+        const size_t len = strlen(t->name) + 1;
+        if (!(rec->tensor = nmp_malloc(len))) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+        memcpy(rec->tensor, t->name, len);
+        rec->cols = v.C;
+        rec->rows = t->numel / v.C;
+        rec->density = (double)nonzero / (double)t->numel;
+        rec->kept_abs = before > 0 ? after / before : 1;
+        fc->plan->npruned++;
+    }
+out:
+    saltab_free(&tab);
+    nmp_free(map);
+    return e;
+}
+
+/* Per tensor: every permutation that touches it, then (with prune) its pruning. */
 static nmp_err fill(void *user, const nmp_st_tensor *t, void *dst, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
@@ -243,39 +516,35 @@ static nmp_err fill(void *user, const nmp_st_tensor *t, void *dst, nmp_msg *msg)
         fc->stopped = true;
         return nmp_fail(msg, NMP_ERR_ARG, "stopped");
     }
-    for (int pass = 0; pass < 2; pass++)
-        for (int64_t s = 0; s < fc->plan->count; s++) {
-            const nmp_space *sp = &fc->plan->spaces[s];
-            if (sp->skip || (pass == 0 && !sp->perm) || (pass == 1 && !fc->prune))
+    for (int64_t s = 0; s < fc->plan->count; s++) {
+        const nmp_space *sp = &fc->plan->spaces[s];
+        if (sp->skip || !sp->perm)
+            continue;
+        for (int64_t r = 0; r < sp->nrefs; r++) {
+            const nmp_ref *ref = &sp->refs[r];
+            if (strcmp(ref->tensor, t->name) != 0)
                 continue;
-            for (int64_t r = 0; r < sp->nrefs; r++) {
-                const nmp_ref *ref = &sp->refs[r];
-                if (strcmp(ref->tensor, t->name) != 0 ||
-                    (pass == 1 && ref->role != NMP_ROLE_CONSUMER))
-                    continue;
-                if (dtype_code(t->dtype) == DT_OTHER || ref->axis < 0 || ref->axis >= t->ndim ||
-                    ref->offset < 0 || ref->offset + sp->size > t->shape[ref->axis]) {
-                    e = nmp_fail(msg, NMP_ERR_ARG, "%s: does not fit space %s (dtype %s, axis "
-                                 "%d, offset %lld)", t->name, sp->name, t->dtype, ref->axis,
-                                 (long long)ref->offset);
-                    goto out;
-                }
-                const tview v = tview_make(t, dst, ref, NULL);
-                if (pass == 1) {
-                    NMP_TRY(e, prune_slice(dst, &v, sp->size, fc->nm, t->name, msg));
-                    continue;
-                }
-                nmp_free(tmp);
-                nmp_free(seen);
-                tmp = nmp_malloc((size_t)v.inner * v.esize);
-                seen = nmp_malloc((size_t)sp->size);
-                if (!tmp || !seen) {
-                    e = NMP_ERR_NOMEM;
-                    goto out;
-                }
-                permute_slots(dst, &v, sp->perm, sp->size, tmp, seen);
+            if (dtype_code(t->dtype) == DT_OTHER || ref->axis < 0 || ref->axis >= t->ndim ||
+                ref->offset < 0 || ref->offset + sp->size > t->shape[ref->axis]) {
+                e = nmp_fail(msg, NMP_ERR_ARG, "%s: does not fit space %s (dtype %s, axis "
+                             "%d, offset %lld)", t->name, sp->name, t->dtype, ref->axis,
+                             (long long)ref->offset);
+                goto out;
             }
+            const tview v = tview_make(t, dst, ref, NULL);
+            nmp_free(tmp);
+            nmp_free(seen);
+            tmp = nmp_malloc((size_t)v.inner * v.esize);
+            seen = nmp_malloc((size_t)sp->size);
+            if (!tmp || !seen) {
+                e = NMP_ERR_NOMEM;
+                goto out;
+            }
+            permute_slots(dst, &v, sp->perm, sp->size, tmp, seen);
         }
+    }
+    if (fc->pr->mode != NMP_PRUNE_NONE && dtype_code(t->dtype) != DT_OTHER)
+        NMP_TRY(e, prune_tensor(fc, t, dst, msg));
 out:
     nmp_free(tmp);
     nmp_free(seen);
@@ -283,8 +552,12 @@ out:
 }
 
 /* Checks what nmp_plan_apply needs of the plan (valid perms, sizes for prune). */
-static nmp_err apply_args(const nmp_plan *plan, int prune, nmp_pattern nm, nmp_msg *msg)
+static nmp_err apply_args(const nmp_plan *plan, const nmp_prune_spec *pr, nmp_msg *msg)
 {
+    const nmp_pattern nm = pr->nm;
+    const bool prune = pr->mode != NMP_PRUNE_NONE;
+    if (pr->mode < NMP_PRUNE_NONE || pr->mode > NMP_PRUNE_ALL)
+        return nmp_fail(msg, NMP_ERR_ARG, "bad prune mode %d", pr->mode);
     if (prune && (nm.m < 2 || nm.m > NMP_MAX_M || nm.n < 1 || nm.n >= nm.m))
         return nmp_fail(msg, NMP_ERR_ARG, "bad N:M pattern %d:%d", nm.n, nm.m);
     for (int64_t s = 0; s < plan->count; s++) {
@@ -299,25 +572,41 @@ static nmp_err apply_args(const nmp_plan *plan, int prune, nmp_pattern nm, nmp_m
     return NMP_OK;
 }
 
+/* Forgets what an earlier write recorded as pruned. */
+static void pruned_clear(nmp_plan *plan)
+{
+    for (int64_t k = 0; k < plan->npruned; k++)
+        nmp_free(plan->pruned[k].tensor);
+    nmp_free(plan->pruned);
+    plan->pruned = NULL;
+    plan->npruned = 0;
+}
+
 nmp_err nmp_plan_apply(const nmp_st *in, const nmp_plan *plan, int prune, nmp_pattern nm,
                        const char *path, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    fill_ctx fc = { plan, prune != 0, nm, NULL, NULL, false };
-    NMP_TRY(e, apply_args(plan, prune, nm, msg));
+    nmp_plan copy = *plan; /* records what was pruned in a copy, dropped at the end */
+    const nmp_prune_spec pr = { prune, nm, { NMP_SAL_ABS, NULL }, NULL, 0 };
+    fill_ctx fc = { &copy, &pr, NULL, NULL, false };
+    copy.pruned = NULL;
+    copy.npruned = 0;
+    NMP_TRY(e, apply_args(plan, &pr, msg));
     e = nmp_st_write(in, path, fill, &fc, msg);
 out:
+    pruned_clear(&copy);
     return e;
 }
 
-nmp_err nmp_plan_apply_to(const nmp_st *in, const nmp_plan *plan, int prune, nmp_pattern nm,
+nmp_err nmp_plan_apply_to(const nmp_st *in, nmp_plan *plan, const nmp_prune_spec *pr,
                           nmp_atomic *f, int (*stop)(void *user, const nmp_st_tensor *t),
                           void *user, int *stopped, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    fill_ctx fc = { plan, prune != 0, nm, stop, user, false };
+    fill_ctx fc = { plan, pr, stop, user, false };
     *stopped = 0;
-    NMP_TRY(e, apply_args(plan, prune, nm, msg));
+    pruned_clear(plan);
+    NMP_TRY(e, apply_args(plan, pr, msg));
     e = nmp_st_write_to(in, f, fill, &fc, msg);
     if (fc.stopped) {
         *stopped = 1;
