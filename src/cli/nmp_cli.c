@@ -220,6 +220,40 @@ bool cli_take_problem_opt(cli_args *c, cli_problem_opts *po)
     return true;
 }
 
+/* Each "SOLVER.KEY=VALUE" of texts into the params of that solver of the list, then every
+ * solver's params checked against its table; a bad one is a usage error (c->bad). */
+void cli_solver_params(cli_args *c, const char *const *solvers, int nsolvers,
+                       const char *const *texts, int ntexts, nmp_params *par)
+{
+    nmp_msg msg = { { 0 } };
+    for (int k = 0; k < ntexts; k++) {
+        const char *text = texts[k], *dot = strchr(text, '.');
+        const char *eq = strchr(text, '=');
+        if (!dot || (eq && eq < dot) || dot == text) {
+            cli_usage(c, "--param '%s': expected SOLVER.KEY=VALUE", text);
+            return;
+        }
+        int s = 0;
+        while (s < nsolvers && !(strlen(solvers[s]) == (size_t)(dot - text) &&
+                                    strncmp(solvers[s], text, (size_t)(dot - text)) == 0))
+            s++;
+        if (s == nsolvers) {
+            cli_usage(c, "--param '%s': solver '%.*s' is not in --solvers", text,
+                      (int)(dot - text), text);
+            return;
+        }
+        if (nmp_params_parse(&par[s], dot + 1, &msg) != NMP_OK) {
+            cli_usage(c, "--param: %s", msg.text);
+            return;
+        }
+    }
+    for (int s = 0; s < nsolvers; s++)
+        if (nmp_params_check(&par[s], nmp_solver_find(solvers[s]), &msg) != NMP_OK) {
+            cli_usage(c, "%s: %s", solvers[s], msg.text);
+            return;
+        }
+}
+
 /* Fills in the objective implied by --importance / --saliency and checks the combination: a
  * vector or matrix that the objective would not use is refused, never ignored. */
 void cli_check_problem_opts(cli_args *c, cli_problem_opts *po)

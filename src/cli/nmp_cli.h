@@ -90,6 +90,10 @@ bool cli_take_problem_opt(cli_args *c, cli_problem_opts *po);
 /* Fills in the objective implied by --importance / --saliency, checks the combination and that
  * an input was given; usage errors mark c bad. */
 void cli_check_problem_opts(cli_args *c, cli_problem_opts *po);
+/* --param "SOLVER.KEY=VALUE" texts into par[s] of solver solvers[s], then each checked against its
+ * solver's table; errors through cli_usage. */
+void cli_solver_params(cli_args *c, const char *const *solvers, int nsolvers,
+                       const char *const *texts, int ntexts, nmp_params *par);
 /* Reads the files and builds the problem; 0, or the exit code after one line naming the file. */
 int cli_load_problem(const cli_problem_opts *po, cli_loaded *ld);
 /* Reads and validates a permutation of `cols` entries (*out released with nmp_free). */

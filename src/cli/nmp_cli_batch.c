@@ -154,7 +154,6 @@ static bool parse_shard(const char *s, int *i, int *n)
 /* Splits the solver list and sets up per-solver parameters; usage errors mark c bad. */
 static void setup_solvers(cli_args *c, batch_opts *o)
 {
-    nmp_msg msg = { { 0 } };
     if (!o->solver_text) {
         const char *def = nmp_solver_find("auto") ? "auto" : "swap";
         o->solver_text = nmp_malloc(strlen(def) + 1);
@@ -192,32 +191,7 @@ static void setup_solvers(cli_args *c, batch_opts *o)
     }
     for (int s = 0; s < o->nsolvers; s++)
         nmp_params_init(&o->par[s]);
-    for (int k = 0; k < o->nparams; k++) {
-        const char *text = o->param_text[k], *dot = strchr(text, '.');
-        const char *eq = strchr(text, '=');
-        if (!dot || (eq && eq < dot) || dot == text) {
-            cli_usage(c, "--param '%s': expected SOLVER.KEY=VALUE", text);
-            return;
-        }
-        int s = 0;
-        while (s < o->nsolvers && !(strlen(o->solvers[s]) == (size_t)(dot - text) &&
-                                    strncmp(o->solvers[s], text, (size_t)(dot - text)) == 0))
-            s++;
-        if (s == o->nsolvers) {
-            cli_usage(c, "--param '%s': solver '%.*s' is not in --solvers", text,
-                      (int)(dot - text), text);
-            return;
-        }
-        if (nmp_params_parse(&o->par[s], dot + 1, &msg) != NMP_OK) {
-            cli_usage(c, "--param: %s", msg.text);
-            return;
-        }
-    }
-    for (int s = 0; s < o->nsolvers; s++)
-        if (nmp_params_check(&o->par[s], nmp_solver_find(o->solvers[s]), &msg) != NMP_OK) {
-            cli_usage(c, "%s: %s", o->solvers[s], msg.text);
-            return;
-        }
+    cli_solver_params(c, o->solvers, o->nsolvers, o->param_text, o->nparams, o->par);
 }
 
 static void parse_batch(cli_args *c, batch_opts *o)

@@ -120,7 +120,6 @@ static bool add_solver_text(compare_opts *o, const char *text)
  * all before any solving, so a typo costs nothing. Usage errors mark c bad. */
 static void compare_setup(cli_args *c, compare_opts *o)
 {
-    nmp_msg msg = { { 0 } };
     if (!o->solver_text) {
         const char *def = nmp_solver_find("auto") ? "identity,auto" : "identity,swap";
         if (!add_solver_text(o, def)) {
@@ -161,32 +160,7 @@ static void compare_setup(cli_args *c, compare_opts *o)
         o->par[s].threads = o->threads;
         o->par[s].time_limit = o->time_limit;
     }
-    for (int k = 0; k < o->nparams; k++) {
-        const char *text = o->param_text[k], *dot = strchr(text, '.');
-        const char *eq = strchr(text, '=');
-        if (!dot || (eq && eq < dot) || dot == text) {
-            cli_usage(c, "--param '%s': expected SOLVER.KEY=VALUE", text);
-            return;
-        }
-        int s = 0;
-        while (s < o->nsolvers && !(strlen(o->solvers[s]) == (size_t)(dot - text) &&
-                                    strncmp(o->solvers[s], text, (size_t)(dot - text)) == 0))
-            s++;
-        if (s == o->nsolvers) {
-            cli_usage(c, "--param '%s': solver '%.*s' is not in --solvers", text,
-                      (int)(dot - text), text);
-            return;
-        }
-        if (nmp_params_parse(&o->par[s], dot + 1, &msg) != NMP_OK) {
-            cli_usage(c, "--param: %s", msg.text);
-            return;
-        }
-    }
-    for (int s = 0; s < o->nsolvers; s++)
-        if (nmp_params_check(&o->par[s], nmp_solver_find(o->solvers[s]), &msg) != NMP_OK) {
-            cli_usage(c, "%s: %s", o->solvers[s], msg.text);
-            return;
-        }
+    cli_solver_params(c, o->solvers, o->nsolvers, o->param_text, o->nparams, o->par);
 }
 
 static void parse_compare(cli_args *c, compare_opts *o)
