@@ -67,7 +67,7 @@ list() { # list FILE BLOCK: the quoted .c files of `BLOCK = files(...)` in FILE
 mapfile -t core < <(list src/core/meson.build core_sources | sed 's|^|src/core/|')
 mapfile -t io < <(list src/io/meson.build io_sources | sed 's|^|src/io/|')
 mapfile -t model < <(list src/model/meson.build model_sources | sed 's|^|src/model/|')
-mapfile -t solvers < <(list meson.build solver_sources)
+mapfile -t solvers < <(list solvers/meson.build solver_sources | sed 's|^|solvers/|')
 mapfile -t cli < <(list meson.build cli_sources)
 [ "${#core[@]}" -gt 5 ] || { echo "gpu/check.sh: no core sources in src/core/meson.build" >&2; exit 1; }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh: builds the libFuzzer harnesses (clang, -fsanitize=fuzzer,address,undefined)
-# and runs them. The library sources are the lists of src/core, src/io and src/model/meson.build,
+# and runs them. The library sources are the lists of src/{core,io,model}/meson.build and
+# solvers/meson.build (GLPK solvers included) plus gpu/nmp_device.c (device selection),
 # so the harnesses never drift from the build.
 #
 # usage: tests/fuzz/run.sh build              build into build-fuzz/ (or $FUZZ_BUILD)
@@ -18,9 +19,10 @@ out=${FUZZ_BUILD:-$root/build-fuzz}
 cc=${CC_FUZZ:-clang}
 names=(safetensors npy plan)
 
-sources() {  # the 'nmp_*.c' entries of a layer's meson.build
-    sed -n "s/^ *'\(nmp_[a-z0-9_]*\.c\)',*$/\1/p" "$root/src/$1/meson.build" |
-        sed "s|^|$root/src/$1/|"
+sources() {  # the 'nmp_*.c' entries of a layer's meson.build (src/LAYER or a top folder)
+    local dir=$root/src/$1
+    [ -d "$dir" ] || dir=$root/$1
+    sed -n "s/^ *'\(nmp_[a-z0-9_]*\.c\)',*$/\1/p" "$dir/meson.build" | sed "s|^|$dir/|"
 }
 
 build() {
@@ -28,11 +30,13 @@ build() {
     local flags=(-std=c17 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer
                  -fsanitize=address,undefined -fno-sanitize-recover=all
                  -Wall -Wextra -Werror
-                 -I"$root/include" -I"$root/src/core" -I"$root/src/io" -I"$root/src/model")
+                 -I"$root/include" -I"$root/src/core" -I"$root/src/io" -I"$root/src/model"
+                 -I"$root/solvers" -I"$root/gpu"
+                 -DNMP_HAVE_GLPK=1)
     local jansson
     jansson=$(pkg-config --cflags --libs jansson)
     local objs=() src obj
-    for layer in core io model; do
+    for layer in core io model solvers; do
         for src in $(sources $layer); do
             obj=$out/obj/$layer-$(basename "${src%.c}").o
             if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ] || [ "$0" -nt "$obj" ]; then
@@ -41,12 +45,17 @@ build() {
             objs+=("$obj")
         done
     done
+    obj=$out/obj/gpu-nmp_device.o
+    if [ ! -e "$obj" ] || [ "$root/gpu/nmp_device.c" -nt "$obj" ] || [ "$0" -nt "$obj" ]; then
+        $cc "${flags[@]}" -fsanitize=fuzzer-no-link -c "$root/gpu/nmp_device.c" -o "$obj"
+    fi
+    objs+=("$obj")
     [ ${#objs[@]} -gt 10 ] || { echo "run.sh: library source lists not found" >&2; exit 1; }
     local ckpt=$root/instances/tiny_llama/model.safetensors
     for n in "${names[@]}"; do
         # shellcheck disable=SC2086
         $cc "${flags[@]}" -fsanitize=fuzzer -DFUZZ_CKPT="\"$ckpt\"" \
-            "$root/tests/fuzz/fuzz_$n.c" "${objs[@]}" $jansson -lm -o "$out/fuzz_$n"
+            "$root/tests/fuzz/fuzz_$n.c" "${objs[@]}" $jansson -lglpk -lm -o "$out/fuzz_$n"
     done
     echo "run.sh: built ${names[*]/#/$out/fuzz_} from ${#objs[@]} library sources"
 }
