@@ -996,7 +996,9 @@ nmp_err nmp_journal_read(const char *path, char ***lines, int64_t *count, int *t
 void nmp_batch_lines_free(char **lines, int64_t count);
 /* Opens for appending, creating the file (with truncate, empty), and cuts off a torn last line.
  * Holds a write lock (fcntl) until closed: NMP_ERR_IO "in use by another run" when another
- * process has it open. Release with nmp_journal_close (accepts NULL). */
+ * process has it open. With the lock held, removes every output temporary
+ * ("*.nmperm-tmp.<pid>.XXXXXX") under the journal's folder: only a killed run (whose workers died
+ * with it) can have left one. Release with nmp_journal_close (accepts NULL). */
 nmp_err nmp_journal_open(const char *path, int truncate, nmp_journal **out, nmp_msg *msg);
 /* Appends line + '\n' in one write, then fsync. line must hold no newline. */
 nmp_err nmp_journal_append(nmp_journal *j, const char *line, nmp_msg *msg);

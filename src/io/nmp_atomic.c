@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +14,58 @@
 
 #define TMP_TAG ".nmperm-tmp."
 
+/* The pid in a temporary's name "<base>.nmperm-tmp.<pid>.<6 characters>" (name starts at the
+ * tag), or 0 when name is not one. */
+static long tmp_owner(const char *tag)
+{
+    if (strncmp(tag, TMP_TAG, strlen(TMP_TAG)) != 0)
+        return 0;
+    const char *p = tag + strlen(TMP_TAG);
+    char *end = NULL;
+    const long pid = strtol(p, &end, 10);
+    if (end == p || pid <= 0 || *end != '.' || strlen(end + 1) != 6)
+        return 0;
+    return pid;
+}
+
+/* Whether process pid has ended: no such process, or a zombie (killed, not yet reaped: kill(pid,
+ * 0) still succeeds on it, and in a container whose init reaps slowly it stays so for a while). */
+static bool pid_gone(long pid)
+{
+    if (kill((pid_t)pid, 0) != 0)
+        return errno == ESRCH; /* EPERM: alive, not ours to judge */
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    const size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* "pid (comm) S ...": comm may hold ')' */
+    return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+/* Unlinks dir/name when it is a regular file of this user. */
+static bool unlink_own(const char *dir, const char *name)
+{
+    char full[4096 + 256];
+    if (snprintf(full, sizeof full, "%s%s", dir, name) >= (int)sizeof full)
+        return false;
+    struct stat sb;
+    return lstat(full, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == getuid() &&
+           unlink(full) == 0;
+}
+
 /* Removes temporaries of path left by processes that no longer run (kill -9, power loss):
- * entries "<name>.nmperm-tmp.<pid>.<6 characters>" of path's folder whose pid is not alive
- * (kill(pid, 0) fails with ESRCH) and that are regular files of this user. Best effort: a
- * failure leaves the file, nothing else. */
+ * entries "<name>.nmperm-tmp.<pid>.<6 characters>" of path's folder whose pid has ended and
+ * that are regular files of this user. Best effort: a failure leaves the file, nothing else. */
 static void remove_stale(const char *path)
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     const size_t blen = strlen(base), dlen = slash ? (size_t)(slash - path) + 1 : 0;
-    char dir[4096], full[4096 + 256];
+    char dir[4096];
     if (dlen + 1 > sizeof dir)
         return;
     snprintf(dir, sizeof dir, "%.*s", dlen ? (int)dlen : 1, dlen ? path : ".");
@@ -31,21 +74,49 @@ static void remove_stale(const char *path)
         return;
     for (struct dirent *ent; (ent = readdir(d)) != NULL;) {
         const char *n = ent->d_name;
-        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, TMP_TAG, strlen(TMP_TAG)) != 0)
+        if (strncmp(n, base, blen) != 0)
             continue;
-        const char *p = n + blen + strlen(TMP_TAG);
-        char *end = NULL;
-        const long pid = strtol(p, &end, 10);
-        if (end == p || pid <= 0 || *end != '.' || strlen(end + 1) != 6 || pid == (long)getpid())
-            continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-            continue; /* alive, or not ours to judge */
-        struct stat sb;
-        snprintf(full, sizeof full, "%s%s", dlen ? dir : "", n);
-        if (lstat(full, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == getuid())
-            unlink(full);
+        const long pid = tmp_owner(n + blen);
+        if (pid > 0 && pid != (long)getpid() && pid_gone(pid))
+            unlink_own(dlen ? dir : "", n);
     }
     closedir(d);
+}
+
+/* nmp_atomic_sweep's walk: dir ends with '/'. */
+static int64_t sweep(const char *dir, int depth)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int64_t removed = 0;
+    for (struct dirent *ent; (ent = readdir(d)) != NULL;) {
+        const char *n = ent->d_name, *tag = strstr(n, TMP_TAG);
+        if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))
+            continue;
+        const long pid = tag && tag > n ? tmp_owner(tag) : 0;
+        if (pid > 0 && pid != (long)getpid()) {
+            removed += unlink_own(dir, n);
+            continue;
+        }
+        char sub[4096];
+        struct stat sb;
+        if (depth < 32 && snprintf(sub, sizeof sub, "%s%s/", dir, n) < (int)sizeof sub &&
+            lstat(sub, &sb) == 0 && S_ISDIR(sb.st_mode))
+            removed += sweep(sub, depth + 1);
+    }
+    closedir(d);
+    return removed;
+}
+
+int64_t nmp_atomic_sweep(const char *dir)
+{
+    char root[4096];
+    const size_t len = strlen(dir);
+    if (len == 0 || len + 2 > sizeof root)
+        return 0;
+    snprintf(root, sizeof root, "%s%s", dir, dir[len - 1] == '/' ? "" : "/");
+    return sweep(root, 0);
 }
 
 nmp_err nmp_atomic_open(nmp_atomic *f, const char *path, nmp_msg *msg)

@@ -12,7 +12,7 @@
 /* An output file written to a temporary beside path and renamed over it on commit; abort (or a
  * failed commit) removes the temporary, so path never holds a partial file. The temporary is
  * "<path>.nmperm-tmp.<pid>.XXXXXX"; only kill -9 (or a crash) can leave one behind, and the next
- * open of the same path removes those whose pid no longer runs. Between close and commit the
+ * open of the same path removes those whose pid no longer runs (or is a zombie). Between close and commit the
  * complete temporary (tmp) can be read back, e.g. to verify it, before it replaces path. */
 typedef struct nmp_atomic {
     FILE *fp;
@@ -34,6 +34,11 @@ nmp_err nmp_atomic_commit(nmp_atomic *f, nmp_msg *msg); /* close + rename; alway
 /* Flushes a folder's entries (renames) to disk; best effort. */
 void nmp_atomic_sync_dir(const char *dir);
 void nmp_atomic_abort(nmp_atomic *f);                   /* idempotent; accepts a zeroed f */
+/* Removes every temporary ("*.nmperm-tmp.<pid>.XXXXXX", regular files of this user, any pid but
+ * this process's) under dir, recursively; the count removed. Only for a folder this process
+ * owns exclusively (e.g. a batch OUTDIR under its journal's lock): a temporary there can only be
+ * left by a killed run, whose workers die with it (or are already unable to run: SIGKILL). */
+int64_t nmp_atomic_sweep(const char *dir);
 
 /* ---------------------------------------------------------- safetensors */
 

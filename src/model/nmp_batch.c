@@ -322,6 +322,12 @@ nmp_err nmp_journal_open(const char *path, int truncate, nmp_journal **out, nmp_
         e = nmp_fail(msg, NMP_ERR_IO, "%s: in use by another run (%s)", path, strerror(errno));
         goto out;
     }
+    { /* the folder is this run's now: temporaries in it were left by killed runs' workers */
+        char dir[4096];
+        const char *slash = strrchr(path, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+        nmp_atomic_sweep(dir);
+    }
     if (truncate && ftruncate(fd, 0) != 0) {
         e = nmp_fail(msg, NMP_ERR_IO, "%s: cannot truncate: %s", path, strerror(errno));
         goto out;
