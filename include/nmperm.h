@@ -254,6 +254,24 @@ typedef int (*nmp_progress_fn)(const nmp_progress *p, void *user);
 
 #define NMP_MAX_PARAMS 32
 
+/* Where a solver's search runs (nmp_params.device). The zero value is the default. */
+typedef enum nmp_device {
+    NMP_DEVICE_CPU = 0, /* the solvers' own CPU code (reproducible per seed and threads) */
+    NMP_DEVICE_AUTO,    /* the GPU where this build has CUDA, a device is present and the size
+                         * pays (osg: >= NMP_DEVICE_AUTO_COLS columns); else the CPU code */
+    NMP_DEVICE_GPU,     /* the GPU backend; NMP_ERR_GPU without a device, NMP_ERR_UNSUPPORTED in
+                         * a build without CUDA or for a solver or shape it does not serve */
+    NMP_DEVICE_REF,     /* the device search with the backend's CPU reference entries: the GPU
+                         * code path run on the CPU (tests; checking a GPU run; slow) */
+} nmp_device;
+
+#define NMP_DEVICE_AUTO_COLS 1024
+
+/* "cpu", "auto", "gpu", "ref" */
+const char *nmp_device_name(nmp_device d);
+/* The device of a name above; NMP_ERR_ARG "device 'x': expected cpu, auto, gpu or ref". */
+nmp_err nmp_device_parse(const char *name, nmp_device *out, nmp_msg *msg);
+
 typedef struct nmp_params {
     uint64_t seed;       /* all randomness derives from it */
     double time_limit;   /* seconds; <= 0 means none */
@@ -261,6 +279,7 @@ typedef struct nmp_params {
     int verbose;         /* let an external solver (GLPK) print */
     nmp_progress_fn progress;
     void *progress_user;
+    nmp_device device;   /* where the search runs: osg's windows, colgen/bnp pricing (nmp_device) */
     int count;           /* solver-specific values set by name */
     struct {
         char name[32];
@@ -295,6 +314,7 @@ typedef struct nmp_solver_ops {
     nmp_err (*create)(const nmp_problem *pb, const nmp_params *par, void **state, nmp_msg *msg);
     nmp_err (*solve)(void *state, int32_t *perm, nmp_result *res);
     void (*destroy)(void *state);
+    int device; /* 1: has a device search (par->device); others refuse gpu and ref */
 } nmp_solver_ops;
 
 /* NULL-terminated list of the solvers in this build. */

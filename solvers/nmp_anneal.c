@@ -615,5 +615,5 @@ const nmp_solver_ops nmp_anneal_ops = {
     anneal_params,
     anneal_create,
     anneal_solve,
-    anneal_destroy,
+    anneal_destroy, 0,
 };

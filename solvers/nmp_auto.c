@@ -43,6 +43,9 @@
  * dp and lns run through nmp_subsolve (the driver's checks, the thread's clock); both are always
  * built. dp refuses more than its max_cols (28): auto then fails with dp's NMP_ERR_UNSUPPORTED
  * when dp_cols is raised beyond it, rather than quietly planning otherwise.
+ * Device (par->device gpu or ref, or auto with a GPU from NMP_DEVICE_AUTO_COLS columns): the
+ * plans above exact first run osg's device search (every stripe pair evaluated at once by the
+ * backend each round; half of a time limit) and start from its answer.
  * Threads. For a fixed seed and thread count (and no binding time limit) the result is the same
  * on every run. In the anneal and ils plans more threads run more independent searches (the
  * search of thread t is the same whatever T, so T + 1 threads never do worse than T); in the
@@ -106,6 +109,7 @@ struct auto_state {
     double kicks;            /* anneal: lns kicks per thread */
     bool use_lns;            /* the user's lns parameter */
     bool lns;                /* anneal plan: threads finish with lns */
+    bool device;             /* osg's device search runs first (par->device) */
     int threads, nslots;     /* OpenMP threads; searches */
     slot *slots;
     nmp_msg *msg;            /* create's msg (may be NULL): dp's reasons */
@@ -220,6 +224,12 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
     st->threads = NMP_MIN(NMP_MAX(threads, 1), AUTO_MAX_THREADS);
     st->msg = msg;
     choose_plan(st);
+    /* the device search: asked for (gpu, ref), or auto with a GPU at a size where it pays;
+     * the exact plan stays on the CPU */
+    st->device = st->plan != PLAN_EXACT &&
+                 (par->device == NMP_DEVICE_GPU || par->device == NMP_DEVICE_REF ||
+                  (par->device == NMP_DEVICE_AUTO && pb->cols >= NMP_DEVICE_AUTO_COLS &&
+                   pb->m <= 8 && nmp_gpu_count() > 0));
     /* lns's kicks repair with pair windows; above m = 4 one kick took ~0.5 s (4:8, 16 x 64) */
     st->lns = st->use_lns && st->plan == PLAN_ANNEAL && pb->m <= 4;
     const bool multi = st->plan == PLAN_ANNEAL || st->plan == PLAN_ILS;
@@ -456,6 +466,14 @@ static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
     }
     nmp_eval_reset(st->slots[0].ev, perm);
     res->start_score = nmp_eval_score(st->slots[0].ev);
+    if (st->device) { /* osg on the device first (half of a time limit), the plan from there */
+        nmp_params q = st->par;
+        nmp_result r;
+        q.count = 0;
+        NMP_TRY(e, nmp_subsolve(&nmp_osg_ops, pb, &q, &st->clk, 0.5 * st->par.time_limit, perm,
+                                &r, st->msg));
+        res->iterations += r.iterations;
+    }
     if (st->plan == PLAN_EXACT) {
         NMP_TRY(e, run_exact(st, perm, res));
     } else if (nslots > 1) {
@@ -507,5 +525,5 @@ const nmp_solver_ops nmp_auto_ops = {
     auto_params,
     auto_create,
     auto_solve,
-    auto_destroy,
+    auto_destroy, 1,
 };

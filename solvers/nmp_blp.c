@@ -289,5 +289,5 @@ static nmp_err blp_solve(void *p, int32_t *perm, nmp_result *res)
 
 const nmp_solver_ops nmp_blp_ops = {
     "blp", "exact compact binary program x[i,k], z[i,j,k] (GLPK), group symmetry broken; weak",
-    blp_params, blp_create, blp_solve, blp_destroy,
+    blp_params, blp_create, blp_solve, blp_destroy, 0,
 };

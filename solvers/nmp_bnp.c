@@ -552,5 +552,5 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
 
 const nmp_solver_ops nmp_bnp_ops = {
     "bnp", "branch-and-price: Ryan-Foster branching on column generation, exact (GLPK)",
-    bnp_params, bnp_create, bnp_solve, bnp_destroy,
+    bnp_params, bnp_create, bnp_solve, bnp_destroy, 0,
 };

@@ -142,5 +142,5 @@ static nmp_err colgen_solve(void *p, int32_t *perm, nmp_result *res)
 
 const nmp_solver_ops nmp_colgen_ops = {
     "colgen", "LP bound of set partitioning by column generation (exact pricing B&B), GLPK",
-    colgen_params, colgen_create, colgen_solve, colgen_destroy,
+    colgen_params, colgen_create, colgen_solve, colgen_destroy, 0,
 };

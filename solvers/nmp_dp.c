@@ -428,5 +428,5 @@ const nmp_solver_ops nmp_dp_ops = {
     dp_params,
     dp_create,
     dp_solve,
-    dp_destroy,
+    dp_destroy, 0,
 };

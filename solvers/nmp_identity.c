@@ -28,5 +28,5 @@ static void identity_destroy(void *state)
 
 const nmp_solver_ops nmp_identity_ops = {
     "identity", "keep the start permutation (the identity by default)", identity_params,
-    identity_create, identity_solve, identity_destroy,
+    identity_create, identity_solve, identity_destroy, 0,
 };

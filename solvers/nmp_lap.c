@@ -593,5 +593,5 @@ const nmp_solver_ops nmp_lap_ops = {
     lap_params,
     lap_create,
     lap_solve,
-    lap_destroy,
+    lap_destroy, 0,
 };

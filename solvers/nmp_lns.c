@@ -636,5 +636,5 @@ static nmp_err lns_solve(void *p, int32_t *perm, nmp_result *res)
 
 const nmp_solver_ops nmp_lns_ops = {
     "lns", "large-neighbourhood search: exact re-partition of 4+ groups chosen by loss/conflict",
-    lns_params, lns_create, lns_solve, lns_destroy,
+    lns_params, lns_create, lns_solve, lns_destroy, 0,
 };

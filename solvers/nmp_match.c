@@ -792,5 +792,5 @@ static nmp_err match_solve(void *p, int32_t *perm, nmp_result *res)
 
 const nmp_solver_ops nmp_match_ops = {
     "match", "exact 1:2 by maximum-weight perfect matching (Edmonds' blossom algorithm, O(cols^3))",
-    match_params, match_create, match_solve, match_destroy,
+    match_params, match_create, match_solve, match_destroy, 0,
 };

@@ -2,6 +2,7 @@
 #include "nmp_solvers.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -56,6 +57,7 @@ static const nmp_param_desc osg_params[] = {
 
 #define OSG_MAX_WINDOWS 8388608.0
 #define OSG_TOL 1e-9         /* a gain counts above this fraction of the window's value */
+#define OSG_DEV_TOL 1e-6     /* a device gain (float sums) is a candidate above this fraction */
 #define OSG_CHUNK_NS 2e7     /* aim of work between two clock checks, in ~ns */
 #define OSG_PAR_NS 1e7       /* least work per thread for a parallel loop (a barrier can cost
                              * a time slice when the cores are shared) */
@@ -88,6 +90,13 @@ typedef struct osg {
     int32_t *io;             /* per thread: 2 * s * m columns (window in, out) */
     int64_t *glist;          /* groups to restore */
     int32_t *clist;          /* their columns */
+    /* the device search (par->device; s = 2 only): every round the backend evaluates all
+     * G(G-1)/2 windows at once; moves are still decided by exact deltas on the CPU */
+    nmp_backend be;
+    bool dev;
+    double *pgain;           /* per pair of stripes (backend order): best split's gain */
+    uint32_t *pmask;         /* and its mask */
+    uint32_t *wmask;         /* per window (colex): that mask */
 } osg;
 
 static int64_t binom(int64_t a, int b)
@@ -158,6 +167,10 @@ static void osg_destroy(void *p)
     nmp_free(o->io);
     nmp_free(o->glist);
     nmp_free(o->clist);
+    nmp_free(o->pgain);
+    nmp_free(o->pmask);
+    nmp_free(o->wmask);
+    nmp_backend_release(&o->be);
     nmp_free(o);
 }
 
@@ -209,6 +222,27 @@ static nmp_err osg_create(const nmp_problem *pb, const nmp_params *par, void **s
         nmp_window_set_clock(o->win[t], &o->clock); /* 24-column windows (2:8) look at it */
     }
     NMP_TRY(e, nmp_eval_create(pb, NULL, &o->ev));
+    NMP_TRY(e, nmp_solver_backend("osg", pb, par, NMP_DEVICE_AUTO_COLS, &o->be, &o->dev, msg));
+    if (o->dev && (o->s != 2 || 2 * o->m > 16)) {
+        if (par->device == NMP_DEVICE_AUTO) {
+            nmp_backend_release(&o->be); /* auto: the CPU search serves this shape */
+            o->dev = false;
+        } else {
+            e = nmp_fail(msg, NMP_ERR_UNSUPPORTED, "osg --device %s: the device search needs "
+                         "stripes=2 and m <= 8 (here stripes=%d, m=%d)",
+                         nmp_device_name(par->device), o->s, o->m);
+            goto out;
+        }
+    }
+    if (o->dev) {
+        o->pgain = nmp_malloc(nwin * sizeof *o->pgain);
+        o->pmask = nmp_malloc(nwin * sizeof *o->pmask);
+        o->wmask = nmp_malloc(nwin * sizeof *o->wmask);
+        if (!o->pgain || !o->pmask || !o->wmask) {
+            e = NMP_ERR_NOMEM;
+            goto out;
+        }
+    }
     /* windows per clock check (~OSG_CHUNK_NS of work), at least one a thread; parallel only
      * where a thread gets OSG_PAR_NS of work, as a parallel region costs a barrier */
     o->cost = nmp_window_cost(o->win[0], s);
@@ -264,6 +298,49 @@ static bool evaluate(osg *o, int64_t count)
             return false;
     }
     return true;
+}
+
+/* The device round: the backend's best split of every pair of stripes; gain[w] of window
+ * {g, h} keeps it when it exceeds OSG_DEV_TOL of the window's value (the backend sums floats: a
+ * smaller gain may be rounding), wmask[w] the split. Clears dirty. False on a backend error
+ * (in *err) or when the clock stopped the search. */
+static bool device_round(osg *o, nmp_err *err)
+{
+    const int64_t G = o->groups;
+    *err = o->be.window_repartitions(&o->be, nmp_eval_perm(o->ev), o->pgain, o->pmask);
+    if (*err != NMP_OK)
+        return false;
+    int64_t p = 0;
+    for (int64_t g = 0; g < G; g++) {
+        const double dg = nmp_eval_group_score(o->ev, g);
+        for (int64_t h = g + 1; h < G; h++, p++) {
+            const int64_t w = h * (h - 1) / 2 + g; /* colex rank of {g, h} */
+            const double cur = dg + nmp_eval_group_score(o->ev, h);
+            o->gain[w] = o->pgain[p] > OSG_DEV_TOL * fabs(cur) ? (float)o->pgain[p] : 0.0f;
+            o->wmask[w] = o->pmask[p];
+        }
+        o->dirty[g] = 0;
+    }
+    return !nmp_clock_tick(&o->clock, o->moves, NMP_MAX(o->best, nmp_eval_score(o->ev)),
+                           o->pb->row_bound, "osg", false);
+}
+
+/* The split wmask[w] of window {st[0], st[1]} into out (the columns of st[0], then st[1]);
+ * returns its exact gain (nmp_eval_regroup_delta), 0 when below the tolerance. */
+static double device_move(osg *o, int64_t w, const int64_t *st, int32_t *out)
+{
+    const int m = o->m;
+    const int32_t *perm = nmp_eval_perm(o->ev);
+    int a = 0, b = m;
+    for (int t = 0; t < 2 * m; t++) {
+        const int32_t col = t < m ? perm[st[0] * m + t] : perm[st[1] * m + t - m];
+        out[(o->wmask[w] >> t & 1u) ? a++ : b++] = col;
+    }
+    if (a != m)
+        return 0.0; /* not a split into two groups of m: never from the backend */
+    const double cur = nmp_eval_group_score(o->ev, st[0]) + nmp_eval_group_score(o->ev, st[1]);
+    const double gain = nmp_eval_regroup_delta(o->ev, st, 2, out);
+    return gain > OSG_TOL * fabs(cur) && gain > 0 ? gain : 0.0;
 }
 
 /* cand[].w = every window with a dirty stripe, once (at its smallest dirty stripe); clears
@@ -368,14 +445,19 @@ static bool sort_cands(const osg *o, osg_cand *c, int64_t n, int64_t *work)
 }
 
 /* Rounds until no window improves; false when the clock stopped them. */
-static bool converge(osg *o, const char *phase)
+static bool converge(osg *o, const char *phase, nmp_err *err)
 {
     const int m = o->m, s = o->s;
     int32_t *out = o->io + (size_t)s * m; /* thread 0's out half */
     for (;;) {
-        const int64_t dirty = collect_dirty(o);
-        if (dirty < 0 || !evaluate(o, dirty))
-            return false;
+        if (o->dev) {
+            if (!device_round(o, err))
+                return false;
+        } else {
+            const int64_t dirty = collect_dirty(o);
+            if (dirty < 0 || !evaluate(o, dirty))
+                return false;
+        }
         int64_t count = 0;
         for (int64_t w = 0; w < o->nwin; w++) {
             if (o->gain[w] > 0) {
@@ -401,7 +483,9 @@ static bool converge(osg *o, const char *phase)
                 disjoint = disjoint && !o->used[st[u]];
             if (!disjoint)
                 continue;
-            if (window_gain(o, 0, o->cand[c].w, out, st) > 0) {
+            const double gain = o->dev ? device_move(o, o->cand[c].w, st, out)
+                                       : window_gain(o, 0, o->cand[c].w, out, st);
+            if (gain > 0) {
                 nmp_eval_regroup(o->ev, st, s, out);
                 o->moves++;
             }
@@ -479,7 +563,8 @@ static nmp_err osg_solve(void *p, int32_t *perm, nmp_result *res)
         return NMP_OK;
     }
     memset(o->dirty, 1, (size_t)o->groups);
-    bool running = converge(o, "osg");
+    nmp_err e = NMP_OK;
+    bool running = converge(o, "osg", &e);
     if (nmp_eval_score(o->ev) > best) {
         best = o->best = nmp_eval_score(o->ev);
         memcpy(o->keep, nmp_eval_perm(o->ev), bytes);
@@ -497,7 +582,7 @@ static nmp_err osg_solve(void *p, int32_t *perm, nmp_result *res)
         nmp_eval_swap(o->ev, a, b);
         o->dirty[a / m] = o->dirty[b / m] = 1;
         o->changed[a / m] = o->changed[b / m] = 1;
-        running = converge(o, "escape");
+        running = converge(o, "escape", &e);
         if (nmp_eval_score(o->ev) > best) {
             best = o->best = nmp_eval_score(o->ev);
             memcpy(o->keep, nmp_eval_perm(o->ev), bytes);
@@ -511,10 +596,10 @@ static nmp_err osg_solve(void *p, int32_t *perm, nmp_result *res)
         res->status = nmp_clock_status(&o->clock);
     res->iterations = o->moves;
     memcpy(perm, o->keep, bytes);
-    return NMP_OK;
+    return e;
 }
 
 const nmp_solver_ops nmp_osg_ops = {
     "osg", "apex's optimize-stripe-groups: exhaustive 2/3-stripe windows with escapes (baseline)",
-    osg_params, osg_create, osg_solve, osg_destroy,
+    osg_params, osg_create, osg_solve, osg_destroy, 1,
 };

@@ -82,5 +82,5 @@ static nmp_err random_solve(void *p, int32_t *perm, nmp_result *res)
 
 const nmp_solver_ops nmp_random_ops = {
     "random", "best of K uniformly random permutations", random_params,
-    random_create, random_solve, random_destroy,
+    random_create, random_solve, random_destroy, 0,
 };

@@ -77,6 +77,14 @@ nmp_err nmp_subsolve(const nmp_solver_ops *ops, const nmp_problem *pb, const nmp
                      nmp_clock *parent, double seconds, int32_t *perm, nmp_result *res,
                      nmp_msg *msg);
 
+/* The search device of a solver (par->device) as a backend: *on = false for NMP_DEVICE_CPU, and
+ * for NMP_DEVICE_AUTO when there is no GPU or cols < min_cols (be is then the CPU reference,
+ * unused); NMP_DEVICE_REF gives the reference entries with *on = true; NMP_DEVICE_GPU the GPU
+ * entries or the backend's error (NMP_ERR_GPU, NMP_ERR_UNSUPPORTED) prefixed with the solver's
+ * name. Release be with nmp_backend_release in every case. (solvers/nmp_subsolve.c) */
+nmp_err nmp_solver_backend(const char *solver, const nmp_problem *pb, const nmp_params *par,
+                           int64_t min_cols, nmp_backend *be, bool *on, nmp_msg *msg);
+
 /* ------------- column generation (solvers/nmp_price.c, solvers/nmp_master.c; built with GLPK) */
 
 /* Pricing output: caller-owned arrays for k columns (cols: k * m members, ascending per column). */

@@ -496,5 +496,5 @@ static nmp_err sp_solve(void *p, int32_t *perm, nmp_result *res)
 const nmp_solver_ops nmp_sp_ops = {
     "sp", "exact set partitioning over all m-subsets (GLPK): sifted LP bound, reduced-cost "
     "fixing, branch-and-cut",
-    sp_params, sp_create, sp_solve, sp_destroy,
+    sp_params, sp_create, sp_solve, sp_destroy, 0,
 };

@@ -10,6 +10,7 @@
  */
 #include "nmp_solvers.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 /* The child's progress, reported through the parent's clock; nonzero once the parent was asked
@@ -48,4 +49,36 @@ nmp_err nmp_subsolve(const nmp_solver_ops *ops, const nmp_problem *pb, const nmp
     NMP_TRY(e, nmp_solver_run(ops, pb, &q, perm, res, msg));
 out:
     return e;
+}
+
+nmp_err nmp_solver_backend(const char *solver, const nmp_problem *pb, const nmp_params *par,
+                           int64_t min_cols, nmp_backend *be, bool *on, nmp_msg *msg)
+{
+    nmp_backend_init_cpu(be, pb);
+    *on = false;
+    switch (par->device) {
+    case NMP_DEVICE_CPU:
+        return NMP_OK;
+    case NMP_DEVICE_REF:
+        *on = true;
+        return NMP_OK;
+    case NMP_DEVICE_AUTO:
+        if (pb->cols < min_cols || nmp_gpu_count() < 1)
+            return NMP_OK;
+        if (nmp_backend_init(be, pb, "auto", NULL) != NMP_OK) { /* auto: the CPU code */
+            nmp_backend_init_cpu(be, pb);
+            return NMP_OK;
+        }
+        *on = strcmp(be->name, "cpu") != 0;
+        return NMP_OK;
+    case NMP_DEVICE_GPU: {
+        nmp_msg why = { 0 };
+        const nmp_err e = nmp_backend_init(be, pb, "gpu", &why);
+        if (e != NMP_OK)
+            return nmp_fail(msg, e, "%s --device gpu: %s", solver, why.text);
+        *on = true;
+        return NMP_OK;
+    }
+    }
+    return nmp_fail(msg, NMP_ERR_ARG, "%s: unknown device %d", solver, (int)par->device);
 }

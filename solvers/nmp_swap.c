@@ -208,5 +208,5 @@ static nmp_err swap_solve(void *p, int32_t *perm, nmp_result *res)
 
 const nmp_solver_ops nmp_swap_ops = {
     "swap", "channel swap: best-improvement pairwise swaps across groups, with escapes",
-    swap_params, swap_create, swap_solve, swap_destroy,
+    swap_params, swap_create, swap_solve, swap_destroy, 0,
 };

@@ -136,6 +136,23 @@ run solve w16.npy --nm 1:4 --objective sq --solver dp
 check "solve --nm 1:4 --objective sq" '[ "$rc" -eq 0 ] && [[ $out == *"N:M 1:4"* && $out == *sq* ]]'
 run solve w16.npy --nm 4:8 --solver dp
 check "solve --nm 4:8" '[ "$rc" -eq 0 ] && [[ $out == *optimal* ]]'
+# the device search: ref runs the GPU code path on the CPU reference entries
+"$NMPERM" gen -o w64.npy --rows 32 --cols 64 --seed 9
+"$NMPERM" solve w64.npy --solver osg --device ref --json >dref.json 2>/dev/null
+"$NMPERM" solve w64.npy --solver osg --device cpu --json >dcpu.json 2>/dev/null
+check "solve osg --device ref: kept $(json_get kept dref.json) above identity $(json_get identity dref.json)" \
+    '! le "$(json_get kept dref.json)" "$(json_get identity dref.json)" 0'
+run solve w64.npy --solver osg --device auto --json
+check "solve osg --device auto at 64 columns: the CPU search's answer" \
+    '[ "$rc" -eq 0 ] && close "$(echo "$out" | json_get kept /dev/stdin)" "$(json_get kept dcpu.json)" 1e-12'
+expect_fail "solve --device tpu" 1 "expected cpu, auto, gpu or ref" solve w64.npy --device tpu
+expect_fail "solve swap --device ref: no device search" 1 "no device search" solve w64.npy --solver swap --device ref
+expect_fail "solve osg --device ref --param stripes=3" 1 "stripes=2" solve w64.npy --solver osg --device ref --param stripes=3
+if ! nvidia-smi -L >/dev/null 2>&1; then # no GPU: 2 (NMP_ERR_GPU), or 1 built without CUDA
+    run solve w64.npy --solver osg --device gpu
+    check "solve --device gpu without a GPU: one line naming osg" \
+        '[ "$rc" -eq 1 -o "$rc" -eq 2 ] && [[ $err == *"osg --device gpu: "* ]] && [ "$(echo "$err" | wc -l)" -eq 1 ]'
+fi
 ones() { # ones N: N float32 values 1.0
     local k
     for ((k = 0; k < $1; k++)); do printf '\x00\x00\x80\x3f'; done

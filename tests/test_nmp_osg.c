@@ -308,6 +308,97 @@ static void same_state_twice(void **state)
     nmp_problem_free(pb);
 }
 
+/* The device search (--device ref: the backend's CPU reference entries, the code path a GPU
+ * runs): the driver's contract on every pattern it serves; escapes off, a fixed point of the
+ * exact window solver; the same perm twice; at the apex reference the same first convergence
+ * as the CPU search (apex's 2919.758). */
+static void device_search(void **state)
+{
+    (void)state;
+    const struct {
+        int rows, cols, n, m, kind;
+    } cases[] = {
+        { 40, 48, 2, 4, 0 }, { 33, 64, 2, 4, 1 }, { 20, 24, 1, 4, 0 }, { 9, 32, 3, 4, 1 },
+        { 12, 32, 2, 8, 0 }, { 7, 12, 1, 2, 0 }, { 64, 128, 2, 4, 0 },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        nmp_problem *pb = nmp_test_problem(cases[c].rows, cases[c].cols, cases[c].n, cases[c].m,
+                                           cases[c].kind, 300 + c);
+        nmp_params par;
+        nmp_params_init(&par);
+        par.device = NMP_DEVICE_REF;
+        par.seed = c;
+        nmp_assert_ok(nmp_params_set(&par, "escapes", 0));
+        int32_t perm[128], again[128];
+        nmp_perm_identity(perm, cases[c].cols);
+        const nmp_result res = solve(pb, "osg", &par, perm);
+        assert_true(res.score > res.start_score);
+        assert_true(best_window_gain(pb, perm, 2) <= 1e-6);
+        nmp_assert_ok(nmp_params_set(&par, "escapes", 5));
+        nmp_perm_identity(perm, cases[c].cols);
+        nmp_perm_identity(again, cases[c].cols);
+        solve(pb, "osg", &par, perm);
+        solve(pb, "osg", &par, again);
+        assert_memory_equal(perm, again, (size_t)cases[c].cols * sizeof *perm);
+        nmp_problem_free(pb);
+    }
+}
+
+/* Who serves which device: stripes=3 and solvers without a device search refuse gpu and ref
+ * with a reason, auto falls back to the CPU search; gpu without a device (or without CUDA) is
+ * NMP_ERR_GPU (NMP_ERR_UNSUPPORTED) naming osg; auto with ref starts from osg's device answer,
+ * so it never ends below it. */
+static void device_selection(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(32, 64, 2, 4, 1, 17);
+    nmp_params par;
+    nmp_params_init(&par);
+    nmp_result res;
+    nmp_msg msg = { { 0 } };
+    int32_t perm[64], cpu[64];
+    nmp_perm_identity(perm, 64);
+    par.device = NMP_DEVICE_REF;
+    nmp_assert_ok(nmp_params_set(&par, "stripes", 3));
+    assert_int_equal(nmp_solve(pb, "osg", &par, perm, 0, &res, &msg), NMP_ERR_UNSUPPORTED);
+    assert_non_null(strstr(msg.text, "stripes=2"));
+    par.device = NMP_DEVICE_AUTO; /* 64 columns: the CPU search, the same perm as cpu */
+    solve(pb, "osg", &par, perm);
+    par.device = NMP_DEVICE_CPU;
+    nmp_perm_identity(cpu, 64);
+    solve(pb, "osg", &par, cpu);
+    assert_memory_equal(perm, cpu, sizeof cpu);
+
+    nmp_params_init(&par);
+    par.device = NMP_DEVICE_REF;
+    msg.text[0] = '\0';
+    assert_int_equal(nmp_solve(pb, "swap", &par, perm, 0, &res, &msg), NMP_ERR_UNSUPPORTED);
+    assert_non_null(strstr(msg.text, "no device search"));
+    par.device = (nmp_device)7;
+    assert_int_equal(nmp_solve(pb, "osg", &par, perm, 0, &res, &msg), NMP_ERR_ARG);
+    if (nmp_gpu_count() == 0) {
+        par.device = NMP_DEVICE_GPU;
+        msg.text[0] = '\0';
+        const nmp_err e = nmp_solve(pb, "osg", &par, perm, 0, &res, &msg);
+        assert_true(e == (nmp_gpu_built() ? NMP_ERR_GPU : NMP_ERR_UNSUPPORTED));
+        assert_non_null(strstr(msg.text, "osg --device gpu"));
+    }
+
+    nmp_params_init(&par); /* auto above its exact plan, on ref: osg first, then its plan */
+    par.device = NMP_DEVICE_REF;
+    par.seed = 3;
+    nmp_params_set(&par, "effort", 0.05);
+    nmp_perm_identity(perm, 64);
+    const nmp_result ra = solve(pb, "auto", &par, perm);
+    nmp_params_init(&par);
+    par.device = NMP_DEVICE_REF;
+    par.seed = 3;
+    nmp_perm_identity(cpu, 64);
+    const nmp_result ro = solve(pb, "osg", &par, cpu);
+    assert_true(ra.score >= ro.score);
+    nmp_problem_free(pb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +411,8 @@ int main(void)
         cmocka_unit_test(time_limit_and_interrupt),
         cmocka_unit_test(limits_and_nomem),
         cmocka_unit_test(same_state_twice),
+        cmocka_unit_test(device_search),
+        cmocka_unit_test(device_selection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

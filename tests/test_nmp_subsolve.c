@@ -51,7 +51,7 @@ static void fake_destroy(void *state)
 }
 
 static const nmp_solver_ops fake_ops = {
-    "fake", "test child", fake_params, fake_create, fake_solve, fake_destroy,
+    "fake", "test child", fake_params, fake_create, fake_solve, fake_destroy, 0,
 };
 
 /* A parent's progress: counts calls, remembers the last phase, stops when asked. */

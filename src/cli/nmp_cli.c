@@ -198,6 +198,17 @@ void cli_loaded_free(cli_loaded *ld)
     memset(ld, 0, sizeof *ld);
 }
 
+bool cli_take_device(cli_args *c, nmp_params *par)
+{
+    const char *v = NULL;
+    if (!cli_take(c, "--device", NULL, &v))
+        return false;
+    nmp_msg msg = { { 0 } };
+    if (v && nmp_device_parse(v, &par->device, &msg) != NMP_OK)
+        cli_usage(c, "--device: %s", msg.text);
+    return true;
+}
+
 /* Parses --nm, --objective, --importance, --saliency; true when the argument was one of them. */
 bool cli_take_problem_opt(cli_args *c, cli_problem_opts *po)
 {

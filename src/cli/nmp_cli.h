@@ -85,6 +85,13 @@ typedef struct cli_loaded {
 } cli_loaded;
 
 void cli_loaded_free(cli_loaded *ld);
+/* Parses --device cpu|auto|gpu|ref into par->device; true when argv[k] was it. */
+bool cli_take_device(cli_args *c, nmp_params *par);
+#define CLI_DEVICE_HELP \
+    "  --device D            where the search runs: cpu (default), gpu (osg's stripe-pair\n" \
+    "                        windows and auto's first stage on the GPU backend), auto (gpu when\n" \
+    "                        present and >= 1024 columns), ref (the GPU path on the CPU\n" \
+    "                        reference: slow, for checks)\n"
 /* Parses --nm, --objective, --importance, --saliency; true when argv[k] was one of them. */
 bool cli_take_problem_opt(cli_args *c, cli_problem_opts *po);
 /* Fills in the objective implied by --importance / --saliency, checks the combination and that

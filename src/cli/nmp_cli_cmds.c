@@ -129,6 +129,7 @@ int cli_cmd_solvers(cli_args *c)
             json_t *o = json_object(), *params = json_array();
             cli_jset(o, "name", json_string((*s)->name));
             cli_jset(o, "summary", json_string((*s)->summary));
+            cli_jset(o, "device", json_boolean((*s)->device));
             for (const nmp_param_desc *d = (*s)->params; d && d->name; d++) {
                 json_t *p = json_object();
                 cli_jset(p, "name", json_string(d->name));
@@ -146,12 +147,14 @@ int cli_cmd_solvers(cli_args *c)
         return cli_print_json(root);
     }
     for (const nmp_solver_ops *const *s = list; *s; s++) {
-        printf("%-12s %s\n", (*s)->name, (*s)->summary);
+        printf("%-12s %s%s\n", (*s)->name, (*s)->summary,
+               (*s)->device ? " [--device]" : "");
         for (const nmp_param_desc *d = (*s)->params; d && d->name; d++)
             printf("    %-16s default %-10g range [%g, %g]  %s\n", d->name, d->def, d->lo, d->hi,
                    d->help ? d->help : "");
     }
-    printf("\nset a parameter with: nmperm solve W.npy --solver NAME --param KEY=VALUE\n");
+    printf("\nset a parameter with: nmperm solve W.npy --solver NAME --param KEY=VALUE\n"
+           "[--device]: has a device search (nmperm solve --device gpu|auto|ref)\n");
     return 0;
 }
 

@@ -19,6 +19,7 @@ static const char help[] =
     "  --time-limit S        stop after S seconds (0: none, the default)\n"
     "  --seed N              seed of all randomness (default 0)\n"
     "  --threads T           threads (0: the OpenMP default)\n"
+    CLI_DEVICE_HELP
     "  --start P.npy         start from this permutation instead of the identity\n"
     "  -o, --output P.npy    write the permutation (int64, 1-D) here, atomically\n"
     CLI_HELP_PROBLEM
@@ -62,6 +63,7 @@ static void parse_solve(cli_args *c, solve_opts *o)
             int64_t t = 0;
             if (cli_parse_i64(c, "--threads", v, 0, 4096, &t))
                 o->par.threads = (int)t;
+        } else if (cli_take_device(c, &o->par)) {
         } else if (cli_take(c, "--start", NULL, &v)) {
             o->start_path = v;
         } else if (cli_take(c, "--output", "-o", &v)) {

@@ -11,6 +11,24 @@ void nmp_params_init(nmp_params *p)
     memset(p, 0, sizeof *p);
 }
 
+static const char *const device_names[] = { "cpu", "auto", "gpu", "ref" };
+
+const char *nmp_device_name(nmp_device d)
+{
+    return (unsigned)d < sizeof device_names / sizeof *device_names ? device_names[d] : "?";
+}
+
+nmp_err nmp_device_parse(const char *name, nmp_device *out, nmp_msg *msg)
+{
+    for (unsigned k = 0; k < sizeof device_names / sizeof *device_names; k++)
+        if (name && strcmp(name, device_names[k]) == 0) {
+            *out = (nmp_device)k;
+            return NMP_OK;
+        }
+    return nmp_fail(msg, NMP_ERR_ARG, "device '%s': expected cpu, auto, gpu or ref",
+                    name ? name : "");
+}
+
 nmp_err nmp_params_set(nmp_params *p, const char *name, double value)
 {
     if (!name || !*name || strlen(name) >= sizeof p->values[0].name)
@@ -72,6 +90,13 @@ nmp_err nmp_params_check(const nmp_params *par, const nmp_solver_ops *ops, nmp_m
                         par->time_limit);
     if (par->threads < 0)
         return nmp_fail(msg, NMP_ERR_ARG, "thread count %d is negative", par->threads);
+    if ((unsigned)par->device > NMP_DEVICE_REF)
+        return nmp_fail(msg, NMP_ERR_ARG, "device %d is not one of cpu, auto, gpu, ref",
+                        (int)par->device);
+    if ((par->device == NMP_DEVICE_GPU || par->device == NMP_DEVICE_REF) && !ops->device)
+        return nmp_fail(msg, NMP_ERR_UNSUPPORTED, "solver '%s' has no device search (--device "
+                        "%s; 'nmperm solvers' marks the ones that have)", ops->name,
+                        nmp_device_name(par->device));
     for (int k = 0; k < par->count; k++) {
         const char *name = par->values[k].name;
         const double v = par->values[k].value;
