@@ -258,14 +258,15 @@ typedef int (*nmp_progress_fn)(const nmp_progress *p, void *user);
 typedef enum nmp_device {
     NMP_DEVICE_CPU = 0, /* the solvers' own CPU code (reproducible per seed and threads) */
     NMP_DEVICE_AUTO,    /* the GPU where this build has CUDA, a device is present and the size
-                         * pays (osg: >= NMP_DEVICE_AUTO_COLS columns); else the CPU code */
+                         * pays (the NMP_DEVICE_AUTO_* column counts below); else the CPU */
     NMP_DEVICE_GPU,     /* the GPU backend; NMP_ERR_GPU without a device, NMP_ERR_UNSUPPORTED in
                          * a build without CUDA or for a solver or shape it does not serve */
     NMP_DEVICE_REF,     /* the device search with the backend's CPU reference entries: the GPU
                          * code path run on the CPU (tests; checking a GPU run; slow) */
 } nmp_device;
 
-#define NMP_DEVICE_AUTO_COLS 1024
+#define NMP_DEVICE_AUTO_COLS 1024      /* osg's (and auto's) device search from here */
+#define NMP_DEVICE_AUTO_PRICE_COLS 96  /* colgen's and bnp's device pricing from here */
 
 /* "cpu", "auto", "gpu", "ref" */
 const char *nmp_device_name(nmp_device d);

@@ -57,6 +57,8 @@ typedef struct bnp_state {
     const nmp_problem *pb;
     nmp_params par;
     nmp_master *cg;
+    nmp_backend be;  /* the device pricing (par->device), when dev */
+    bool dev;
     double heur_time, lns_time;
     bool dive;
     int64_t node_limit, heur_cols, heur_nodes;
@@ -76,6 +78,7 @@ static void bnp_destroy(void *p)
     if (!st)
         return;
     nmp_master_free(st->cg);
+    nmp_backend_release(&st->be);
     nmp_free(st->inc);
     nmp_free(st->work);
     nmp_free(st->node);
@@ -114,9 +117,12 @@ static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **s
         e = NMP_ERR_NOMEM;
         goto out;
     }
+    NMP_TRY(e, nmp_solver_backend("bnp", pb, par, NMP_DEVICE_AUTO_PRICE_COLS, &st->be, &st->dev,
+                                  msg));
     const nmp_master_opts o = { par->threads, (int64_t)nmp_param_get(par, bnp_params, "columns"),
                             nmp_param_get(par, bnp_params, "smoothing"), par->verbose,
-                            (int64_t)nmp_param_get(par, bnp_params, "enum_max") };
+                            (int64_t)nmp_param_get(par, bnp_params, "enum_max"),
+                            st->dev ? &st->be : NULL };
     NMP_TRY(e, nmp_master_create(pb, &o, &st->cg, msg));
     *state = st;
     st = NULL;
@@ -552,5 +558,5 @@ static nmp_err bnp_solve(void *p, int32_t *perm, nmp_result *res)
 
 const nmp_solver_ops nmp_bnp_ops = {
     "bnp", "branch-and-price: Ryan-Foster branching on column generation, exact (GLPK)",
-    bnp_params, bnp_create, bnp_solve, bnp_destroy, 0,
+    bnp_params, bnp_create, bnp_solve, bnp_destroy, 1,
 };

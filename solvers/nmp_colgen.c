@@ -26,6 +26,8 @@ typedef struct colgen_state {
     const nmp_problem *pb;
     nmp_params par;
     nmp_master *cg;
+    nmp_backend be;  /* the device pricing (par->device), when dev */
+    bool dev;
     double heur_time, mip_time;
     int32_t *inc, *work;
     nmp_msg *msg;
@@ -37,6 +39,7 @@ static void colgen_destroy(void *p)
     if (!st)
         return;
     nmp_master_free(st->cg);
+    nmp_backend_release(&st->be);
     nmp_free(st->inc);
     nmp_free(st->work);
     nmp_free(st);
@@ -60,8 +63,11 @@ static nmp_err colgen_create(const nmp_problem *pb, const nmp_params *par, void 
         e = NMP_ERR_NOMEM;
         goto out;
     }
+    NMP_TRY(e, nmp_solver_backend("colgen", pb, par, NMP_DEVICE_AUTO_PRICE_COLS, &st->be, &st->dev,
+                                  msg));
     const nmp_master_opts o = { par->threads, (int64_t)nmp_param_get(par, colgen_params, "columns"),
-                            nmp_param_get(par, colgen_params, "smoothing"), par->verbose, 0 };
+                            nmp_param_get(par, colgen_params, "smoothing"), par->verbose, 0,
+                            st->dev ? &st->be : NULL };
     NMP_TRY(e, nmp_master_create(pb, &o, &st->cg, msg));
     *state = st;
     st = NULL;
@@ -142,5 +148,5 @@ static nmp_err colgen_solve(void *p, int32_t *perm, nmp_result *res)
 
 const nmp_solver_ops nmp_colgen_ops = {
     "colgen", "LP bound of set partitioning by column generation (exact pricing B&B), GLPK",
-    colgen_params, colgen_create, colgen_solve, colgen_destroy, 0,
+    colgen_params, colgen_create, colgen_solve, colgen_destroy, 1,
 };

@@ -114,7 +114,7 @@ void nmp_lists_forget(nmp_lists *ls)
 
 nmp_price_out nmp_lists_listing(nmp_lists *ls)
 {
-    const nmp_price_out po = { ls->ecols, ls->eval, ls->erc, 0, 0, false };
+    const nmp_price_out po = { ls->ecols, ls->eval, ls->erc, 0, 0, false, -INFINITY };
     return po;
 }
 
@@ -270,4 +270,5 @@ void nmp_lists_scan(nmp_lists *ls, const double *y, double thr, int64_t k, nmp_p
     }
     po->nodes = len;
     po->complete = true;
+    po->rc_max = n > 0 ? po->rc[0] : -INFINITY;
 }

@@ -293,6 +293,7 @@ nmp_err nmp_master_create(const nmp_problem *pb, const nmp_master_opts *o, nmp_m
     if (cg->enum_max > 0)
         NMP_TRY(e, nmp_lists_create(cg->m, cg->enum_max, cg->kmax, &cg->lists));
     NMP_TRY(e, nmp_price_create(pb, o->threads, NMP_MAX(cg->kmax, cg->enum_max + 1), &cg->pr));
+    NMP_TRY(e, nmp_price_set_backend(cg->pr, o->be));
     NMP_TRY(e, pool_reserve(cg, 4 * (int64_t)C));
     cg->lp = glp_create_prob();
     glp_set_obj_dir(cg->lp, GLP_MAX);
@@ -554,7 +555,7 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
             cg->ysm[i] = smooth ? a * cg->center[i] + (1 - a) * cg->y[i] : cg->y[i];
             ysum += cg->ysm[i];
         }
-        nmp_price_out po = { cg->fcols, cg->fval, cg->frc, 0, 0, false };
+        nmp_price_out po = { cg->fcols, cg->fval, cg->frc, 0, 0, false, -INFINITY };
         if (cg->cur_list >= 0)
             nmp_lists_scan(cg->lists, cg->ysm, cg->eps, cg->kmax, &po);
         else
@@ -565,14 +566,14 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
             out->end = NMP_MASTER_STOPPED;
             break;
         }
-        const double L = ysum + G * (po.found > 0 ? po.rc[0] : cg->eps);
+        const double L = ysum + G * (po.found > 0 ? po.rc_max : cg->eps);
         if (L < out->bound) {
             out->bound = L;
             memcpy(cg->center, cg->ysm, (size_t)C * sizeof *cg->center);
             cg->have_center = true;
             cg->node_bound = true;
             cg->center_sum = ysum;
-            cg->center_max = po.found > 0 ? po.rc[0] : cg->eps;
+            cg->center_max = po.found > 0 ? po.rc_max : cg->eps;
         }
         if (out->bound <= cutoff) {
             out->end = NMP_MASTER_CUTOFF;

@@ -36,6 +36,7 @@
 #include "nmp_solvers.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +101,12 @@ struct nmp_price {
     nmp_clock *clk;
     double best, bound;
     int64_t iteration;
+    /* the device pricing (nmp_price_set_backend): per column its best subset, on the backend */
+    const nmp_backend *be;
+    double *drc;      /* cols: the backend's rc per smallest member */
+    int32_t *dcols;   /* cols * m: its members */
+    pr_item *ditems;  /* cols: the exact candidates */
+    double dmargin;   /* bound on |backend rc - exact rc| of any subset */
     pr_work *work;
     pr_item *merge;
 };
@@ -183,6 +190,9 @@ void nmp_price_free(nmp_price *pr)
         }
     nmp_free(pr->work);
     nmp_free(pr->merge);
+    nmp_free(pr->drc);
+    nmp_free(pr->dcols);
+    nmp_free(pr->ditems);
     nmp_free(pr->colsum);
     nmp_free(pr->sord);
     nmp_free(pr->ord);
@@ -666,6 +676,113 @@ static int key_cmp(const void *pa, const void *pb)
     return (a->col > b->col) - (a->col < b->col);
 }
 
+nmp_err nmp_price_set_backend(nmp_price *pr, const nmp_backend *be)
+{
+    pr->be = NULL;
+    if (!be)
+        return NMP_OK;
+    const size_t C = (size_t)pr->cols;
+    if (!pr->drc) {
+        pr->drc = nmp_malloc(C * sizeof *pr->drc);
+        pr->dcols = nmp_malloc(C * (size_t)pr->m * sizeof *pr->dcols);
+        pr->ditems = nmp_malloc(C * sizeof *pr->ditems);
+        if (!pr->drc || !pr->dcols || !pr->ditems)
+            return NMP_ERR_NOMEM;
+    }
+    /* The backend's D(S) is float partial sums over 64 rows (added in double): off by at most
+     * (64 + n) * 2^-24 of D(S) <= the sum of the m largest column sums; 1e-5 of that covers it */
+    double top = 0;
+    for (int t = 0; t < pr->m; t++) {
+        double big = -1;
+        int at = -1;
+        for (int i = 0; i < pr->cols; i++) {
+            bool taken = false;
+            for (int u = 0; u < t; u++)
+                taken = taken || pr->dcols[u] == i;
+            if (!taken && pr->colsum[i] > big) {
+                big = pr->colsum[i];
+                at = i;
+            }
+        }
+        pr->dcols[t] = at;
+        top += big;
+    }
+    pr->dmargin = 1e-5 * top;
+    pr->be = be;
+    return NMP_OK;
+}
+
+/* Whether the m members of c (ascending) keep the Ryan-Foster rules. */
+static bool keeps_rules(const nmp_price *pr, const int32_t *c)
+{
+    const int m = pr->m;
+    for (int t = 0; t < m; t++) {
+        const int32_t cp = pr->comp[c[t]];
+        if (cp >= 0) { /* the whole component or none of it */
+            int in = 0;
+            for (int u = 0; u < m; u++)
+                in += pr->comp[c[u]] == cp;
+            if (in != pr->csize[cp])
+                return false;
+        }
+        for (int32_t q = pr->adj0[c[t]]; q < pr->adj0[c[t] + 1]; q++)
+            for (int u = 0; u < m; u++)
+                if (c[u] == pr->adj[q])
+                    return false;
+    }
+    return true;
+}
+
+/* The device round: the backend's best subset per smallest member; those that keep the rules
+ * and whose exact rc (recomputed in double) exceeds thr, best k by the exact pricer's order.
+ * *done false when the backend cannot serve (the exact pricer then runs); with none found the
+ * exact pricer also runs, so "nothing prices out" is always its certificate. out->rc_max bounds
+ * every subset's rc (the backend's best plus its rounding margin). */
+static nmp_err device_price(nmp_price *pr, const double *y, double thr, int64_t k,
+                            nmp_price_out *out, bool *done)
+{
+    const int C = pr->cols, m = pr->m;
+    *done = false;
+    const nmp_err e = pr->be->pricing(pr->be, y, pr->drc, pr->dcols);
+    if (e == NMP_ERR_UNSUPPORTED) {
+        pr->be = NULL; /* too many subsets for the backend: the exact pricer from now on */
+        return NMP_OK;
+    }
+    if (e != NMP_OK)
+        return e;
+    double best = -INFINITY;
+    int64_t count = 0;
+    for (int i = 0; i < C; i++) {
+        if (!(pr->drc[i] > -INFINITY))
+            continue;
+        best = NMP_MAX(best, pr->drc[i]);
+        const int32_t *c = pr->dcols + (int64_t)i * m;
+        if (pr->drc[i] + pr->dmargin <= thr || (pr->nrules && !keeps_rules(pr, c)))
+            continue;
+        pr_item *it = &pr->ditems[count];
+        for (int t = 0; t < NMP_MAX_M; t++)
+            it->cols[t] = t < m ? c[t] : -1;
+        it->value = nmp_score_group_value(pr->pb, c);
+        it->rc = it->value;
+        for (int t = 0; t < m; t++)
+            it->rc -= y[c[t]];
+        count += it->rc > thr;
+    }
+    if (count == 0)
+        return NMP_OK;
+    qsort(pr->ditems, (size_t)count, sizeof *pr->ditems, item_cmp);
+    out->found = NMP_MIN(count, k);
+    for (int64_t q = 0; q < out->found; q++) {
+        memcpy(out->cols + q * m, pr->ditems[q].cols, (size_t)m * sizeof *out->cols);
+        out->value[q] = pr->ditems[q].value;
+        out->rc[q] = pr->ditems[q].rc;
+    }
+    out->rc_max = NMP_MAX(best + pr->dmargin, out->rc[0]);
+    out->complete = true;
+    *done = true;
+    return NMP_OK;
+}
+
 nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
                         const nmp_report *rep, nmp_price_out *out)
 {
@@ -674,8 +791,15 @@ nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, n
     out->found = 0;
     out->complete = false;
     out->nodes = 0;
+    out->rc_max = -INFINITY;
     if (k < 1 || k > pr->kmax)
         return NMP_ERR_ARG;
+    if (pr->be) {
+        bool done = false;
+        const nmp_err e = device_price(pr, y, thr, k, out, &done);
+        if (e != NMP_OK || done)
+            return e;
+    }
     /* order: decreasing colsum - y, ties by column */
     key_pos *kp = pr->kp;
     for (int i = 0; i < C; i++) {
@@ -756,6 +880,8 @@ nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, n
         out->value[q] = pr->merge[q].value;
         out->rc[q] = pr->merge[q].rc;
     }
+    if (out->found > 0)
+        out->rc_max = out->rc[0];
     out->complete = pr->stop == 0;
     return NMP_OK;
 }

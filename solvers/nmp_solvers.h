@@ -69,7 +69,8 @@ nmp_err nmp_solver_run(const nmp_solver_ops *ops, const nmp_problem *pb, const n
  * seed, threads, verbosity and named values (overrides of its defaults); its time limit and
  * progress are replaced: the child may run for `seconds` (<= 0: no limit of its own) but never
  * past the parent clock's limit, and reports through the parent clock, whose interrupt stops it.
- * parent may be NULL (then `seconds` alone limits it, and nothing is reported). With no time
+ * parent may be NULL (then `seconds` alone limits it, and nothing is reported). The parent's
+ * device (par->device) passes to a child with a device search; others run on the CPU. With no time
  * left, or the parent already stopped, the child does not run: perm is unchanged and res->status
  * says why. perm: in the start, out the child's answer (never scoring below the start);
  * res->start_score and res->score tell whether it gained. */
@@ -94,6 +95,8 @@ typedef struct nmp_price_out {
     int64_t found;       /* columns written, best first */
     int64_t nodes;       /* branch-and-bound nodes */
     bool complete;       /* false when the clock stopped the search: then nothing is certified */
+    double rc_max;       /* >= every subset's rc when found > 0 (rc[0] when priced exactly);
+                          * -inf when nothing was found */
 } nmp_price_out;
 
 /* Exact pricing of the set-partitioning master: the best k (<= kmax) m-subsets S by
@@ -107,6 +110,11 @@ void nmp_price_free(nmp_price *pr);
  * holds both or neither) or apart (not both). count 0 clears them. */
 nmp_err nmp_price_set_rules(nmp_price *pr, int count, const int32_t *a, const int32_t *b,
                             const uint8_t *together);
+/* Prices on a scoring backend (be->pricing, e.g. the GPU) from now on, be NULL: exactly again.
+ * A device round returns the best subset per smallest member that prices out, recomputed
+ * exactly; when none does (or the backend cannot serve the size) the exact search runs, so a
+ * round that finds nothing is always exact. be must outlive pr's solves. NMP_ERR_NOMEM. */
+nmp_err nmp_price_set_backend(nmp_price *pr, const nmp_backend *be);
 /* y: cols duals. clk (may be NULL) is ticked by the calling thread with rep's values. */
 nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
                         const nmp_report *rep, nmp_price_out *out);
@@ -122,6 +130,7 @@ typedef struct nmp_master_opts {
     double smoothing;    /* Wentges dual smoothing factor in [0, 1) */
     int verbose;         /* GLPK messages */
     int64_t enum_max;    /* most columns of nmp_master_enumerate (0: never enumerate) */
+    const nmp_backend *be; /* price on this backend (nmp_price_set_backend); NULL: exactly */
 } nmp_master_opts;
 typedef enum nmp_master_end {
     NMP_MASTER_CONVERGED,    /* no column prices out (or the bound met the LP value) */

@@ -28,6 +28,8 @@ nmp_err nmp_subsolve(const nmp_solver_ops *ops, const nmp_problem *pb, const nmp
 {
     nmp_err e = NMP_OK;
     nmp_params q = *par;
+    if (!ops->device) /* a device asked of the parent serves the children that have a search */
+        q.device = NMP_DEVICE_CPU;
     q.time_limit = seconds > 0 ? seconds : 0;
     q.progress = NULL;
     q.progress_user = NULL;

@@ -148,6 +148,8 @@ check "solve osg --device auto at 64 columns: the CPU search's answer" \
 expect_fail "solve --device tpu" 1 "expected cpu, auto, gpu or ref" solve w64.npy --device tpu
 expect_fail "solve swap --device ref: no device search" 1 "no device search" solve w64.npy --solver swap --device ref
 expect_fail "solve osg --device ref --param stripes=3" 1 "stripes=2" solve w64.npy --solver osg --device ref --param stripes=3
+run permute "$SRC/instances/tiny_llama/model.safetensors" -o tl_ref.safetensors --device ref --verify --quiet
+check "permute --device ref --verify (auto's device stage on every space)" '[ "$rc" -eq 0 ] && [ -s tl_ref.safetensors ]'
 if ! nvidia-smi -L >/dev/null 2>&1; then # no GPU: 2 (NMP_ERR_GPU), or 1 built without CUDA
     run solve w64.npy --solver osg --device gpu
     check "solve --device gpu without a GPU: one line naming osg" \

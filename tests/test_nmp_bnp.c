@@ -63,6 +63,35 @@ static void test_bnp_vs_dp(void **state)
     }
 }
 
+/* bnp pricing on the device path (the backend's CPU reference): the same optimum as dp, also
+ * where Ryan-Foster rules reach the device pricing (no heuristic, no lists: the tree decides) */
+static void test_bnp_device(void **state)
+{
+    (void)state;
+    const struct { int rows, cols, n, m, kind; } cases[] = {
+        { 64, 12, 2, 4, 0 }, { 16, 16, 2, 4, 1 }, { 32, 20, 2, 4, 0 }, { 24, 12, 1, 2, 0 },
+        { 16, 18, 1, 3, 0 }, { 40, 16, 2, 8, 1 },
+    };
+    int32_t perm[24], dperm[24];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        nmp_problem *pb = nmp_test_problem(cases[c].rows, cases[c].cols, cases[c].n, cases[c].m,
+                                           cases[c].kind, 800 + c);
+        nmp_params par;
+        nmp_params_init(&par);
+        par.seed = c;
+        par.device = NMP_DEVICE_REF;
+        nmp_params_set(&par, "heur_time", 0);
+        nmp_params_set(&par, "dive", 0);
+        nmp_params_set(&par, "enum_max", 0);
+        const nmp_result d = run(pb, "dp", NULL, dperm, 1);
+        const nmp_result b = run(pb, "bnp", &par, perm, 1);
+        assert_int_equal(b.status, NMP_STATUS_OPTIMAL);
+        nmp_assert_close(b.score, d.score, 1e-7 * d.score);
+        nmp_assert_close(nmp_test_score(pb, perm), b.score, 0);
+        nmp_problem_free(pb);
+    }
+}
+
 /* the optimum as the start: returned as is, proven */
 static void test_bnp_optimal_start(void **state)
 {
@@ -214,6 +243,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bnp_vs_dp),
+        cmocka_unit_test(test_bnp_device),
         cmocka_unit_test(test_bnp_optimal_start),
         cmocka_unit_test(test_bnp_limits),
         cmocka_unit_test(test_bnp_threads),

@@ -159,7 +159,7 @@ static void check_pricing(const nmp_problem *pb, const double *y, double thr, in
     int32_t *oc = malloc((size_t)(k * m) * sizeof *oc);
     double *ov = malloc((size_t)k * sizeof *ov), *orc = malloc((size_t)k * sizeof *orc);
     assert_true(oc && ov && orc);
-    nmp_price_out out = { oc, ov, orc, 0, 0, false };
+    nmp_price_out out = { oc, ov, orc, 0, 0, false, -INFINITY };
     nmp_assert_ok(nmp_price_solve(pr, y, thr, k, NULL, NULL, &out));
     assert_true(out.complete);
     assert_int_equal(out.found, NMP_MIN(nref, k));
@@ -245,6 +245,103 @@ static void test_pricing_rules(void **state)
     }
 }
 
+/* The device pricing on the backend's CPU reference: every column returned keeps the rules,
+ * prices out exactly (value recomputed) and comes in the exact pricer's order; rc_max bounds
+ * the brute-force maximum; above the maximum the exact pricer answers (nothing, complete). */
+static void test_pricing_device(void **state)
+{
+    (void)state;
+    double y[24];
+    for (int c = 0; c < 10; c++) {
+        const int cols = c % 2 ? 16 : 24, m = c % 3 == 2 ? 3 : 4;
+        nmp_problem *pb = nmp_test_problem(20, cols - cols % m, 2, m, c % 2, 600 + c);
+        const int C = (int)nmp_problem_cols(pb);
+        nmp_rng r;
+        nmp_rng_seed(&r, (uint64_t)c);
+        int32_t ra[4], rb[4];
+        uint8_t rt[4];
+        const int count = c % 5;
+        for (int k = 0; k < count; k++) {
+            ra[k] = (int32_t)nmp_rng_below(&r, (uint64_t)C);
+            do
+                rb[k] = (int32_t)nmp_rng_below(&r, (uint64_t)C);
+            while (rb[k] == ra[k]);
+            rt[k] = (uint8_t)(nmp_rng_below(&r, 2));
+        }
+        random_duals(pb, 0.2, (uint64_t)c, y);
+        int32_t *all;
+        const int64_t total = subsets(C, m, &all);
+        double best = -INFINITY;
+        for (int64_t q = 0; q < total; q++) {
+            const int32_t *s = all + q * m;
+            double rc = nmp_score_group_value(pb, s);
+            for (int t = 0; t < m; t++)
+                rc -= y[s[t]];
+            if (obeys(s, m, count, ra, rb, rt))
+                best = NMP_MAX(best, rc);
+        }
+        nmp_backend be;
+        nmp_backend_init_cpu(&be, pb);
+        nmp_price *pr;
+        nmp_assert_ok(nmp_price_create(pb, 1, 40, &pr));
+        nmp_assert_ok(nmp_price_set_rules(pr, count, ra, rb, rt));
+        nmp_assert_ok(nmp_price_set_backend(pr, &be));
+        int32_t oc[40 * 4];
+        double ov[40], orc[40];
+        nmp_price_out out = { oc, ov, orc, 0, 0, false, -INFINITY };
+        nmp_assert_ok(nmp_price_solve(pr, y, -1e300, 40, NULL, NULL, &out));
+        assert_true(out.complete && out.found >= 1);
+        assert_true(out.rc_max >= best - 1e-12 * fabs(best));
+        if (count == 0) /* without rules the per-column maxima hold the maximum */
+            nmp_assert_close(out.rc[0], best, 1e-9 * fabs(best));
+        for (int64_t t = 0; t < out.found; t++) {
+            const int32_t *s = oc + t * m;
+            assert_true(obeys(s, m, count, ra, rb, rt));
+            nmp_assert_close(out.value[t], nmp_score_group_value(pb, s), 0);
+            double rc = out.value[t];
+            for (int u = 0; u < m; u++)
+                rc -= y[s[u]];
+            nmp_assert_close(out.rc[t], rc, 0);
+            if (t > 0)
+                assert_true(out.rc[t] <= out.rc[t - 1]);
+        }
+        nmp_assert_ok(nmp_price_solve(pr, y, best + 1e-6 * fabs(best) + 1e-9, 40, NULL, NULL,
+                                      &out));
+        assert_true(out.complete);
+        assert_int_equal(out.found, 0);
+        nmp_price_free(pr);
+        nmp_backend_release(&be);
+        free(all);
+        nmp_problem_free(pb);
+    }
+}
+
+/* colgen with --device ref reaches the same LP value (the last round is priced exactly) */
+static void test_colgen_device(void **state)
+{
+    (void)state;
+    const struct { int rows, cols, n, m, kind; } cases[] = {
+        { 16, 8, 2, 4, 0 }, { 64, 12, 2, 4, 0 }, { 32, 16, 2, 4, 1 }, { 5, 16, 2, 4, 0 },
+        { 24, 12, 1, 2, 0 }, { 40, 16, 2, 8, 1 }, { 16, 15, 1, 3, 0 }, { 24, 32, 2, 4, 0 },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        nmp_problem *pb = nmp_test_problem(cases[c].rows, cases[c].cols, cases[c].n, cases[c].m,
+                                           cases[c].kind, 700 + c);
+        nmp_params par;
+        nmp_params_init(&par);
+        par.seed = c;
+        nmp_params_set(&par, "heur_time", 0);
+        nmp_params_set(&par, "mip_time", 0);
+        const nmp_result cpu = run(pb, "colgen", &par, NULL);
+        par.device = NMP_DEVICE_REF;
+        const nmp_result dev = run(pb, "colgen", &par, NULL);
+        nmp_assert_close(dev.bound, cpu.bound, 1e-7 * cpu.bound);
+        if (cases[c].cols <= 16)
+            nmp_assert_close(dev.bound, full_lp(pb), 1e-7 * cpu.bound);
+        nmp_problem_free(pb);
+    }
+}
+
 static void test_pricing_args(void **state)
 {
     (void)state;
@@ -260,7 +357,7 @@ static void test_pricing_args(void **state)
     double y[8] = { 0 };
     int32_t oc[4 * 5];
     double ov[5], orc[5];
-    nmp_price_out out = { oc, ov, orc, 0, 0, false };
+    nmp_price_out out = { oc, ov, orc, 0, 0, false, -INFINITY };
     assert_int_equal(nmp_price_solve(pr, y, 0, 5, NULL, NULL, &out), NMP_ERR_ARG);
     /* a component larger than m: nothing is feasible */
     const int32_t ca[4] = { 0, 1, 2, 3 }, cb[4] = { 1, 2, 3, 4 };
@@ -496,6 +593,8 @@ int main(void)
         cmocka_unit_test(test_pricing_brute),
         cmocka_unit_test(test_pricing_rules),
         cmocka_unit_test(test_pricing_args),
+        cmocka_unit_test(test_pricing_device),
+        cmocka_unit_test(test_colgen_device),
         cmocka_unit_test(test_colgen_full_lp),
         cmocka_unit_test(test_colgen_vs_dp),
         cmocka_unit_test(test_colgen_time_limit),

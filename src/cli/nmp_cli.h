@@ -179,6 +179,7 @@ typedef struct cli_lp_bound {
 /* Runs colgen for the LP bound within `seconds` (progress through pl); a refusal or a build
  * without GLPK is a note in lp, not an error. 0, or the exit code after a line naming input. */
 int cli_lp_compute(const nmp_problem *pb, const char *input, double seconds, int threads,
+                   nmp_device device,
                    cli_progress_line *pl, cli_lp_bound *lp);
 /* lp_bound, lp_status, lp_complete, lp_seconds, lp_rounds, lp_note */
 void cli_json_lp(json_t *o, const cli_lp_bound *lp);

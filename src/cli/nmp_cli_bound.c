@@ -20,6 +20,10 @@ static const char help_bound[] =
     "options:\n"
     "  --time-limit S        stop the LP after S seconds (default 60; 0: none)\n"
     "  --threads T           threads of the LP's pricing (0: the OpenMP default)\n"
+    "  --device D            where the pricing runs: cpu (default), gpu (every column's best\n"
+    "                        subset on the GPU; rounds that find nothing are priced exactly on\n"
+    "                        the CPU, so the LP value stays a certificate), auto (gpu when\n"
+    "                        present and >= 96 columns), ref (the GPU path on the CPU reference)\n"
     CLI_HELP_PROBLEM
     "  --json                print one JSON object instead of text\n"
     "  --progress            progress lines on stderr even when it is not a terminal (on a\n"
@@ -35,7 +39,7 @@ static const char help_bound[] =
  * whether it was solved (OPTIMAL or FEASIBLE) or stopped (a valid, weaker bound). A refusal
  * (NMP_ERR_ARG, NMP_ERR_UNSUPPORTED) is a note, not an error. 0, or the exit code after a line. */
 int cli_lp_compute(const nmp_problem *pb, const char *input, double seconds, int threads,
-                   cli_progress_line *pl, cli_lp_bound *lp)
+                   nmp_device device, cli_progress_line *pl, cli_lp_bound *lp)
 {
     memset(lp, 0, sizeof *lp);
     if (!nmp_solver_find("colgen")) {
@@ -46,6 +50,7 @@ int cli_lp_compute(const nmp_problem *pb, const char *input, double seconds, int
     nmp_params_init(&par);
     par.time_limit = seconds;
     par.threads = threads;
+    par.device = device;
     par.progress = cli_progress_report;
     par.progress_user = pl;
     nmp_params_set(&par, "heur_time", 0);
@@ -57,7 +62,7 @@ int cli_lp_compute(const nmp_problem *pb, const char *input, double seconds, int
     const nmp_err e = nmp_solve(pb, "colgen", &par, perm, 1, &lp->res, &msg);
     nmp_free(perm);
     cli_progress_clear(pl);
-    if (e == NMP_ERR_ARG || e == NMP_ERR_UNSUPPORTED) {
+    if ((e == NMP_ERR_ARG || e == NMP_ERR_UNSUPPORTED) && device == NMP_DEVICE_CPU) {
         snprintf(lp->note, sizeof lp->note, "colgen: %s",
                  msg.text[0] ? msg.text : nmp_err_str(e));
         return 0;
@@ -116,6 +121,8 @@ int cli_cmd_bound(cli_args *c)
     cli_problem_opts po = { NULL, NULL, NULL, { 2, 4 }, NMP_OBJ_ABS, false };
     double seconds = CLI_DEFAULT_SECONDS;
     int threads = 0;
+    nmp_params dev;
+    nmp_params_init(&dev);
     bool json = false, progress = false;
     const char *v = NULL;
     for (c->k = 2; c->k < c->argc && !c->bad; c->k++) {
@@ -129,6 +136,7 @@ int cli_cmd_bound(cli_args *c)
             int64_t t = 0;
             if (cli_parse_i64(c, "--threads", v, 0, 4096, &t))
                 threads = (int)t;
+        } else if (cli_take_device(c, &dev)) {
         } else if (cli_take_problem_opt(c, &po)) {
         } else {
             cli_take_input(c, &po.input);
@@ -149,7 +157,7 @@ int cli_cmd_bound(cli_args *c)
         snprintf(pl.label, sizeof pl.label, "lp bound");
         struct sigaction old;
         cli_sigint_catch(&old);
-        rc = cli_lp_compute(ld.pb, po.input, seconds, threads, &pl, &lp);
+        rc = cli_lp_compute(ld.pb, po.input, seconds, threads, dev.device, &pl, &lp);
         sigaction(SIGINT, &old, NULL);
     }
     if (rc == 0) {

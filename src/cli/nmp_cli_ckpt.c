@@ -64,6 +64,7 @@ static const char help_permute[] =
     "                        depends on the machine (the report says not reproducible)\n"
     "  --seed N              seed of the solvers and of verification (default 0)\n"
     "  --threads T           solver threads (0: the OpenMP default; the result depends on T)\n"
+    CLI_DEVICE_HELP
     "  --objective O         saliency the spaces are scored and pruned by: abs (|w|, default),\n"
     "                        wanda (|w| * ||x||), ria (relative importance * ||x||^0.5)\n"
     "  --activations FILE    per-input-channel activation norms for wanda / ria (from\n"
@@ -196,6 +197,7 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
             int64_t t = 0;
             if (cli_parse_i64(c, "--threads", v, 0, 4096, &t))
                 o->par.threads = (int)t;
+        } else if (solve && cli_take_device(c, &o->par)) {
         } else {
             cli_take_input(c, &o->input);
         }

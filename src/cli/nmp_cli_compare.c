@@ -287,7 +287,7 @@ static int compare_input(const compare_opts *o, const nmp_problem *pb, cmp_input
     if (!in->lp.ran && !in->lp_skipped) {
         snprintf(pl.label, sizeof pl.label, "[%d/%d] %s lp bound", index + 1, o->ninputs,
                  in->name);
-        rc = cli_lp_compute(pb, in->path, o->bound_time, o->threads, &pl, &in->lp);
+        rc = cli_lp_compute(pb, in->path, o->bound_time, o->threads, NMP_DEVICE_CPU, &pl, &in->lp);
         if (rc == 0 && in->lp.ran && in->lp.res.bound < in->best_bound) {
             in->best_bound = in->lp.res.bound;
             in->best_source = "lp";
