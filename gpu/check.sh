@@ -13,14 +13,24 @@
 #      (the CLI reads JSON): the system's, or libjansson4 + libjansson-dev .deb files in
 #      $NMP_DEBS (default gpu/.debs; make them on a machine with apt: gpu/check.sh --fetch-debs,
 #      and carry that folder). Without it this part is skipped, said in one line.
+#   3. gpu/search.sh: osg's windows and auto's first stage on the device against CPU auto with a
+#      60-s limit on every core at 4096^2 and 8192^2, and the LP bound of 256x256 with its pricing
+#      on the device (needs GLPK: the system's, or libglpk .deb files in $NMP_DEBS, also fetched
+#      by --fetch-debs). `gpu/check.sh --search` runs the build and this part alone.
 # cuBLASLt and cuSPARSELt are loaded at run time (the search order of nmp_gpu_libs_load);
 # cuSPARSELt's header comes from the nvidia-cusparselt-cu13 wheel, installed with pip if missing.
-# Usage: gpu/check.sh [--quick]; OUT=dir keeps the log there. Exit: 0 pass, 1 fail, 77 no GPU.
+# Usage: gpu/check.sh [--quick | --search]; OUT=dir keeps the log there. Exit: 0 pass, 1 fail, 77 no GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--fetch-debs" ]; then
-    mkdir -p gpu/.debs && (cd gpu/.debs && apt-get download libjansson4 libjansson-dev)
+    mkdir -p gpu/.debs && (cd gpu/.debs && apt-get download libjansson4 libjansson-dev \
+        libglpk40 libglpk-dev libamd2 libcolamd2 libsuitesparseconfig5 libltdl7 libgmp10)
     exit
+fi
+only_search=false
+if [ "${1:-}" = "--search" ]; then
+    only_search=true
+    shift
 fi
 NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
 CUDA_ROOT=$(dirname "$(dirname "$(readlink -f "$NVCC")")")
@@ -98,21 +108,51 @@ elif ls "$debs"/libjansson*.deb >/dev/null 2>&1; then
     ln -sf "$(find "$B/deps" -name 'libjansson.so.4*' | head -n 1)" "$jdir/libjansson.so"
     jinc=(-I"$B/deps/usr/include") jlib=(-L"$jdir" -Wl,-rpath,"$jdir" -ljansson)
 fi
+# GLPK for colgen (the LP bound of part 3): the system's, or the .deb files beside jansson's
+ginc=() glib=()
+if [ -f /usr/include/glpk.h ]; then
+    glib=(-lglpk)
+elif ls "$debs"/libglpk*.deb >/dev/null 2>&1; then
+    for d in "$debs"/lib{glpk,amd,colamd,suitesparseconfig,ltdl,gmp}*.deb; do
+        [ -e "$d" ] && dpkg -x "$d" "$B/deps"
+    done
+    gdir=$(dirname "$(find "$B/deps" -name 'libglpk.so.40*' | head -n 1)")
+    ln -sf "$(find "$B/deps" -name 'libglpk.so.40*' | head -n 1)" "$gdir/libglpk.so"
+    ginc=(-I"$B/deps/usr/include")
+    glib=(-L"$gdir" -Wl,-rpath,"$gdir" -lglpk)
+    for l in amd colamd suitesparseconfig ltdl gmp; do # GLPK's own dependencies, found by rpath
+        f=$(find "$B/deps" -name "lib$l.so.*" | head -n 1)
+        [ -n "$f" ] && glib+=(-Wl,-rpath,"$(dirname "$f")")
+    done
+fi
 cliobjs=()
 if [ "${#jlib[@]}" -gt 0 ]; then
     extra=("${jinc[@]}")
+    if [ "${#glib[@]}" -gt 0 ]; then
+        mapfile -t glpk < <(list solvers/meson.build glpk_sources | sed 's|^|solvers/|')
+        extra+=("${ginc[@]}" -DNMP_HAVE_GLPK=1)
+        solvers+=("${glpk[@]}")
+    else
+        say "# no GLPK (system or $debs): the LP bound of part 3 is skipped"
+    fi
     compile cliobjs "${io[@]}" "${model[@]}" "${solvers[@]}" "${cli[@]}"
 fi
 wait
 gcc -o "$B/nmp_gpu_check" "${objs[@]}" "${chk[@]}" "${libs[@]}"
 if [ "${#cliobjs[@]}" -gt 0 ]; then
-    gcc -o "$B/nmperm" "${objs[@]}" "${cliobjs[@]}" "${jlib[@]}" "${libs[@]}"
+    gcc -o "$B/nmperm" "${objs[@]}" "${cliobjs[@]}" "${jlib[@]}" "${glib[@]}" "${libs[@]}"
 fi
 say "# built in $(( $(date +%s) - t0 )) s; $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
 
 # 1. backend, layer errors, timings, GEMM table; after a FAULT (exit 3) the rest of the table in a
 # fresh process
 rc=0
+if $only_search; then
+    nvidia-smi -L >/dev/null 2>&1 || { say "# gpu/check.sh --search: no GPU"; exit 77; }
+    T=$B/search timeout "${SEARCH_SECONDS:-330}" gpu/search.sh "$B/nmperm" "$LOG" || rc=1
+    say "# gpu/check.sh --search: exit $rc after $(( $(date +%s) - t0 )) s"
+    exit $rc
+fi
 set +e
 timeout 360 "$B/nmp_gpu_check" "$@" | tee -a "$LOG"
 rc=${PIPESTATUS[0]}
@@ -161,6 +201,11 @@ EOF
     fi
 else
     say "# tiny_llama checkpoint evaluation skipped: no jansson (gpu/check.sh --fetch-debs on a machine with apt, carry gpu/.debs)"
+fi
+
+# 3. the search on the device against the CPU (gpu/search.sh; --quick: skipped)
+if [ -x "$B/nmperm" ] && [ "${1:-}" != "--quick" ]; then
+    T=$B/search timeout "${SEARCH_SECONDS:-330}" gpu/search.sh "$B/nmperm" "$LOG" || rc=1
 fi
 say "# gpu/check.sh: exit $rc after $(( $(date +%s) - t0 )) s"
 exit $rc
