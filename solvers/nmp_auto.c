@@ -70,6 +70,9 @@ static const nmp_param_desc auto_params[] = {
     { "starts", 0, 0, 1e6, "anneal searches per thread (0: 1 up to 128 columns, else 2)" },
     { "lns", 1, 0, 1, "finish each annealing thread with lns (m <= 4)" },
     { "block", 0, 0, 1e6, "most groups per assignment (0: all up to 512, else 512)" },
+    { "exact_cols", 64, 0, 1e6, "then try to prove optimality with bnp up to this many columns "
+      "and m <= 4 (GLPK builds; 0: never)" },
+    { "exact_nodes", 3000, 1, 1e9, "bnp's node limit there, times effort (fixed work)" },
     { 0 },
 };
 
@@ -110,6 +113,7 @@ struct auto_state {
     bool use_lns;            /* the user's lns parameter */
     bool lns;                /* anneal plan: threads finish with lns */
     bool device;             /* osg's device search runs first (par->device) */
+    int64_t exact_cols, exact_nodes; /* the bnp stage (0 columns: none) */
     int threads, nslots;     /* OpenMP threads; searches */
     slot *slots;
     nmp_msg *msg;            /* create's msg (may be NULL): dp's reasons */
@@ -213,6 +217,8 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
     st->starts = (int64_t)nmp_param_get(par, d, "starts");
     st->use_lns = nmp_param_get(par, d, "lns") != 0;
     st->block = (int64_t)nmp_param_get(par, d, "block");
+    st->exact_cols = (int64_t)nmp_param_get(par, d, "exact_cols");
+    st->exact_nodes = (int64_t)NMP_MAX(1.0, st->effort * nmp_param_get(par, d, "exact_nodes"));
     if (st->block <= 0)
         st->block = pb->groups <= 512 ? NMP_MAX(pb->groups, 2) : 512;
     atomic_init(&st->stop, 0);
@@ -441,6 +447,43 @@ out:
     return e;
 }
 
+/* The proof stage: bnp from perm (the searches' answer as its incumbent; no heuristics of its
+ * own, whose work would depend on the clock) with effort * exact_nodes nodes. OPTIMAL when it
+ * proves; otherwise its bound still counts, and its answer when it gained. Builds without GLPK
+ * have no bnp: nothing happens; a shape bnp refuses is left as it is. */
+static nmp_err run_bnp(auto_state *st, int32_t *perm, nmp_result *res)
+{
+#ifdef NMP_HAVE_GLPK
+    const nmp_problem *pb = st->pb;
+    slot *s = &st->slots[0];
+    nmp_params q = st->par;
+    nmp_result r;
+    q.count = 0;
+    nmp_params_set(&q, "heur_time", 0);
+    nmp_params_set(&q, "lns_time", 0);
+    nmp_params_set(&q, "node_limit", (double)st->exact_nodes);
+    memcpy(s->work, perm, (size_t)pb->cols * sizeof *s->work);
+    const nmp_err e = nmp_subsolve(&nmp_bnp_ops, pb, &q, &st->clk, 0, s->work, &r, NULL);
+    if (e == NMP_ERR_UNSUPPORTED)
+        return NMP_OK;
+    if (e != NMP_OK)
+        return e;
+    if (r.score > r.start_score)
+        memcpy(perm, s->work, (size_t)pb->cols * sizeof *perm);
+    res->nodes += r.nodes;
+    res->bound = NMP_MIN(res->bound, r.bound);
+    if (r.status == NMP_STATUS_OPTIMAL)
+        res->status = NMP_STATUS_OPTIMAL;
+    else if (r.status == NMP_STATUS_TIME_LIMIT || r.status == NMP_STATUS_INTERRUPTED)
+        res->status = r.status;
+#else
+    (void)st;
+    (void)perm;
+    (void)res;
+#endif
+    return NMP_OK;
+}
+
 static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
 {
     nmp_err e = NMP_OK;
@@ -509,6 +552,9 @@ static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
     const slot *w = &st->slots[win];
     if (w->score > res->start_score)
         memcpy(perm, w->best, (size_t)pb->cols * sizeof *perm);
+    if (st->plan != PLAN_EXACT && pb->cols <= st->exact_cols && pb->m <= 4 &&
+        !nmp_at_row_bound(pb, w->score) && res->status == NMP_STATUS_FEASIBLE)
+        NMP_TRY(e, run_bnp(st, perm, res));
     NMP_TRY(e, nmp_score(pb, perm, &res->score));
     if (nmp_at_row_bound(pb, res->score))
         res->status = NMP_STATUS_OPTIMAL;

@@ -3,6 +3,8 @@
  * of memory */
 #include "nmp_test.h"
 
+#include <stdbool.h>
+
 #include "nmp_solvers.h"
 
 static void listed_first(void **state)
@@ -49,6 +51,7 @@ static void heuristics_reach_dp(void **state)
             par.seed = seed;
             par.threads = 2;
             nmp_assert_ok(nmp_params_set(&par, "dp_cols", 0));
+            nmp_assert_ok(nmp_params_set(&par, "exact_cols", 0)); /* the heuristics alone */
             nmp_assert_ok(nmp_params_set(&par, "effort", 0.05));
             nmp_assert_ok(nmp_solve(pb, "auto", &par, perm, 1, &ra, NULL));
             assert_true(nmp_perm_is_valid(perm, cols));
@@ -189,7 +192,7 @@ static void out_of_memory(void **state)
 {
     (void)state;
     for (int small = 0; small < 2; small++) {
-        nmp_problem *pb = nmp_test_problem(16, small ? 16 : 64, 2, 4, 0, 8);
+        nmp_problem *pb = nmp_test_problem(16, small ? 16 : 40, 2, 4, 0, 8); /* 40: bnp too */
         int32_t perm[64];
         nmp_result res;
         nmp_params par;
@@ -263,6 +266,46 @@ static void optimal_at_row_bound(void **state)
     }
 }
 
+/* Up to exact_cols columns auto hands its answer to bnp (fixed nodes): status OPTIMAL with bnp's
+ * own optimum and a bound equal to the score, the same perm twice; exact_cols=0 leaves the
+ * answer unproven. GLPK builds only (no bnp otherwise: the answer stays feasible). */
+static void proves_with_bnp(void **state)
+{
+    (void)state;
+    const bool glpk = nmp_solver_find("bnp") != NULL;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        const int64_t cols = 24 + 8 * (int64_t)seed, rows = seed == 2 ? 96 : 40;
+        nmp_problem *pb = nmp_test_problem(rows, cols, 2, 4, (int)seed % 2, 900 + seed);
+        int32_t a[48], b[48], o[48];
+        nmp_params par;
+        nmp_params_init(&par);
+        par.seed = seed;
+        nmp_assert_ok(nmp_params_set(&par, "effort", 0.2));
+        nmp_result ra, rb, ro;
+        nmp_assert_ok(nmp_solve(pb, "auto", &par, a, 1, &ra, NULL));
+        nmp_assert_ok(nmp_solve(pb, "auto", &par, b, 1, &rb, NULL));
+        assert_memory_equal(a, b, (size_t)cols * sizeof *a);
+        nmp_assert_close(ra.score, nmp_test_score(pb, a), 1e-9 * ra.score);
+        if (glpk) {
+            nmp_params bp;
+            nmp_params_init(&bp);
+            nmp_assert_ok(nmp_params_set(&bp, "heur_time", 0));
+            nmp_assert_ok(nmp_solve(pb, "bnp", &bp, o, 1, &ro, NULL));
+            assert_int_equal(ro.status, NMP_STATUS_OPTIMAL);
+            assert_int_equal(ra.status, NMP_STATUS_OPTIMAL);
+            nmp_assert_close(ra.score, ro.score, 1e-7 * ro.score);
+            nmp_assert_close(ra.bound, ra.score, 1e-9 * ra.score);
+            assert_true(ra.nodes >= 1);
+        }
+        nmp_assert_ok(nmp_params_set(&par, "exact_cols", 0));
+        nmp_assert_ok(nmp_solve(pb, "auto", &par, b, 1, &rb, NULL));
+        assert_true(rb.status == NMP_STATUS_FEASIBLE ||
+                    nmp_at_row_bound(pb, rb.score)); /* only the row bound proves it */
+        assert_int_equal(rb.nodes, 0);
+        nmp_problem_free(pb);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +317,7 @@ int main(void)
         cmocka_unit_test(time_limit_and_interrupt),
         cmocka_unit_test(out_of_memory),
         cmocka_unit_test(optimal_at_row_bound),
+        cmocka_unit_test(proves_with_bnp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
