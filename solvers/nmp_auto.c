@@ -23,8 +23,11 @@
  *   anneal   effort * 0.55 * 1.5e7 * 128 / (R + 32) moves per thread (~0.45 s of a core), at most
  *            effort * 2e4 * C * G, in one search up to 128 columns, two above; lns kicks
  *            effort * 0.4 s / (0.25 us * G * R), at most effort * 100 * G.
- *   ils/one  LAP rounds to the first stall capped at effort * 7e11 units, kicks until
- *            effort * 6e9 (ils, ~1 s per thread) or effort * 2.5e10 (one) further units are spent;
+ *   ils/one  LAP rounds to the first stall capped at effort * 7e11 (ils) or 2.1e11 (one) units,
+ *            kicks until effort * 6e9 (ils, ~1 s per thread) or effort * 7.5e9 (one) further
+ *            units are spent (one: calibrated 2026-12-05 at 1024^2..4096^2, docs/benchmarks.md:
+ *            0.3 of the earlier 7e11 / 2.5e10 keeps 97.1-99.8 % of their gain in 0.29-0.76 of
+ *            the time, 4096^2 in ~23 core-seconds instead of ~75);
  *            a round costs m * G * block * (R + block) units: the weights filled plus the block^3
  *            assignments (with R alone, 5 x 1792 was allowed ~1.7e5 rounds of 448^3 and ran
  *            for 800 s; now ~1.9e3, and it stops at the row bound after ~8 s).
@@ -367,8 +370,9 @@ static void run_anneal(slot *s, const int32_t *start)
     s->stopped = !running && !done(s);
 }
 
-/* Iterated LAP from the start (plans ils and one); kicks use `entries` weight entries. */
-static void run_ils(slot *s, double entries)
+/* Iterated LAP from the start (plans ils and one): LAP rounds to the first stall capped at
+ * `first` units, kicks until `entries` further units are spent (both times effort). */
+static void run_ils(slot *s, double first, double entries)
 {
     const auto_state *st = s->st;
     const nmp_problem *pb = st->pb;
@@ -378,7 +382,7 @@ static void run_ils(slot *s, double entries)
      * term is what bounds flat matrices such as 5 x 1792, where R alone would allow ~1e5 rounds) */
     const double blk = (double)NMP_MIN(st->block, pb->groups);
     const double round = (double)pb->m * (double)pb->groups * blk * ((double)pb->rows + blk);
-    s->rounds_left = timed ? INT64_MAX : (int64_t)NMP_MAX(2.0, st->effort * 7e11 / round);
+    s->rounds_left = timed ? INT64_MAX : (int64_t)NMP_MAX(2.0, st->effort * first / round);
     bool running = lap_until_stall(s);
     running = running && nmp_anneal_polish(s->an, s->ev, &s->clk, false);
     running = running && lap_until_stall(s);
@@ -415,7 +419,7 @@ static void run_slot(slot *s, const int32_t *start)
     if (st->plan == PLAN_ANNEAL)
         run_anneal(s, start);
     else
-        run_ils(s, st->plan == PLAN_ILS ? 6e9 : 2.5e10);
+        run_ils(s, st->plan == PLAN_ILS ? 7e11 : 2.1e11, st->plan == PLAN_ILS ? 6e9 : 7.5e9);
 }
 
 /* The exact plan: a quick anneal for a fallback, then dp. */
