@@ -36,10 +36,13 @@
  * stays the same on every run) with status OPTIMAL.
  *   Measured (|N(0,1)| squares, seed 1; core-seconds, the 2-core machine being shared with other
  *   jobs): 128 x 64 reference ~0.8 per thread; 64^2, 128^2, 256^2, 512^2 ~0.8-1 per thread;
- *   1024^2 4.0 (one search, 1.6x expected on 2 cores: 75 % of it is the parallel weight fill);
- *   2048^2 20; 4096^2 ~75 (blocks side by side, ~40 s on 2 free cores).
- *   Efficacy: 64^2 51.8 %, 128^2 40.3 %, 256^2 31.5 %, 512^2 24.4 %, 1024^2 18.4 %, 2048^2
- *   13.7 %, 4096^2 10.1 % (osg, apex's default: 41.6, 32.4, 27.7, 21.3, 16.1, 12.0, 8.9 %).
+ *   1024^2 ~3.4 (one search), 2048^2 ~22, 4096^2 ~23 (blocks side by side) since the
+ *   2026-12-05 calibration (before: 4.0-5.7, 20-28, ~75).
+ *   Efficacy: 64^2 51.8 %, 128^2 40.3 %, 256^2 31.5 %, 512^2 24.4 %, 1024^2 18.2 %, 2048^2
+ *   13.7 %, 4096^2 9.7 % (osg, apex's default: 41.6, 32.4, 27.7, 21.3, 16.1, 12.0, 8.9 %).
+ * Proof: up to exact_cols (64) columns at m <= 4, with GLPK, the answer goes to bnp with
+ * effort * exact_nodes nodes and no heuristics of its own (fixed work); status OPTIMAL when it
+ * proves, and its bound counts either way.
  * With a time limit every thread first runs LAP to a stall (a good answer early), annealing is
  * paced by the clock to 45 % of the limit, lns (created then, with the time left) and kicks use
  * the rest, and everything stops at the limit: the result then also depends on the machine.
