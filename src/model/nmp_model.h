@@ -5,6 +5,25 @@
 
 #include "nmp_io.h"
 
+/* ------------------------------------------------------ building plans (nmp_plan.c) */
+
+/* A copy of s (release with nmp_free); NULL on out of memory. */
+char *nmp_strdup(const char *s);
+/* Whether s ends with suffix. */
+bool nmp_ends_with(const char *s, const char *suffix);
+/* An empty plan of architecture arch (copied); NULL on out of memory. */
+nmp_plan *nmp_plan_new(const char *arch);
+/* Appends a space named name (copied) of size channels, no references, stats.verify_rel = -1;
+ * NULL on out of memory (the plan stays valid for nmp_plan_free). */
+nmp_space *nmp_plan_add_space(nmp_plan *plan, const char *name, int64_t size, nmp_act act);
+/* Appends a reference to tensor (copied) to sp. NMP_ERR_NOMEM. */
+nmp_err nmp_space_ref(nmp_space *sp, const char *tensor, nmp_role role, nmp_use use, int axis,
+                      int64_t offset);
+/* Marks sp skipped with reason (copied; replaces an earlier one). NMP_ERR_NOMEM. */
+nmp_err nmp_space_skip(nmp_space *sp, const char *reason);
+
+/* ------------------------------------------------------------- writing (nmp_space.c) */
+
 /* What a write prunes: mode NMP_PRUNE_*, the pattern, the saliency, more exclude globs. */
 typedef struct nmp_prune_spec {
     int mode;
