@@ -187,7 +187,7 @@ out:
     return e;
 }
 
-/* ------------------------------------------------------ residual stream */
+/* ------------------------------------------------------------- presets */
 
 /* One tensor of a residual stream preset: under a layer prefix, or under the model root (the
  * part of a layer prefix before "<list>.<i>.") for the globals; role -1: known to neither read
@@ -202,87 +202,160 @@ typedef struct res_part {
 
 enum { RC = NMP_ROLE_CONSUMER, RP = NMP_ROLE_PRODUCER, RX = -1 };
 
+/* The rows of the tables, by what a tensor does to the stream: a weight that reads it on axis
+ * `in`; a linear layer "<name>.weight" (and its optional bias) that writes it on axis `out`; a
+ * norm with a scale "<name>.weight" (and an optional shift "<name>.bias", NORM) or without
+ * (SCALE); an embedding that writes it on axis 1; a head that reads it on axis 1 when present;
+ * a tensor that does neither. WRITES and NORM stand for two rows. */
+#define READS(name, in) { name, RC, NMP_USE_WEIGHT, in, true }
+#define WRITES(name, out)                                                                        \
+    { name ".weight", RP, NMP_USE_WEIGHT, out, true }, { name ".bias", RP, NMP_USE_BIAS, 0, false }
+#define NORM(name)                                                                               \
+    { name ".weight", RP, NMP_USE_SCALE, 0, true }, { name ".bias", RP, NMP_USE_SHIFT, 0, false }
+#define SCALE(name) { name ".weight", RP, NMP_USE_SCALE, 0, true }
+#define EMBED(name, required) { name, RP, NMP_USE_WEIGHT, 1, required }
+#define HEAD(name) { name, RC, NMP_USE_WEIGHT, 1, false }
+#define OTHER(name) { name, RX, 0, 0, false }
+#define END { NULL, 0, 0, 0, false }
+
 static const res_part bert_layer[] = {
-    { "attention.self.query.weight", RC, NMP_USE_WEIGHT, 1, true },
-    { "attention.self.key.weight", RC, NMP_USE_WEIGHT, 1, true },
-    { "attention.self.value.weight", RC, NMP_USE_WEIGHT, 1, true },
-    { "attention.output.dense.weight", RP, NMP_USE_WEIGHT, 0, true },
-    { "attention.output.dense.bias", RP, NMP_USE_BIAS, 0, false },
-    { "attention.output.LayerNorm.weight", RP, NMP_USE_SCALE, 0, true },
-    { "attention.output.LayerNorm.bias", RP, NMP_USE_SHIFT, 0, false },
-    { "intermediate.dense.weight", RC, NMP_USE_WEIGHT, 1, true },
-    { "output.dense.weight", RP, NMP_USE_WEIGHT, 0, true },
-    { "output.dense.bias", RP, NMP_USE_BIAS, 0, false },
-    { "output.LayerNorm.weight", RP, NMP_USE_SCALE, 0, true },
-    { "output.LayerNorm.bias", RP, NMP_USE_SHIFT, 0, false },
-    { "attention.self.query.bias", RX, 0, 0, false },
-    { "attention.self.key.bias", RX, 0, 0, false },
-    { "attention.self.value.bias", RX, 0, 0, false },
-    { "intermediate.dense.bias", RX, 0, 0, false },
-    { NULL, 0, 0, 0, false } };
+    READS("attention.self.query.weight", 1), READS("attention.self.key.weight", 1),
+    READS("attention.self.value.weight", 1), WRITES("attention.output.dense", 0),
+    NORM("attention.output.LayerNorm"), READS("intermediate.dense.weight", 1),
+    WRITES("output.dense", 0), NORM("output.LayerNorm"),
+    OTHER("attention.self.query.bias"), OTHER("attention.self.key.bias"),
+    OTHER("attention.self.value.bias"), OTHER("intermediate.dense.bias"), END };
 static const res_part bert_global[] = {
-    { "embeddings.word_embeddings.weight", RP, NMP_USE_WEIGHT, 1, true },
-    { "embeddings.position_embeddings.weight", RP, NMP_USE_WEIGHT, 1, false },
-    { "embeddings.token_type_embeddings.weight", RP, NMP_USE_WEIGHT, 1, false },
-    { "embeddings.LayerNorm.weight", RP, NMP_USE_SCALE, 0, true },
-    { "embeddings.LayerNorm.bias", RP, NMP_USE_SHIFT, 0, false },
-    { "pooler.dense.weight", RC, NMP_USE_WEIGHT, 1, false },
-    { "cls.predictions.transform.dense.weight", RC, NMP_USE_WEIGHT, 1, false },
-    { "pooler.dense.bias", RX, 0, 0, false },
-    { "cls.predictions.transform.dense.bias", RX, 0, 0, false },
-    { "cls.predictions.transform.LayerNorm.weight", RX, 0, 0, false },
-    { "cls.predictions.transform.LayerNorm.bias", RX, 0, 0, false },
-    { "cls.predictions.decoder.weight", RX, 0, 0, false },  /* reads the transform's output */
-    { "cls.predictions.decoder.bias", RX, 0, 0, false },
-    { "cls.predictions.bias", RX, 0, 0, false },
-    { "cls.seq_relationship.weight", RX, 0, 0, false },     /* reads the pooler's output */
-    { "cls.seq_relationship.bias", RX, 0, 0, false },
-    { NULL, 0, 0, 0, false } };
-static const res_part gpt2_layer[] = {
-    { "ln_1.weight", RP, NMP_USE_SCALE, 0, true },
-    { "ln_1.bias", RP, NMP_USE_SHIFT, 0, false },
-    { "attn.c_attn.weight", RC, NMP_USE_WEIGHT, 0, true },  /* Conv1D: [in, out] */
-    { "attn.c_proj.weight", RP, NMP_USE_WEIGHT, 1, true },
-    { "attn.c_proj.bias", RP, NMP_USE_BIAS, 0, false },
-    { "ln_2.weight", RP, NMP_USE_SCALE, 0, true },
-    { "ln_2.bias", RP, NMP_USE_SHIFT, 0, false },
-    { "mlp.c_fc.weight", RC, NMP_USE_WEIGHT, 0, true },
-    { "mlp.c_proj.weight", RP, NMP_USE_WEIGHT, 1, true },
-    { "mlp.c_proj.bias", RP, NMP_USE_BIAS, 0, false },
-    { "attn.c_attn.bias", RX, 0, 0, false },
-    { "mlp.c_fc.bias", RX, 0, 0, false },
-    { "attn.bias", RX, 0, 0, false },         /* causal mask buffers */
-    { "attn.masked_bias", RX, 0, 0, false },
-    { NULL, 0, 0, 0, false } };
+    EMBED("embeddings.word_embeddings.weight", true),
+    EMBED("embeddings.position_embeddings.weight", false),
+    EMBED("embeddings.token_type_embeddings.weight", false), NORM("embeddings.LayerNorm"),
+    HEAD("pooler.dense.weight"), HEAD("cls.predictions.transform.dense.weight"),
+    OTHER("pooler.dense.bias"), OTHER("cls.predictions.transform.dense.bias"),
+    OTHER("cls.predictions.transform.LayerNorm.weight"),
+    OTHER("cls.predictions.transform.LayerNorm.bias"),
+    OTHER("cls.predictions.decoder.weight"), /* reads the transform's output */
+    OTHER("cls.predictions.decoder.bias"), OTHER("cls.predictions.bias"),
+    OTHER("cls.seq_relationship.weight"),    /* reads the pooler's output */
+    OTHER("cls.seq_relationship.bias"), END };
+static const res_part gpt2_layer[] = {       /* Conv1D weights are [in, out] */
+    NORM("ln_1"), READS("attn.c_attn.weight", 0), WRITES("attn.c_proj", 1), NORM("ln_2"),
+    READS("mlp.c_fc.weight", 0), WRITES("mlp.c_proj", 1),
+    OTHER("attn.c_attn.bias"), OTHER("mlp.c_fc.bias"),
+    OTHER("attn.bias"), OTHER("attn.masked_bias"), /* causal mask buffers */
+    END };
 static const res_part gpt2_global[] = {
-    { "wte.weight", RP, NMP_USE_WEIGHT, 1, true },  /* also the tied LM head */
-    { "wpe.weight", RP, NMP_USE_WEIGHT, 1, false },
-    { "ln_f.weight", RP, NMP_USE_SCALE, 0, true },
-    { "ln_f.bias", RP, NMP_USE_SHIFT, 0, false },
-    { "lm_head.weight", RC, NMP_USE_WEIGHT, 1, false },
-    { NULL, 0, 0, 0, false } };
+    EMBED("wte.weight", true), /* also the tied LM head */
+    EMBED("wpe.weight", false), NORM("ln_f"), HEAD("lm_head.weight"), END };
 static const res_part llama_layer[] = {
-    { "input_layernorm.weight", RP, NMP_USE_SCALE, 0, true },
-    { "self_attn.q_proj.weight", RC, NMP_USE_WEIGHT, 1, true },
-    { "self_attn.k_proj.weight", RC, NMP_USE_WEIGHT, 1, true },
-    { "self_attn.v_proj.weight", RC, NMP_USE_WEIGHT, 1, true },
-    { "self_attn.o_proj.weight", RP, NMP_USE_WEIGHT, 0, true },
-    { "self_attn.o_proj.bias", RP, NMP_USE_BIAS, 0, false },
-    { "post_attention_layernorm.weight", RP, NMP_USE_SCALE, 0, true },
-    { "mlp.gate_proj.weight", RC, NMP_USE_WEIGHT, 1, true },
-    { "mlp.up_proj.weight", RC, NMP_USE_WEIGHT, 1, true },
-    { "mlp.down_proj.weight", RP, NMP_USE_WEIGHT, 0, true },
-    { "mlp.down_proj.bias", RP, NMP_USE_BIAS, 0, false },
-    { "self_attn.q_proj.bias", RX, 0, 0, false },
-    { "self_attn.k_proj.bias", RX, 0, 0, false },
-    { "self_attn.v_proj.bias", RX, 0, 0, false },
-    { "self_attn.rotary_emb.inv_freq", RX, 0, 0, false },
-    { NULL, 0, 0, 0, false } };
+    SCALE("input_layernorm"), READS("self_attn.q_proj.weight", 1),
+    READS("self_attn.k_proj.weight", 1), READS("self_attn.v_proj.weight", 1),
+    WRITES("self_attn.o_proj", 0), SCALE("post_attention_layernorm"),
+    READS("mlp.gate_proj.weight", 1), READS("mlp.up_proj.weight", 1), WRITES("mlp.down_proj", 0),
+    OTHER("self_attn.q_proj.bias"), OTHER("self_attn.k_proj.bias"),
+    OTHER("self_attn.v_proj.bias"), OTHER("self_attn.rotary_emb.inv_freq"), END };
 static const res_part llama_global[] = {
-    { "embed_tokens.weight", RP, NMP_USE_WEIGHT, 1, true },  /* also a tied LM head */
-    { "norm.weight", RP, NMP_USE_SCALE, 0, true },
-    { "lm_head.weight", RC, NMP_USE_WEIGHT, 1, false },
-    { NULL, 0, 0, 0, false } };
+    EMBED("embed_tokens.weight", true), /* also a tied LM head */
+    SCALE("norm"), HEAD("lm_head.weight"), END };
+
+#undef READS
+#undef WRITES
+#undef NORM
+#undef SCALE
+#undef EMBED
+#undef HEAD
+#undef OTHER
+#undef END
+
+/* An architecture: the tensor that marks each block (<prefix><marker>, one step per prefix),
+ * what a block holds, and the residual stream of the transformers. */
+typedef struct preset preset;
+typedef nmp_err (*block_fn)(const nmp_st *st, nmp_plan *plan, const char *prefix,
+                            const preset *p, const nmp_plan_opts *o, nmp_msg *msg);
+struct preset {
+    const char *arch;
+    const char *detect;     /* a tensor name suffix that tells the architecture (--arch auto) */
+    const char *marker;
+    block_fn block;
+    mlp_desc mlp;
+    attn_desc attn;
+    bool fused;             /* attn.v is a fused qkv, its value block the last third of its
+                             * columns; key/value heads = heads (no GQA) */
+    const char *list;       /* blocks are <root><list><i>. (the residual stream) */
+    const res_part *layer, *global;
+    int width;              /* layer[width] (a reader of the stream) gives the hidden size */
+};
+
+/* A transformer block: its MLP space, then one attention value space per key/value head (with
+ * head counts), or one skipped space saying they are missing. */
+static nmp_err infer_transformer(const nmp_st *st, nmp_plan *plan, const char *prefix,
+                                 const preset *p, const nmp_plan_opts *o, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    char name[1100];
+    attn_desc a = p->attn;
+    nmp_plan_opts heads = *o;
+    snprintf(name, sizeof name, "%smlp", prefix);
+    NMP_TRY(e, infer_mlp(st, plan, prefix, name, &p->mlp, msg));
+    if (p->fused) {
+        const nmp_st_tensor *qkv = find2(st, prefix, a.v);
+        if (!qkv || qkv->ndim != 2)
+            goto out;
+        a.v_base = 2 * (qkv->shape[1] / 3);
+        heads.kv_heads = 0;
+    }
+    if (o->heads > 0)
+        NMP_TRY(e, infer_attn(st, plan, prefix, &a, &heads, msg));
+    else
+        NMP_TRY(e, skip_attn(plan, prefix));
+out:
+    return e;
+}
+
+/* A torchvision block (the prefix names a layer): conv1 -> conv2, and conv2 -> conv3 in a
+ * bottleneck. */
+static nmp_err infer_resnet(const nmp_st *st, nmp_plan *plan, const char *prefix,
+                            const preset *p, const nmp_plan_opts *o, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    (void)p;
+    (void)o;
+    if (strstr(prefix, "layer") && find2(st, prefix, "conv2.weight")) {
+        NMP_TRY(e, infer_conv(st, plan, prefix, 1, 2, msg));
+        if (find2(st, prefix, "conv3.weight"))
+            NMP_TRY(e, infer_conv(st, plan, prefix, 2, 3, msg));
+    }
+out:
+    return e;
+}
+
+/* In the order --arch auto tries them. */
+static const preset presets[] = {
+    { .arch = "bert", .detect = "intermediate.dense.weight",
+      .marker = "intermediate.dense.weight", .block = infer_transformer,
+      .mlp = { "intermediate.dense.weight", "intermediate.dense.bias", NULL,
+               "output.dense.weight", 0, 1, NMP_ACT_GELU },
+      .attn = { "attention.self.value.weight", "attention.self.value.bias",
+                "attention.output.dense.weight", 0, 1, 0 },
+      .list = "layer.", .layer = bert_layer, .global = bert_global, .width = 1 },
+    { .arch = "gpt2", .detect = "mlp.c_fc.weight", .marker = "mlp.c_fc.weight",
+      .block = infer_transformer,
+      .mlp = { "mlp.c_fc.weight", "mlp.c_fc.bias", NULL, "mlp.c_proj.weight", 1, 0,
+               NMP_ACT_GELU },
+      .attn = { "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", 1, 0, 0 },
+      .fused = true, .list = "h.", .layer = gpt2_layer, .global = gpt2_global, .width = 2 },
+    { .arch = "llama", .detect = "mlp.gate_proj.weight", .marker = "mlp.gate_proj.weight",
+      .block = infer_transformer,
+      .mlp = { "mlp.up_proj.weight", NULL, "mlp.gate_proj.weight", "mlp.down_proj.weight", 0, 1,
+               NMP_ACT_SILU },
+      .attn = { "self_attn.v_proj.weight", "self_attn.v_proj.bias", "self_attn.o_proj.weight", 0,
+                1, 0 },
+      .list = "layers.", .layer = llama_layer, .global = llama_global, .width = 1 },
+    { .arch = "resnet", .detect = "layer1.0.conv1.weight", .marker = "conv1.weight",
+      .block = infer_resnet },
+};
+enum { NPRESETS = sizeof presets / sizeof presets[0] };
+
+/* ------------------------------------------------------ residual stream */
 
 /* A global is looked up under the model root, then at the top (lm_head.weight, cls.*). */
 static const nmp_st_tensor *find_global(const nmp_st *st, const char *root, const char *name,
@@ -339,15 +412,12 @@ static bool res_known(const char *name, const char *prefix, const res_part *list
  * layer's marker tensor) and the globals. The stream is permutable only as a whole, so a float
  * tensor with a hidden-size axis that the preset does not know (e.g. a task head) is an error
  * rather than a guess. */
-static nmp_err infer_residual(const nmp_st *st, nmp_plan *plan, const char *marker,
+static nmp_err infer_residual(const nmp_st *st, nmp_plan *plan, const preset *pre,
                               nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    const char *arch = plan->arch;
-    const bool bert = strcmp(arch, "bert") == 0, gpt2 = strcmp(arch, "gpt2") == 0;
-    const res_part *layer = bert ? bert_layer : gpt2 ? gpt2_layer : llama_layer;
-    const res_part *global = bert ? bert_global : gpt2 ? gpt2_global : llama_global;
-    const char *list = bert ? "layer." : gpt2 ? "h." : "layers.";
+    const char *arch = pre->arch, *marker = pre->marker, *list = pre->list;
+    const res_part *layer = pre->layer, *global = pre->global;
     const size_t mlen = strlen(marker);
     char root[1000] = "", full[2100];
     nmp_space *sp = NULL;
@@ -374,9 +444,10 @@ static nmp_err infer_residual(const nmp_st *st, nmp_plan *plan, const char *mark
                 }
                 snprintf(root, sizeof root, "%.*s", (int)(end - ll), prefix);
                 const nmp_st_tensor *first = NULL;
-                const res_part *c = &layer[gpt2 ? 2 : 1]; /* query / c_attn / q_proj */
+                const res_part *c = &layer[pre->width];
                 NMP_TRY(e, need(st, prefix, c->name, 2, &first, msg));
-                if (!(sp = nmp_plan_add_space(plan, "residual", first->shape[c->axis], NMP_ACT_IDENTITY))) {
+                if (!(sp = nmp_plan_add_space(plan, "residual", first->shape[c->axis],
+                                              NMP_ACT_IDENTITY))) {
                     e = NMP_ERR_NOMEM;
                     goto out;
                 }
@@ -440,87 +511,36 @@ out:
     return e;
 }
 
-static const char *detect(const nmp_st *st)
+static const preset *detect(const nmp_st *st)
 {
-    static const struct { const char *suffix, *arch; } marks[] = {
-        { "intermediate.dense.weight", "bert" }, { "mlp.c_fc.weight", "gpt2" },
-        { "mlp.gate_proj.weight", "llama" }, { "layer1.0.conv1.weight", "resnet" } };
-    for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++)
+    for (int m = 0; m < NPRESETS; m++)
         for (int64_t k = 0; k < nmp_st_count(st); k++)
-            if (nmp_ends_with(nmp_st_tensor_at(st, k)->name, marks[m].suffix))
-                return marks[m].arch;
+            if (nmp_ends_with(nmp_st_tensor_at(st, k)->name, presets[m].detect))
+                return &presets[m];
     return NULL;
 }
 
 /* Every tensor named <prefix><marker>; calls one preset step per prefix. */
-static nmp_err infer_arch(const nmp_st *st, nmp_plan *plan, const nmp_plan_opts *o,
-                          nmp_msg *msg)
+static nmp_err infer_arch(const nmp_st *st, nmp_plan *plan, const preset *p,
+                          const nmp_plan_opts *o, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
-    const char *arch = plan->arch;
-    const char *marker = strcmp(arch, "bert") == 0    ? "intermediate.dense.weight"
-                         : strcmp(arch, "gpt2") == 0  ? "mlp.c_fc.weight"
-                         : strcmp(arch, "llama") == 0 ? "mlp.gate_proj.weight"
-                                                      : "conv1.weight";
-    const size_t mlen = strlen(marker);
+    const size_t mlen = strlen(p->marker);
     for (int64_t k = 0; k < nmp_st_count(st); k++) {
         const char *tn = nmp_st_tensor_at(st, k)->name;
-        if (!nmp_ends_with(tn, marker) || strlen(tn) - mlen >= 1000)
+        if (!nmp_ends_with(tn, p->marker) || strlen(tn) - mlen >= 1000)
             continue;
-        char prefix[1000], name[1100];
+        char prefix[1000];
         snprintf(prefix, sizeof prefix, "%.*s", (int)(strlen(tn) - mlen), tn);
-        if (strcmp(arch, "bert") == 0) {
-            static const mlp_desc d = { "intermediate.dense.weight", "intermediate.dense.bias",
-                                        NULL, "output.dense.weight", 0, 1, NMP_ACT_GELU };
-            static const attn_desc a = { "attention.self.value.weight",
-                                         "attention.self.value.bias",
-                                         "attention.output.dense.weight", 0, 1, 0 };
-            snprintf(name, sizeof name, "%smlp", prefix);
-            NMP_TRY(e, infer_mlp(st, plan, prefix, name, &d, msg));
-            if (o->heads > 0)
-                NMP_TRY(e, infer_attn(st, plan, prefix, &a, o, msg));
-            else
-                NMP_TRY(e, skip_attn(plan, prefix));
-        } else if (strcmp(arch, "gpt2") == 0) {
-            static const mlp_desc d = { "mlp.c_fc.weight", "mlp.c_fc.bias", NULL,
-                                        "mlp.c_proj.weight", 1, 0, NMP_ACT_GELU };
-            snprintf(name, sizeof name, "%smlp", prefix);
-            NMP_TRY(e, infer_mlp(st, plan, prefix, name, &d, msg));
-            const nmp_st_tensor *qkv = find2(st, prefix, "attn.c_attn.weight");
-            if (o->heads > 0 && qkv && qkv->ndim == 2) {
-                /* Conv1D [hidden, 3 hidden]: the value block is the last third of the columns */
-                const attn_desc a = { "attn.c_attn.weight", "attn.c_attn.bias",
-                                      "attn.c_proj.weight", 1, 0, 2 * (qkv->shape[1] / 3) };
-                nmp_plan_opts mha = *o;
-                mha.kv_heads = 0;
-                NMP_TRY(e, infer_attn(st, plan, prefix, &a, &mha, msg));
-            } else if (qkv && qkv->ndim == 2) {
-                NMP_TRY(e, skip_attn(plan, prefix));
-            }
-        } else if (strcmp(arch, "llama") == 0) {
-            static const mlp_desc d = { "mlp.up_proj.weight", NULL, "mlp.gate_proj.weight",
-                                        "mlp.down_proj.weight", 0, 1, NMP_ACT_SILU };
-            static const attn_desc a = { "self_attn.v_proj.weight", "self_attn.v_proj.bias",
-                                         "self_attn.o_proj.weight", 0, 1, 0 };
-            snprintf(name, sizeof name, "%smlp", prefix);
-            NMP_TRY(e, infer_mlp(st, plan, prefix, name, &d, msg));
-            if (o->heads > 0)
-                NMP_TRY(e, infer_attn(st, plan, prefix, &a, o, msg));
-            else
-                NMP_TRY(e, skip_attn(plan, prefix));
-        } else if (strstr(prefix, "layer") && find2(st, prefix, "conv2.weight")) {
-            NMP_TRY(e, infer_conv(st, plan, prefix, 1, 2, msg));
-            if (find2(st, prefix, "conv3.weight"))
-                NMP_TRY(e, infer_conv(st, plan, prefix, 2, 3, msg));
-        }
+        NMP_TRY(e, p->block(st, plan, prefix, p, o, msg));
     }
     if (plan->count == 0) {
         e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: no %s layers found (no tensor named *%s)",
-                     nmp_st_path(st), arch, marker);
+                     nmp_st_path(st), p->arch, p->marker);
         goto out;
     }
     if (o->residual)
-        NMP_TRY(e, infer_residual(st, plan, marker, msg));
+        NMP_TRY(e, infer_residual(st, plan, p, msg));
 out:
     return e;
 }
@@ -529,35 +549,38 @@ nmp_err nmp_plan_infer(const nmp_st *st, const nmp_plan_opts *o, nmp_plan **out,
 {
     nmp_err e = NMP_OK;
     nmp_plan *plan = NULL;
+    const preset *p = NULL;
     const char *arch = o && o->arch ? o->arch : "auto";
     *out = NULL;
     if (strcmp(arch, "mistral") == 0)
         arch = "llama";
-    if (strcmp(arch, "auto") == 0 && !(arch = detect(st))) {
+    if (strcmp(arch, "auto") == 0 && !(p = detect(st))) {
         e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: architecture not recognised from the tensor "
                      "names (use --arch or --plan)", nmp_st_path(st));
         goto out;
     }
-    if (strcmp(arch, "bert") && strcmp(arch, "gpt2") && strcmp(arch, "llama") &&
-        strcmp(arch, "resnet")) {
+    for (int k = 0; k < NPRESETS && !p; k++)
+        if (strcmp(arch, presets[k].arch) == 0)
+            p = &presets[k];
+    if (!p) {
         e = nmp_fail(msg, NMP_ERR_ARG, "unknown arch '%s' (expected auto, bert, gpt2, llama, "
                      "mistral or resnet)", arch);
         goto out;
     }
-    if (o && o->residual && strcmp(arch, "resnet") == 0) {
+    if (o && o->residual && !p->layer) {
         e = nmp_fail(msg, NMP_ERR_ARG, "the residual stream preset covers bert, gpt2 and llama, "
-                     "not resnet (use a plan file)");
+                     "not %s (use a plan file)", p->arch);
         goto out;
     }
-    if (!(plan = nmp_plan_new(arch))) {
+    if (!(plan = nmp_plan_new(p->arch))) {
         e = NMP_ERR_NOMEM;
         goto out;
     }
     plan->heads = o ? o->heads : 0;
     plan->kv_heads = o && o->heads > 0 ? (o->kv_heads > 0 ? o->kv_heads : o->heads) : 0;
-    if (strcmp(arch, "gpt2") == 0)
+    if (p->fused)
         plan->kv_heads = plan->heads;
-    NMP_TRY(e, infer_arch(st, plan, o, msg));
+    NMP_TRY(e, infer_arch(st, plan, p, o, msg));
     *out = plan;
     plan = NULL;
 out:
