@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+/* ------------------------------------------------------------- steps */
+
 /* Tensor prefix + name, or NULL. */
 static const nmp_st_tensor *find2(const nmp_st *st, const char *prefix, const char *name)
 {

@@ -8,17 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The k with name(k) equal to s, else -1. */
-static int find_name(const char *s, const char *(*name)(int), int count)
-{
-    for (int k = 0; k < count; k++)
-        if (strcmp(s, name(k)) == 0)
-            return k;
-    return -1;
-}
+/* ------------------------------------------------------------- writing */
 
-static const char *act_at(int k) { return nmp_act_name((nmp_act)k); }
-static const char *use_at(int k) { return nmp_use_name((nmp_use)k); }
 static json_t *ref_json(const nmp_ref *r)
 {
     json_t *o = json_object();
@@ -166,6 +157,20 @@ out:
     nmp_free(text);
     return e;
 }
+
+/* ------------------------------------------------------------- reading */
+
+/* The k with name(k) equal to s, else -1. */
+static int find_name(const char *s, const char *(*name)(int), int count)
+{
+    for (int k = 0; k < count; k++)
+        if (strcmp(s, name(k)) == 0)
+            return k;
+    return -1;
+}
+
+static const char *act_at(int k) { return nmp_act_name((nmp_act)k); }
+static const char *use_at(int k) { return nmp_use_name((nmp_use)k); }
 
 /* Reads one space; `where` names it in messages. */
 static nmp_err space_from_json(nmp_plan *plan, json_t *o, const char *path, int64_t s,
