@@ -582,7 +582,8 @@ static const struct bad_file {
     /* dimensions */
     { 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 2), }", 48,
       "3-D array, expected 2-D" },
-    { 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", 24, "1-D array, expected 2-D" },
+    { 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", 24,
+      "1-D array, expected 2-D" },
     { 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 4, "0-D array, expected 2-D" },
     { 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", 0, "empty matrix (0 x 3)" },
     { 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 0), }", 0, "empty matrix (3 x 0)" },

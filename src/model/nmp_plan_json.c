@@ -221,10 +221,11 @@ static nmp_err space_from_json(nmp_plan *plan, json_t *o, const char *path, int6
             goto out;
         }
         const json_int_t ax = json_integer_value(axis);
+        const bool consumer = strcmp(rs, "consumer") == 0;
         NMP_TRY(e, nmp_space_ref(sp, json_string_value(t),
-                             strcmp(rs, "consumer") == 0 ? NMP_ROLE_CONSUMER : NMP_ROLE_PRODUCER,
-                             (nmp_use)u, ax < -1 || ax > NMP_ST_MAX_DIMS ? -1 : (int)ax,
-                             off ? json_integer_value(off) : 0));
+                                 consumer ? NMP_ROLE_CONSUMER : NMP_ROLE_PRODUCER, (nmp_use)u,
+                                 ax < -1 || ax > NMP_ST_MAX_DIMS ? -1 : (int)ax,
+                                 off ? json_integer_value(off) : 0));
     }
     if (perm && !json_is_null(perm)) {
         if (!json_is_array(perm) || (int64_t)json_array_size(perm) != n) {
