@@ -26,13 +26,10 @@
 static const nmp_param_desc blp_params[] = {
     { "max_vars", 1e5, 1, 1e9, "refuse when the model has more variables (rows * cols * groups)" },
     { "max_seconds", 300, 0, 1e9, "time limit when none is given (0: none)" },
-    { "escapes", 100, 0, 1e9, "escapes of the swap warm start (its score is the first cutoff)" },
+    NMP_GLPK_PARAM_ESCAPES,
     { "symmetry", 1, 0, 1, "break group symmetry: groups ordered by their lowest column" },
     { "cuts", 0, 0, 1, "GLPK's Gomory, MIR and cover cuts in the MIP" },
-    { "branch", 3, 1, 5, "GLPK branching: 1 first, 2 last, 3 most fractional variable, "
-      "4 Driebeck-Tomlin, 5 pseudocost" },
-    { "backtrack", 3, 1, 4, "GLPK node choice: 1 depth first, 2 breadth first, 3 best bound, "
-      "4 best projection" },
+    NMP_GLPK_PARAMS_BRANCHING,
     { 0 },
 };
 

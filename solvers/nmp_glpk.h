@@ -60,6 +60,16 @@ int nmp_glpk_intopt(glp_prob *lp, glp_iocp *parm, nmp_glpk_bc *bc);
 
 /* ------------------------------------------- the frame of the exact MIP solvers (sp, blp) */
 
+/* The rows of sp's and blp's parameter tables that the frame below reads by name: the swap warm
+ * start's escapes, and GLPK's branching and node choice. */
+#define NMP_GLPK_PARAM_ESCAPES                                                                     \
+    { "escapes", 100, 0, 1e9, "escapes of the swap warm start (its score is the first cutoff)" }
+#define NMP_GLPK_PARAMS_BRANCHING                                                                  \
+    { "branch", 3, 1, 5, "GLPK branching: 1 first, 2 last, 3 most fractional variable, "          \
+      "4 Driebeck-Tomlin, 5 pseudocost" },                                                         \
+    { "backtrack", 3, 1, 4, "GLPK node choice: 1 depth first, 2 breadth first, 3 best bound, "     \
+      "4 best projection" }
+
 /* What sp and blp share: the incumbent (the swap warm start, then every better partition GLPK
  * finds), the proven bound, the clock (started at create) and the GLPK problem. A solver embeds
  * it as its first member and sizes hx (1-based column values of the incumbent) itself. */

@@ -47,14 +47,11 @@
 
 static const nmp_param_desc sp_params[] = {
     { "max_subsets", 2e6, 1, 1e9, "refuse when C(cols, m), one binary variable each, exceeds it" },
-    { "escapes", 100, 0, 1e9, "escapes of the swap warm start (its score is the first cutoff)" },
+    NMP_GLPK_PARAM_ESCAPES,
     { "sift", 1, 0, 1, "LP by sifting: price all subsets, keep few in GLPK (0: give GLPK all)" },
     { "fixing", 1, 0, 1, "reduced-cost fixing before the MIP (0: off, for comparison)" },
     { "cuts", 0, 0, 1, "GLPK's clique cuts in the MIP" },
-    { "branch", 3, 1, 5, "GLPK branching: 1 first, 2 last, 3 most fractional variable, "
-      "4 Driebeck-Tomlin, 5 pseudocost" },
-    { "backtrack", 3, 1, 4, "GLPK node choice: 1 depth first, 2 breadth first, 3 best bound, "
-      "4 best projection" },
+    NMP_GLPK_PARAMS_BRANCHING,
     { 0 },
 };
 

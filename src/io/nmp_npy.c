@@ -27,6 +27,7 @@
 #define NPY_MAX_HEADER (1u << 20) /* far beyond any header of a plain dtype */
 #define NPY_ALIGN 64              /* data offset of written files, as NumPy does */
 #define NPY_CHUNK 65536           /* bytes encoded per fwrite when writing */
+#define NPY_FLOATS "float16, float32 or float64" /* the dtypes read as float32 */
 
 /* What the header says. kind is 'f', 'i' or 'u'; size is the item size in bytes. */
 typedef struct npy_header {
@@ -57,15 +58,10 @@ static uint64_t load_u64(const unsigned char *p)
     return (uint64_t)load_u32(p) | (uint64_t)load_u32(p + 4) << 32;
 }
 
-static void store_u32(unsigned char *p, uint32_t v)
+/* The low size bytes of v, little-endian. */
+static void store_le(unsigned char *p, uint64_t v, int size)
 {
-    for (int b = 0; b < 4; b++)
-        p[b] = (unsigned char)(v >> (8 * b));
-}
-
-static void store_u64(unsigned char *p, uint64_t v)
-{
-    for (int b = 0; b < 8; b++)
+    for (int b = 0; b < size; b++)
         p[b] = (unsigned char)(v >> (8 * b));
 }
 
@@ -465,6 +461,25 @@ out:
     return e;
 }
 
+/* npy_open, then the dtype kind must be one of kinds ("expected <expect>" otherwise) and the
+ * array ndim-D; on failure *f is closed. */
+static nmp_err npy_open_as(const char *path, const char *kinds, const char *expect, int ndim,
+                           FILE **f, npy_header *h, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    NMP_TRY(e, npy_open(path, f, h, msg));
+    if (!strchr(kinds, h->kind))
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: dtype '%s', expected %s", path, h->descr, expect);
+    else if (h->ndim != ndim)
+        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %d-D array, expected %d-D", path, h->ndim, ndim);
+    if (e != NMP_OK) {
+        fclose(*f);
+        *f = NULL;
+    }
+out:
+    return e;
+}
+
 /* All nbytes of data in one fread. */
 static nmp_err read_data(FILE *f, void *buf, size_t nbytes, const char *path, nmp_msg *msg)
 {
@@ -475,37 +490,95 @@ static nmp_err read_data(FILE *f, void *buf, size_t nbytes, const char *path, nm
     return e;
 }
 
-/* The raw bytes (*raw, h->count values of h->size bytes; release with nmp_free) of a non-empty
- * 1-D array whose dtype kind is one of kinds ("expected <expect>" otherwise). */
-static nmp_err load_1d(const char *path, const char *kinds, const char *expect, npy_header *h,
-                       unsigned char **raw, nmp_msg *msg)
+/* Element k of a 1-D array (h, raw) as the caller's type, into slot k of out; NMP_ERR_FORMAT
+ * naming the element when its value does not fit that type. */
+typedef nmp_err (*decode_fn)(const npy_header *h, const unsigned char *raw, int64_t k, void *out,
+                             const char *path, nmp_msg *msg);
+
+/* out[k] = float(v[k]) of float16/32/64 data. */
+static nmp_err decode_float(const npy_header *h, const unsigned char *raw, int64_t k, void *out,
+                            const char *path, nmp_msg *msg)
+{
+    double v = 0;
+    if (!load_float(raw, h->size, k, (float *)out + k, &v))
+        return nmp_fail(msg, NMP_ERR_FORMAT,
+                        "%s: value %g at index %" PRId64 " does not fit float32", path, v, k);
+    return NMP_OK;
+}
+
+/* out[k] = int32(v[k]) of signed or unsigned integer data of 1, 2, 4 or 8 bytes. */
+static nmp_err decode_int32(const npy_header *h, const unsigned char *raw, int64_t k, void *out,
+                            const char *path, nmp_msg *msg)
+{
+    const unsigned char *p = raw + (size_t)k * (size_t)h->size;
+    uint64_t u = h->size == 1 ? p[0] : h->size == 2 ? load_u16(p)
+                                     : h->size == 4 ? load_u32(p) : load_u64(p);
+    bool fits;
+    int64_t v;
+    if (h->kind == 'u') {
+        fits = u <= INT32_MAX;
+        v = fits ? (int64_t)u : 0;
+    } else {
+        /* sign-extend from size bytes to 64 bits */
+        const int bits = 8 * h->size;
+        if (bits < 64 && (u >> (bits - 1) & 1))
+            u |= ~(uint64_t)0 << bits;
+        v = u >> 63 ? -(int64_t)(~u) - 1 : (int64_t)u;
+        fits = v >= INT32_MIN && v <= INT32_MAX;
+    }
+    if (fits) {
+        ((int32_t *)out)[k] = (int32_t)v;
+        return NMP_OK;
+    }
+    if (h->kind == 'u')
+        return nmp_fail(msg, NMP_ERR_FORMAT,
+                        "%s: value %" PRIu64 " at index %" PRId64 " does not fit int32", path,
+                        u, k);
+    return nmp_fail(msg, NMP_ERR_FORMAT,
+                    "%s: value %" PRId64 " at index %" PRId64 " does not fit int32", path, v, k);
+}
+
+/* *out = the values of a non-empty 1-D array whose dtype kind is one of kinds ("expected
+ * <expect>" otherwise), each decoded into esize bytes (release with nmp_free), *len = their
+ * count; who names the public entry in the NULL-argument message. */
+static nmp_err read_1d(const char *path, const char *who, const char *kinds, const char *expect,
+                       size_t esize, decode_fn decode, void **out, int64_t *len, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     FILE *f = NULL;
-    *raw = NULL;
-    NMP_TRY(e, npy_open(path, &f, h, msg));
-    if (!strchr(kinds, h->kind)) {
-        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: dtype '%s', expected %s", path, h->descr, expect);
+    unsigned char *raw = NULL, *data = NULL;
+    npy_header h;
+
+    if (out)
+        *out = NULL;
+    if (len)
+        *len = 0;
+    if (!path || !out || !len) {
+        e = nmp_fail(msg, NMP_ERR_ARG, "%s: NULL argument", who);
         goto out;
     }
-    if (h->ndim != 1) {
-        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %d-D array, expected 1-D", path, h->ndim);
-        goto out;
-    }
-    if (h->count == 0) {
+    NMP_TRY(e, npy_open_as(path, kinds, expect, 1, &f, &h, msg));
+    if (h.count == 0) {
         e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: empty array", path);
         goto out;
     }
-    if (!(*raw = nmp_malloc(h->nbytes))) {
+    if (!(raw = nmp_malloc(h.nbytes))) {
         e = NMP_ERR_NOMEM;
         goto out;
     }
-    e = read_data(f, *raw, h->nbytes, path, msg);
-out:
-    if (e != NMP_OK) {
-        nmp_free(*raw);
-        *raw = NULL;
+    NMP_TRY(e, read_data(f, raw, h.nbytes, path, msg));
+    if (!(data = nmp_malloc((size_t)h.count * esize))) {
+        e = NMP_ERR_NOMEM;
+        goto out;
     }
+    for (int64_t k = 0; k < h.count; k++)
+        NMP_TRY(e, decode(&h, raw, k, data, path, msg));
+    *out = data;
+    *len = h.count;
+    data = NULL;
+out:
+    nmp_free(raw);
+    nmp_free(data);
     if (f)
         fclose(f);
     return e;
@@ -528,16 +601,7 @@ nmp_err nmp_npy_read_matrix(const char *path, nmp_array *out, nmp_msg *msg)
         e = nmp_fail(msg, NMP_ERR_ARG, "nmp_npy_read_matrix: NULL argument");
         goto out;
     }
-    NMP_TRY(e, npy_open(path, &f, &h, msg));
-    if (h.kind != 'f') {
-        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: dtype '%s', expected float16, float32 or float64",
-                     path, h.descr);
-        goto out;
-    }
-    if (h.ndim != 2) {
-        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %d-D array, expected 2-D", path, h.ndim);
-        goto out;
-    }
+    NMP_TRY(e, npy_open_as(path, "f", NPY_FLOATS, 2, &f, &h, msg));
     const int64_t rows = h.shape[0], cols = h.shape[1];
     if (rows == 0 || cols == 0) {
         e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: empty matrix (%" PRId64 " x %" PRId64 ")", path,
@@ -590,98 +654,22 @@ out:
 /* out[k] = float(v[k]) of a 1-D float16/32/64 array. */
 nmp_err nmp_npy_read_vector(const char *path, float **out, int64_t *len, nmp_msg *msg)
 {
-    nmp_err e = NMP_OK;
-    float *data = NULL;
-    unsigned char *raw = NULL;
-    npy_header h;
-
+    void *data = NULL;
+    const nmp_err e = read_1d(path, "nmp_npy_read_vector", "f", NPY_FLOATS,
+                              sizeof(float), decode_float, out ? &data : NULL, len, msg);
     if (out)
-        *out = NULL;
-    if (len)
-        *len = 0;
-    if (!path || !out || !len) {
-        e = nmp_fail(msg, NMP_ERR_ARG, "nmp_npy_read_vector: NULL argument");
-        goto out;
-    }
-    NMP_TRY(e, load_1d(path, "f", "float16, float32 or float64", &h, &raw, msg));
-    if (!(data = nmp_malloc((size_t)h.count * sizeof *data))) {
-        e = NMP_ERR_NOMEM;
-        goto out;
-    }
-    for (int64_t k = 0; k < h.count; k++) {
-        double v = 0;
-        if (!load_float(raw, h.size, k, &data[k], &v)) {
-            e = nmp_fail(msg, NMP_ERR_FORMAT,
-                         "%s: value %g at index %" PRId64 " does not fit float32", path, v, k);
-            goto out;
-        }
-    }
-    *out = data;
-    *len = h.count;
-    data = NULL;
-out:
-    nmp_free(raw);
-    nmp_free(data);
+        *out = data;
     return e;
 }
 
 /* out[k] = int32(v[k]) of a 1-D integer array; values outside int32 are refused. */
 nmp_err nmp_npy_read_perm(const char *path, int32_t **out, int64_t *len, nmp_msg *msg)
 {
-    nmp_err e = NMP_OK;
-    int32_t *data = NULL;
-    unsigned char *raw = NULL;
-    npy_header h;
-
+    void *data = NULL;
+    const nmp_err e = read_1d(path, "nmp_npy_read_perm", "iu", "an integer type",
+                              sizeof(int32_t), decode_int32, out ? &data : NULL, len, msg);
     if (out)
-        *out = NULL;
-    if (len)
-        *len = 0;
-    if (!path || !out || !len) {
-        e = nmp_fail(msg, NMP_ERR_ARG, "nmp_npy_read_perm: NULL argument");
-        goto out;
-    }
-    NMP_TRY(e, load_1d(path, "iu", "an integer type", &h, &raw, msg));
-    if (!(data = nmp_malloc((size_t)h.count * sizeof *data))) {
-        e = NMP_ERR_NOMEM;
-        goto out;
-    }
-    for (int64_t k = 0; k < h.count; k++) {
-        const unsigned char *p = raw + (size_t)k * (size_t)h.size;
-        uint64_t u = h.size == 1 ? p[0] : h.size == 2 ? load_u16(p)
-                                        : h.size == 4 ? load_u32(p) : load_u64(p);
-        bool fits;
-        int64_t v;
-        if (h.kind == 'u') {
-            fits = u <= INT32_MAX;
-            v = fits ? (int64_t)u : 0;
-        } else {
-            /* sign-extend from size bytes to 64 bits */
-            const int bits = 8 * h.size;
-            if (bits < 64 && (u >> (bits - 1) & 1))
-                u |= ~(uint64_t)0 << bits;
-            v = u >> 63 ? -(int64_t)(~u) - 1 : (int64_t)u;
-            fits = v >= INT32_MIN && v <= INT32_MAX;
-        }
-        if (!fits) {
-            if (h.kind == 'u')
-                e = nmp_fail(msg, NMP_ERR_FORMAT,
-                             "%s: value %" PRIu64 " at index %" PRId64 " does not fit int32",
-                             path, u, k);
-            else
-                e = nmp_fail(msg, NMP_ERR_FORMAT,
-                             "%s: value %" PRId64 " at index %" PRId64 " does not fit int32",
-                             path, v, k);
-            goto out;
-        }
-        data[k] = (int32_t)v;
-    }
-    *out = data;
-    *len = h.count;
-    data = NULL;
-out:
-    nmp_free(raw);
-    nmp_free(data);
+        *out = data;
     return e;
 }
 
@@ -726,38 +714,33 @@ static size_t format_header(const npy_source *src, unsigned char *buf, size_t ca
     return total;
 }
 
-/* Encodes the data in row-major order into chunks of NPY_CHUNK bytes and writes them. */
+/* Encodes the data in row-major order (a perm as one row) into chunks of NPY_CHUNK bytes and
+ * writes them. */
 static bool write_data(FILE *f, const npy_source *src, unsigned char *chunk)
 {
+    const nmp_matrix *a = src->a;
+    const int64_t rows = a ? a->rows : 1, cols = a ? a->cols : src->n;
+    const int size = a ? 4 : 8;
     size_t fill = 0;
-    if (src->a) {
-        const nmp_matrix *a = src->a;
-        for (int64_t j = 0; j < a->rows; j++) {
-            for (int64_t i = 0; i < a->cols; i++) {
+    for (int64_t j = 0; j < rows; j++)
+        for (int64_t i = 0; i < cols; i++) {
+            uint64_t bits;
+            if (a) {
                 const float v = nmp_matrix_at(a, j, i);
-                uint32_t bits;
-                memcpy(&bits, &v, sizeof bits);
-                store_u32(chunk + fill, bits);
-                fill += 4;
-                if (fill == NPY_CHUNK) {
-                    if (fwrite(chunk, 1, fill, f) != fill)
-                        return false;
-                    fill = 0;
-                }
+                uint32_t b32;
+                memcpy(&b32, &v, sizeof b32);
+                bits = b32;
+            } else {
+                bits = (uint64_t)(src->perm ? src->perm[i] : i);
             }
-        }
-    } else {
-        for (int64_t k = 0; k < src->n; k++) {
-            const int64_t v = src->perm ? src->perm[k] : k;
-            store_u64(chunk + fill, (uint64_t)v);
-            fill += 8;
+            store_le(chunk + fill, bits, size);
+            fill += (size_t)size;
             if (fill == NPY_CHUNK) {
                 if (fwrite(chunk, 1, fill, f) != fill)
                     return false;
                 fill = 0;
             }
         }
-    }
     return fwrite(chunk, 1, fill, f) == fill;
 }
 
@@ -829,16 +812,7 @@ nmp_err nmp_npy_read_shape(const char *path, int64_t *rows, int64_t *cols, nmp_m
     FILE *f = NULL;
     npy_header h;
     *rows = *cols = 0;
-    NMP_TRY(e, npy_open(path, &f, &h, msg));
-    if (h.kind != 'f') {
-        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: dtype '%s', expected float16, float32 or float64",
-                     path, h.descr);
-        goto out;
-    }
-    if (h.ndim != 2) {
-        e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: %d-D array, expected 2-D", path, h.ndim);
-        goto out;
-    }
+    NMP_TRY(e, npy_open_as(path, "f", NPY_FLOATS, 2, &f, &h, msg));
     *rows = h.shape[0];
     *cols = h.shape[1];
 out:
