@@ -138,6 +138,7 @@ static void contract_on_shapes(void **state)
             nmp_params_init(&par);
             par.threads = 2;
             nmp_assert_ok(nmp_params_set(&par, "effort", 0.02));
+            nmp_assert_ok(nmp_params_set(&par, "exact_cols", 0)); /* bnp: proves_with_bnp */
             nmp_result res;
             nmp_assert_ok(nmp_solve(pb, "auto", &par, perm, 1, &res, NULL));
             nmp_test_check_solution(pb, perm, &res, 1e-9 * (1 + res.score));
@@ -273,8 +274,8 @@ static void proves_with_bnp(void **state)
 {
     (void)state;
     const bool glpk = nmp_solver_find("bnp") != NULL;
-    for (uint64_t seed = 1; seed <= 3; seed++) {
-        const int64_t cols = 24 + 8 * (int64_t)seed, rows = seed == 2 ? 96 : 40;
+    for (uint64_t seed = 1; seed <= 2; seed++) {
+        const int64_t cols = 24 + 8 * (int64_t)seed, rows = seed == 2 ? 64 : 40;
         nmp_problem *pb = nmp_test_problem(rows, cols, 2, 4, (int)seed % 2, 900 + seed);
         int32_t a[48], b[48], o[48];
         nmp_params par;
