@@ -1,6 +1,6 @@
 /* nmp_cli_batch.c: nmperm batch (many matrices and checkpoints, parallel worker processes, a
  * journal to resume from, shards for Slurm arrays): options, the job list and its budget shares,
- * the journal's fingerprint, an existing OUTDIR checked before anything runs */
+ * the journal's fingerprint and the journal read back, an existing OUTDIR checked first */
 #define _GNU_SOURCE /* sched_getaffinity */
 #include "nmp_cli_batch.h"
 
@@ -367,6 +367,84 @@ static json_t *job_json(const nmp_batch_job *j, double share)
     cli_jset(o, "error", j->error ? json_string(j->error) : NULL);
     return o;
 }
+/* ------------------------------------------------------- the journal read back */
+
+void batch_view_free(batch_view *v)
+{
+    for (size_t k = 0; v->records && k < v->count; k++)
+        json_decref(v->records[k]);
+    nmp_free(v->records);
+    json_decref(v->header);
+    memset(v, 0, sizeof *v);
+}
+
+int batch_view_from_lines(const char *path, char **lines, int64_t count, batch_view *v)
+{
+    memset(v, 0, sizeof *v);
+    json_t *index = json_object();
+    int rc = 0;
+    v->header = count > 0 ? json_loads(lines[0], 0, NULL) : NULL;
+    v->jobs = json_object_get(v->header, "jobs");
+    if (json_integer_value(json_object_get(v->header, "nmperm_batch")) != BATCH_FORMAT ||
+        !json_is_array(v->jobs)) {
+        rc = cli_fail(CLI_EXIT_USAGE, path, "not a batch journal (its first line is no header "
+                      "of nmperm batch)");
+        goto out;
+    }
+    v->count = json_array_size(v->jobs);
+    v->records = nmp_calloc(v->count + 1, sizeof *v->records);
+    if (!v->records) {
+        rc = cli_fail(CLI_EXIT_INTERNAL, path, "out of memory");
+        goto out;
+    }
+    for (size_t k = 0; k < v->count; k++) {
+        const char *id = json_string_value(json_object_get(json_array_get(v->jobs, k), "id"));
+        if (id)
+            json_object_set_new(index, id, json_integer((json_int_t)k));
+    }
+    for (int64_t q = 1; q < count; q++) {
+        json_t *rec = json_loads(lines[q], 0, NULL);
+        const char *id = json_string_value(json_object_get(rec, "id"));
+        json_t *at = id ? json_object_get(index, id) : NULL;
+        if (!at || !json_string_value(json_object_get(rec, "state"))) {
+            json_decref(rec);
+            continue; /* a record of no job of this run: ignored */
+        }
+        const size_t k = (size_t)json_integer_value(at);
+        json_decref(v->records[k]);
+        v->records[k] = rec; /* the last record of a job wins */
+    }
+out:
+    json_decref(index);
+    if (rc)
+        batch_view_free(v);
+    return rc;
+}
+
+int batch_view_load(const char *outdir, batch_view *v)
+{
+    char path[4096];
+    char **lines = NULL;
+    int64_t count = 0;
+    int torn = 0;
+    nmp_msg msg = { { 0 } };
+    memset(v, 0, sizeof *v);
+    snprintf(path, sizeof path, "%s/%s", outdir, BATCH_JOURNAL);
+    const nmp_err e = nmp_journal_read(path, &lines, &count, &torn, &msg);
+    if (e != NMP_OK)
+        return cli_fail_lib(e, path, &msg);
+    if (count == 0) {
+        nmp_batch_lines_free(lines, count);
+        return cli_fail(CLI_EXIT_USAGE, outdir, "not a batch output folder (no %s)",
+                        BATCH_JOURNAL);
+    }
+    const int rc = batch_view_from_lines(path, lines, count, v);
+    nmp_batch_lines_free(lines, count);
+    if (!rc)
+        v->torn = torn;
+    return rc;
+}
+
 /* --------------------------------------------------------- output folder */
 
 /* Removes temporaries (name.tmpXXXXXX) that a killed run left under dir. */

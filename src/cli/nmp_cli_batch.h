@@ -1,6 +1,7 @@
 /* nmp_cli_batch.h: nmperm batch, summary and merge: shared pieces of nmp_cli_batch.c (options,
- * job list, OUTDIR checks), nmp_cli_batch_run.c (worker processes), nmp_cli_merge.c (shards
- * joined), nmp_cli_summary.c (tables, files) and nmp_cli_svg.c (plots) (not installed) */
+ * job list, the journal read back, OUTDIR checks), nmp_cli_batch_run.c (worker processes),
+ * nmp_cli_merge.c (shards joined), nmp_cli_summary.c (tables, files) and nmp_cli_svg.c (plots)
+ * (not installed) */
 #ifndef NMP_CLI_BATCH_H
 #define NMP_CLI_BATCH_H
 
@@ -22,14 +23,14 @@ typedef struct batch_view {
 } batch_view;
 
 /* Reads OUTDIR's journal; 0 or the exit code after one line. A missing journal is an error
- * ("not a batch output folder"). */
+ * ("not a batch output folder"). (nmp_cli_batch.c, as the two below) */
 int batch_view_load(const char *outdir, batch_view *v);
 void batch_view_free(batch_view *v);
 /* The journal's lines parsed: header (first line) and records (the others), owned refs. */
 int batch_view_from_lines(const char *path, char **lines, int64_t count, batch_view *v);
 
 /* Terminal table: per job, totals per input and solver, overall, failed jobs with their errors.
- * times false leaves out every wall-time column (for byte comparisons). */
+ * times false leaves out every wall-time column (for byte comparisons). (nmp_cli_summary.c) */
 void summary_print(const batch_view *v, FILE *f, bool times);
 /* summary.csv, summary.json, summary.md and the three plots/ SVGs under outdir, atomically. */
 int summary_write_files(const batch_view *v, const char *outdir);
