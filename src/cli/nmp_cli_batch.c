@@ -115,38 +115,13 @@ static void setup_solvers(cli_args *c, batch_opts *o)
         if (o->solver_text)
             memcpy(o->solver_text, def, strlen(def) + 1);
     }
-    const size_t len = o->solver_text ? strlen(o->solver_text) : 0;
-    o->solvers = nmp_calloc(len + 1, sizeof *o->solvers);
-    if (!o->solver_text || !o->solvers) {
+    if (!o->solver_text) {
         cli_usage(c, "out of memory");
         return;
     }
-    for (char *p = o->solver_text, *next = NULL; p; p = next) {
-        next = strchr(p, ',');
-        if (next)
-            *next++ = '\0';
-        if (!*p) {
-            cli_usage(c, "--solvers: empty solver name in the list");
-            return;
-        }
-        if (!nmp_solver_find(p)) {
-            cli_usage(c, "unknown solver '%s' (see 'nmperm solvers')", p);
-            return;
-        }
-        for (int s = 0; s < o->nsolvers; s++)
-            if (strcmp(o->solvers[s], p) == 0) {
-                cli_usage(c, "--solvers: '%s' is listed twice", p);
-                return;
-            }
-        o->solvers[o->nsolvers++] = p;
-    }
-    if (!(o->par = nmp_calloc((size_t)o->nsolvers, sizeof *o->par))) {
-        cli_usage(c, "out of memory");
-        return;
-    }
-    for (int s = 0; s < o->nsolvers; s++)
-        nmp_params_init(&o->par[s]);
-    cli_solver_params(c, o->solvers, o->nsolvers, o->param_text, o->nparams, o->par);
+    cli_solver_list(c, o->solver_text, &o->solvers, &o->nsolvers, &o->par);
+    if (!c->bad)
+        cli_solver_params(c, o->solvers, o->nsolvers, o->param_text, o->nparams, o->par);
 }
 
 static void parse_batch(cli_args *c, batch_opts *o)
