@@ -893,7 +893,7 @@ nmp_err nmp_space_verify(const nmp_plan *plan, int64_t self, const nmp_st *a, co
                          int virtual_perm, uint64_t seed, int samples, double *max_rel,
                          nmp_msg *msg);
 
-/* ---------------------------------------------------------- batch runs (nmp_batch.c) */
+/* ---------------------------- batch runs (nmp_batch.c, nmp_batch_list.c, nmp_journal.c) */
 
 /* A batch runs solvers over many inputs: every .npy matrix is one job per solver, every channel
  * space of a safetensors checkpoint one job per solver (and, when asked, one job per checkpoint

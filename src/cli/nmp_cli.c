@@ -231,6 +231,44 @@ bool cli_take_problem_opt(cli_args *c, cli_problem_opts *po)
     return true;
 }
 
+/* The names of a comma-separated list, each checked against the registry and for repeats before
+ * anything runs, so a typo costs nothing. */
+void cli_solver_list(cli_args *c, char *text, const char ***solvers, int *n, nmp_params **par)
+{
+    size_t cap = 1;
+    for (const char *p = text; *p; p++)
+        cap += *p == ',';
+    if (!(*solvers = nmp_calloc(cap, sizeof **solvers))) {
+        cli_usage(c, "out of memory");
+        return;
+    }
+    for (char *p = text, *next = NULL; p; p = next) {
+        next = strchr(p, ',');
+        if (next)
+            *next++ = '\0';
+        if (!*p) {
+            cli_usage(c, "--solvers: empty solver name in the list");
+            return;
+        }
+        if (!nmp_solver_find(p)) {
+            cli_usage(c, "unknown solver '%s' (see 'nmperm solvers')", p);
+            return;
+        }
+        for (int s = 0; s < *n; s++)
+            if (strcmp((*solvers)[s], p) == 0) {
+                cli_usage(c, "--solvers: '%s' is listed twice", p);
+                return;
+            }
+        (*solvers)[(*n)++] = p;
+    }
+    if (!(*par = nmp_calloc((size_t)*n, sizeof **par))) {
+        cli_usage(c, "out of memory");
+        return;
+    }
+    for (int s = 0; s < *n; s++)
+        nmp_params_init(&(*par)[s]);
+}
+
 /* Each "SOLVER.KEY=VALUE" of texts into the params of that solver of the list, then every
  * solver's params checked against its table; a bad one is a usage error (c->bad). */
 void cli_solver_params(cli_args *c, const char *const *solvers, int nsolvers,

@@ -97,6 +97,11 @@ bool cli_take_problem_opt(cli_args *c, cli_problem_opts *po);
 /* Fills in the objective implied by --importance / --saliency, checks the combination and that
  * an input was given; usage errors mark c bad. */
 void cli_check_problem_opts(cli_args *c, cli_problem_opts *po);
+/* Splits text, a comma-separated --solvers list (cut in place), into (*solvers)[0 .. *n) (names
+ * pointing into text, each a registered solver named once; release with nmp_free) and gives each
+ * its nmp_params_init'ed parameters (*par, release with nmp_free); *n starts at 0. Errors
+ * through cli_usage. */
+void cli_solver_list(cli_args *c, char *text, const char ***solvers, int *n, nmp_params **par);
 /* --param "SOLVER.KEY=VALUE" texts into par[s] of solver solvers[s], then each checked against its
  * solver's table; errors through cli_usage. */
 void cli_solver_params(cli_args *c, const char *const *solvers, int nsolvers,

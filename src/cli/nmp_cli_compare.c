@@ -127,35 +127,10 @@ static void compare_setup(cli_args *c, compare_opts *o)
             return;
         }
     }
-    for (char *p = o->solver_text, *next = NULL; p; p = next) {
-        next = strchr(p, ',');
-        if (next)
-            *next++ = '\0';
-        if (!*p) {
-            cli_usage(c, "--solvers: empty solver name in the list");
-            return;
-        }
-        if (!nmp_solver_find(p)) {
-            cli_usage(c, "unknown solver '%s' (see 'nmperm solvers')", p);
-            return;
-        }
-        for (int s = 0; s < o->nsolvers; s++)
-            if (strcmp(o->solvers[s], p) == 0) {
-                cli_usage(c, "--solvers: '%s' is listed twice", p);
-                return;
-            }
-        if (!push_ptr(&o->solvers, &o->nsolvers, p)) {
-            cli_usage(c, "out of memory");
-            return;
-        }
-    }
-    o->par = nmp_calloc((size_t)o->nsolvers, sizeof *o->par);
-    if (!o->par) {
-        cli_usage(c, "out of memory");
+    cli_solver_list(c, o->solver_text, &o->solvers, &o->nsolvers, &o->par);
+    if (c->bad)
         return;
-    }
     for (int s = 0; s < o->nsolvers; s++) {
-        nmp_params_init(&o->par[s]);
         o->par[s].seed = o->seed;
         o->par[s].threads = o->threads;
         o->par[s].time_limit = o->time_limit;

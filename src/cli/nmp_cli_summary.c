@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,84 +20,6 @@ static const char help_summary[] =
     "  --no-times            leave out the time columns (for comparing runs byte for byte)\n"
     "  --write               also rewrite OUTDIR's summary files and plots\n"
     "  -h, --help            this text\n";
-
-/* ------------------------------------------------------------- reading */
-
-void batch_view_free(batch_view *v)
-{
-    for (size_t k = 0; v->records && k < v->count; k++)
-        json_decref(v->records[k]);
-    nmp_free(v->records);
-    json_decref(v->header);
-    memset(v, 0, sizeof *v);
-}
-
-int batch_view_from_lines(const char *path, char **lines, int64_t count, batch_view *v)
-{
-    memset(v, 0, sizeof *v);
-    json_t *index = json_object();
-    int rc = 0;
-    v->header = count > 0 ? json_loads(lines[0], 0, NULL) : NULL;
-    v->jobs = json_object_get(v->header, "jobs");
-    if (json_integer_value(json_object_get(v->header, "nmperm_batch")) != BATCH_FORMAT ||
-        !json_is_array(v->jobs)) {
-        rc = cli_fail(CLI_EXIT_USAGE, path, "not a batch journal (its first line is no header "
-                      "of nmperm batch)");
-        goto out;
-    }
-    v->count = json_array_size(v->jobs);
-    v->records = nmp_calloc(v->count + 1, sizeof *v->records);
-    if (!v->records) {
-        rc = cli_fail(CLI_EXIT_INTERNAL, path, "out of memory");
-        goto out;
-    }
-    for (size_t k = 0; k < v->count; k++) {
-        const char *id = json_string_value(json_object_get(json_array_get(v->jobs, k), "id"));
-        if (id)
-            json_object_set_new(index, id, json_integer((json_int_t)k));
-    }
-    for (int64_t q = 1; q < count; q++) {
-        json_t *rec = json_loads(lines[q], 0, NULL);
-        const char *id = json_string_value(json_object_get(rec, "id"));
-        json_t *at = id ? json_object_get(index, id) : NULL;
-        if (!at || !json_string_value(json_object_get(rec, "state"))) {
-            json_decref(rec);
-            continue; /* a record of no job of this run: ignored */
-        }
-        const size_t k = (size_t)json_integer_value(at);
-        json_decref(v->records[k]);
-        v->records[k] = rec; /* the last record of a job wins */
-    }
-out:
-    json_decref(index);
-    if (rc)
-        batch_view_free(v);
-    return rc;
-}
-
-int batch_view_load(const char *outdir, batch_view *v)
-{
-    char path[4096];
-    char **lines = NULL;
-    int64_t count = 0;
-    int torn = 0;
-    nmp_msg msg = { { 0 } };
-    memset(v, 0, sizeof *v);
-    snprintf(path, sizeof path, "%s/%s", outdir, BATCH_JOURNAL);
-    const nmp_err e = nmp_journal_read(path, &lines, &count, &torn, &msg);
-    if (e != NMP_OK)
-        return cli_fail_lib(e, path, &msg);
-    if (count == 0) {
-        nmp_batch_lines_free(lines, count);
-        return cli_fail(CLI_EXIT_USAGE, outdir, "not a batch output folder (no %s)",
-                        BATCH_JOURNAL);
-    }
-    const int rc = batch_view_from_lines(path, lines, count, v);
-    nmp_batch_lines_free(lines, count);
-    if (!rc)
-        v->torn = torn;
-    return rc;
-}
 
 /* ------------------------------------------------------------- rows */
 
@@ -200,6 +123,75 @@ static double total_efficacy(const total *t)
                                       : 0;
 }
 
+/* Totals of solver's jobs among rows[k..end). */
+static total solver_total(const row *rows, size_t k, size_t end, const char *solver)
+{
+    total t = { 0 };
+    for (size_t q = k; q < end; q++)
+        if (strcmp(rows[q].solver, solver) == 0)
+            add_total(&t, &rows[q]);
+    return t;
+}
+
+/* One line of totals: a solver's jobs of one input, or (input NULL) of all inputs. */
+typedef struct total_line {
+    const char *input, *solver;
+    total t;
+} total_line;
+
+/* A journal as rows (per job) and lines of totals: per input (in row order) and solver (in the
+ * options' order) where it has jobs, then per solver over all inputs. */
+typedef struct table {
+    row *rows;
+    total_line *totals;
+    size_t ntotals;
+} table;
+
+static void table_free(table *tb)
+{
+    nmp_free(tb->rows);
+    nmp_free(tb->totals);
+}
+
+/* Fills tb (release with table_free, after a failure too); false when out of memory. */
+static bool table_make(const batch_view *v, table *tb)
+{
+    const json_t *sv = json_object_get(json_object_get(v->header, "options"), "solvers");
+    const size_t ns = json_array_size(sv);
+    tb->rows = nmp_calloc(v->count + 1, sizeof *tb->rows);
+    tb->totals = nmp_calloc(v->count + ns + 1, sizeof *tb->totals);
+    tb->ntotals = 0;
+    if (!tb->rows || !tb->totals)
+        return false;
+    const row *rows = tb->rows;
+    for (size_t k = 0; k < v->count; k++)
+        make_row(v, k, &tb->rows[k]);
+    for (size_t k = 0; k < v->count;) {
+        size_t end = k;
+        while (end < v->count && strcmp(rows[end].rel, rows[k].rel) == 0)
+            end++;
+        for (size_t s = 0; s < ns; s++) {
+            const char *solver = json_string_value(json_array_get(sv, s));
+            const total t = solver_total(rows, k, end, solver);
+            if (t.jobs)
+                tb->totals[tb->ntotals++] = (total_line){ rows[k].rel, solver, t };
+        }
+        k = end;
+    }
+    for (size_t s = 0; s < ns; s++) {
+        const char *solver = json_string_value(json_array_get(sv, s));
+        tb->totals[tb->ntotals++] = (total_line){ NULL, solver,
+                                                  solver_total(rows, 0, v->count, solver) };
+    }
+    return true;
+}
+
+/* Failed jobs (not unfinished ones) are listed with their errors. */
+static bool is_failed(const row *r)
+{
+    return !is_ok(r) && strcmp(r->state, "unfinished") != 0;
+}
+
 /* Whether results depend on wall time, in words ("" when they do not). */
 static void time_note(const batch_view *v, char *out, size_t len)
 {
@@ -239,13 +231,15 @@ static void fmt_num(char *out, size_t len, const char *fmt, double x)
 
 void summary_print(const batch_view *v, FILE *f, bool times)
 {
-    row *rows = nmp_calloc(v->count + 1, sizeof *rows);
-    if (!rows)
+    table tb;
+    if (!table_make(v, &tb)) {
+        table_free(&tb);
         return;
+    }
+    const row *rows = tb.rows;
     int width = 24;
     char name[1024], kept[32], gain[32], eff[32], gap[32], secs[32], shape[48];
     for (size_t k = 0; k < v->count; k++) {
-        make_row(v, k, &rows[k]);
         job_name(&rows[k], name, sizeof name);
         const int len = (int)strlen(name);
         width = len > width ? (len < 60 ? len : 60) : width;
@@ -280,49 +274,30 @@ void summary_print(const batch_view *v, FILE *f, bool times)
     if (times)
         fprintf(f, " %9s", "seconds");
     fprintf(f, "\n");
-    for (size_t k = 0; k < v->count;) {
-        size_t end = k;
-        while (end < v->count && strcmp(rows[end].rel, rows[k].rel) == 0)
-            end++;
-        const json_t *sv = json_object_get(json_object_get(v->header, "options"), "solvers");
-        for (size_t s = 0; s < json_array_size(sv); s++) {
-            const char *solver = json_string_value(json_array_get(sv, s));
-            total t = { 0 };
-            for (size_t q = k; q < end; q++)
-                if (strcmp(rows[q].solver, solver) == 0)
-                    add_total(&t, &rows[q]);
-            if (!t.jobs)
-                continue;
-            const size_t len = strlen(rows[k].rel);
-            const char *shown = len > (size_t)width ? rows[k].rel + len - (size_t)width
-                                                    : rows[k].rel;
+    for (size_t q = 0; q < tb.ntotals; q++) {
+        const char *input = tb.totals[q].input, *solver = tb.totals[q].solver;
+        const total *t = &tb.totals[q].t;
+        if (input) {
+            const size_t len = strlen(input);
+            const char *shown = len > (size_t)width ? input + len - (size_t)width : input;
             fprintf(f, "# %-*s %-8.8s %5lld %6lld %14.3f %14.3f %+7.2f%% %8.2f%%", width, shown,
-                    solver, (long long)t.jobs, (long long)t.failed, t.identity, t.kept,
-                    total_gain(&t), total_efficacy(&t));
+                    solver, (long long)t->jobs, (long long)t->failed, t->identity, t->kept,
+                    total_gain(t), total_efficacy(t));
             if (times)
-                fprintf(f, " %9.3f", t.seconds);
-            fprintf(f, "\n");
+                fprintf(f, " %9.3f", t->seconds);
+        } else {
+            fprintf(f, "# total %s: %lld jobs, %lld ok, %lld failed, %lld unfinished; kept %.3f "
+                    "-> %.3f (%+.3f%%), efficacy %.2f%%", solver, (long long)t->jobs,
+                    (long long)t->ok, (long long)t->failed, (long long)t->unfinished,
+                    t->identity, t->kept, total_gain(t), total_efficacy(t));
+            if (times)
+                fprintf(f, ", solve %.2f s, job wall %.2f s", t->seconds, t->wall);
         }
-        k = end;
-    }
-    const json_t *sv = json_object_get(json_object_get(v->header, "options"), "solvers");
-    for (size_t s = 0; s < json_array_size(sv); s++) {
-        const char *solver = json_string_value(json_array_get(sv, s));
-        total t = { 0 };
-        for (size_t q = 0; q < v->count; q++)
-            if (strcmp(rows[q].solver, solver) == 0)
-                add_total(&t, &rows[q]);
-        fprintf(f, "# total %s: %lld jobs, %lld ok, %lld failed, %lld unfinished; kept %.3f -> "
-                "%.3f (%+.3f%%), efficacy %.2f%%", solver, (long long)t.jobs, (long long)t.ok,
-                (long long)t.failed, (long long)t.unfinished, t.identity, t.kept, total_gain(&t),
-                total_efficacy(&t));
-        if (times)
-            fprintf(f, ", solve %.2f s, job wall %.2f s", t.seconds, t.wall);
         fprintf(f, "\n");
     }
     bool header = false;
     for (size_t k = 0; k < v->count; k++) {
-        if (is_ok(&rows[k]) || strcmp(rows[k].state, "unfinished") == 0)
+        if (!is_failed(&rows[k]))
             continue;
         if (!header)
             fprintf(f, "# failed jobs:\n");
@@ -333,7 +308,7 @@ void summary_print(const batch_view *v, FILE *f, bool times)
     time_note(v, note, sizeof note);
     if (note[0])
         fprintf(f, "# note: %s\n", note);
-    nmp_free(rows);
+    table_free(&tb);
 }
 
 /* ------------------------------------------------------------- text buffer */
@@ -373,24 +348,15 @@ static void put(buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-static void put_csv_str(buf *b, const char *s)
+/* A CSV text field: quoted, '"' doubled, control characters as spaces unless raw; NULL: empty. */
+static void put_csv_str(buf *b, const char *s, bool raw)
 {
-    if (!s) {
-        put(b, ",");
+    if (!s)
         return;
-    }
-    put(b, ",\"");
-    for (; *s; s++)
-        put(b, *s == '"' ? "\"\"" : "%c", (unsigned char)*s < 0x20 ? ' ' : *s);
     put(b, "\"");
-}
-
-static void put_csv_num(buf *b, double x)
-{
-    if (isfinite(x))
-        put(b, ",%.10g", x);
-    else
-        put(b, ",");
+    for (; *s; s++)
+        put(b, *s == '"' ? "\"\"" : "%c", raw || (unsigned char)*s >= 0x20 ? *s : ' ');
+    put(b, "\"");
 }
 
 /* Markdown table cells: '|' escaped. */
@@ -413,42 +379,108 @@ static int write_buf(const char *outdir, const char *name, buf *b)
     return e == NMP_OK ? 0 : cli_fail_lib(e, path, &msg);
 }
 
+/* The per-job columns of summary.csv and (but for index) of summary.json's jobs, in order. */
+typedef enum col_type {
+    COL_ID,    /* a string; CSV: written as it is (control characters kept) */
+    COL_STR,   /* a string or NULL */
+    COL_INDEX, /* CSV only: the space's position, -1 for a write job */
+    COL_INT,
+    COL_NUM    /* CSV: empty, JSON: null when not finite */
+} col_type;
+
+typedef struct column {
+    const char *name;
+    col_type type;
+    size_t at; /* offsetof the row's field */
+} column;
+
+static const column columns[] = {
+    { "id", COL_ID, offsetof(row, id) },
+    { "input", COL_STR, offsetof(row, rel) },
+    { "space", COL_STR, offsetof(row, space) },
+    { "solver", COL_STR, offsetof(row, solver) },
+    { "kind", COL_STR, offsetof(row, kind) },
+    { "index", COL_INDEX, offsetof(row, index) },
+    { "rows", COL_INT, offsetof(row, rows) },
+    { "cols", COL_INT, offsetof(row, cols) },
+    { "state", COL_STR, offsetof(row, state) },
+    { "status", COL_STR, offsetof(row, status) },
+    { "identity", COL_NUM, offsetof(row, identity) },
+    { "kept", COL_NUM, offsetof(row, kept) },
+    { "gain_pct", COL_NUM, offsetof(row, gain) },
+    { "efficacy_pct", COL_NUM, offsetof(row, efficacy) },
+    { "bound", COL_NUM, offsetof(row, bound) },
+    { "lp_bound", COL_NUM, offsetof(row, lp_bound) },
+    { "gap_pct", COL_NUM, offsetof(row, gap) },
+    { "error", COL_STR, offsetof(row, error) },
+    { "seconds", COL_NUM, offsetof(row, seconds) },
+    { "wall", COL_NUM, offsetof(row, wall) },
+    { "share", COL_NUM, offsetof(row, share) },
+};
+#define NCOLUMNS (sizeof columns / sizeof columns[0])
+
+static const char *col_str(const row *r, const column *c)
+{
+    const char *s;
+    memcpy(&s, (const char *)r + c->at, sizeof s);
+    return s;
+}
+
+static int64_t col_int(const row *r, const column *c)
+{
+    int64_t i;
+    memcpy(&i, (const char *)r + c->at, sizeof i);
+    return i;
+}
+
+static double col_num(const row *r, const column *c)
+{
+    double x;
+    memcpy(&x, (const char *)r + c->at, sizeof x);
+    return x;
+}
+
 static void csv_file(const batch_view *v, const row *rows, buf *b)
 {
-    put(b, "id,input,space,solver,kind,index,rows,cols,state,status,identity,kept,gain_pct,"
-        "efficacy_pct,bound,lp_bound,gap_pct,error,seconds,wall,share\n");
+    for (size_t c = 0; c < NCOLUMNS; c++)
+        put(b, "%s%s", c ? "," : "", columns[c].name);
+    put(b, "\n");
     for (size_t k = 0; k < v->count; k++) {
-        const row *r = &rows[k];
-        put(b, "\"");
-        for (const char *s = r->id; *s; s++)
-            put(b, *s == '"' ? "\"\"" : "%c", *s);
-        put(b, "\"");
-        put_csv_str(b, r->rel);
-        put_csv_str(b, r->space);
-        put_csv_str(b, r->solver);
-        put_csv_str(b, r->kind);
-        put(b, ",%lld,%lld,%lld", (long long)(r->index == INT64_MAX ? -1 : r->index),
-            (long long)r->rows, (long long)r->cols);
-        put_csv_str(b, r->state);
-        put_csv_str(b, r->status);
-        put_csv_num(b, r->identity);
-        put_csv_num(b, r->kept);
-        put_csv_num(b, r->gain);
-        put_csv_num(b, r->efficacy);
-        put_csv_num(b, r->bound);
-        put_csv_num(b, r->lp_bound);
-        put_csv_num(b, r->gap);
-        put_csv_str(b, r->error);
-        put_csv_num(b, r->seconds);
-        put_csv_num(b, r->wall);
-        put_csv_num(b, r->share);
+        for (size_t c = 0; c < NCOLUMNS; c++) {
+            const column *col = &columns[c];
+            if (c)
+                put(b, ",");
+            if (col->type == COL_ID || col->type == COL_STR) {
+                put_csv_str(b, col_str(&rows[k], col), col->type == COL_ID);
+            } else if (col->type == COL_INDEX) {
+                const int64_t index = col_int(&rows[k], col);
+                put(b, "%lld", (long long)(index == INT64_MAX ? -1 : index));
+            } else if (col->type == COL_INT) {
+                put(b, "%lld", (long long)col_int(&rows[k], col));
+            } else if (isfinite(col_num(&rows[k], col))) {
+                put(b, "%.10g", col_num(&rows[k], col));
+            }
+        }
         put(b, "\n");
     }
 }
 
-static json_t *jn(double x)
+/* A job's object of summary.json: every column but index. */
+static json_t *job_object(const row *r)
 {
-    return isfinite(x) ? json_real(x) : json_null();
+    json_t *o = json_object();
+    for (size_t c = 0; c < NCOLUMNS; c++) {
+        const column *col = &columns[c];
+        if (col->type == COL_ID || col->type == COL_STR) {
+            const char *s = col_str(r, col);
+            cli_jset(o, col->name, s ? json_string(s) : NULL);
+        } else if (col->type == COL_INT) {
+            cli_jset(o, col->name, json_integer(col_int(r, col)));
+        } else if (col->type == COL_NUM) {
+            cli_jset(o, col->name, cli_jnum(col_num(r, col)));
+        }
+    }
+    return o;
 }
 
 static json_t *total_json(const total *t)
@@ -458,82 +490,40 @@ static json_t *total_json(const total *t)
     cli_jset(o, "ok", json_integer(t->ok));
     cli_jset(o, "failed", json_integer(t->failed));
     cli_jset(o, "unfinished", json_integer(t->unfinished));
-    cli_jset(o, "identity", jn(t->identity));
-    cli_jset(o, "kept", jn(t->kept));
-    cli_jset(o, "gain_pct", jn(total_gain(t)));
-    cli_jset(o, "efficacy_pct", jn(total_efficacy(t)));
-    cli_jset(o, "seconds", jn(t->seconds));
+    cli_jset(o, "identity", cli_jnum(t->identity));
+    cli_jset(o, "kept", cli_jnum(t->kept));
+    cli_jset(o, "gain_pct", cli_jnum(total_gain(t)));
+    cli_jset(o, "efficacy_pct", cli_jnum(total_efficacy(t)));
+    cli_jset(o, "seconds", cli_jnum(t->seconds));
     return o;
 }
 
-static json_t *json_file(const batch_view *v, const row *rows)
+static json_t *json_file(const batch_view *v, const table *tb)
 {
     json_t *root = json_object(), *jobs = json_array(), *inputs = json_array();
     json_t *solvers = json_array(), *failed = json_array();
-    const json_t *sv = json_object_get(json_object_get(v->header, "options"), "solvers");
+    const row *rows = tb->rows;
     char note[200];
     time_note(v, note, sizeof note);
     cli_jset(root, "options", json_deep_copy(json_object_get(v->header, "options")));
     cli_jset(root, "wall_time_dependent", note[0] ? json_string(note) : json_false());
     for (size_t k = 0; k < v->count; k++) {
         const row *r = &rows[k];
-        json_t *o = json_object();
-        cli_jset(o, "id", json_string(r->id));
-        cli_jset(o, "input", json_string(r->rel));
-        cli_jset(o, "space", r->space ? json_string(r->space) : NULL);
-        cli_jset(o, "solver", json_string(r->solver));
-        cli_jset(o, "kind", json_string(r->kind));
-        cli_jset(o, "rows", json_integer(r->rows));
-        cli_jset(o, "cols", json_integer(r->cols));
-        cli_jset(o, "state", json_string(r->state));
-        cli_jset(o, "status", r->status ? json_string(r->status) : NULL);
-        cli_jset(o, "identity", jn(r->identity));
-        cli_jset(o, "kept", jn(r->kept));
-        cli_jset(o, "gain_pct", jn(r->gain));
-        cli_jset(o, "efficacy_pct", jn(r->efficacy));
-        cli_jset(o, "bound", jn(r->bound));
-        cli_jset(o, "lp_bound", jn(r->lp_bound));
-        cli_jset(o, "gap_pct", jn(r->gap));
-        cli_jset(o, "error", r->error ? json_string(r->error) : NULL);
-        cli_jset(o, "seconds", jn(r->seconds));
-        cli_jset(o, "wall", jn(r->wall));
-        cli_jset(o, "share", jn(r->share));
-        json_array_append_new(jobs, o);
-        if (!is_ok(r) && strcmp(r->state, "unfinished") != 0) {
+        json_array_append_new(jobs, job_object(r));
+        if (is_failed(r)) {
             json_t *fo = json_object();
             cli_jset(fo, "id", json_string(r->id));
             cli_jset(fo, "error", json_string(r->error ? r->error : "?"));
             json_array_append_new(failed, fo);
         }
     }
-    for (size_t k = 0; k < v->count;) {
-        size_t end = k;
-        while (end < v->count && strcmp(rows[end].rel, rows[k].rel) == 0)
-            end++;
-        for (size_t s = 0; s < json_array_size(sv); s++) {
-            const char *solver = json_string_value(json_array_get(sv, s));
-            total t = { 0 };
-            for (size_t q = k; q < end; q++)
-                if (strcmp(rows[q].solver, solver) == 0)
-                    add_total(&t, &rows[q]);
-            if (!t.jobs)
-                continue;
-            json_t *o = total_json(&t);
-            json_object_set_new(o, "input", json_string(rows[k].rel));
-            json_object_set_new(o, "solver", json_string(solver));
-            json_array_append_new(inputs, o);
-        }
-        k = end;
-    }
-    for (size_t s = 0; s < json_array_size(sv); s++) {
-        const char *solver = json_string_value(json_array_get(sv, s));
-        total t = { 0 };
-        for (size_t q = 0; q < v->count; q++)
-            if (strcmp(rows[q].solver, solver) == 0)
-                add_total(&t, &rows[q]);
-        json_t *o = total_json(&t);
-        json_object_set_new(o, "solver", json_string(solver));
-        json_array_append_new(solvers, o);
+    for (size_t q = 0; q < tb->ntotals; q++) {
+        const total_line *tl = &tb->totals[q];
+        json_t *o = total_json(&tl->t);
+        if (tl->input)
+            json_object_set_new(o, "input", json_string(tl->input));
+        json_object_set_new(o, "solver", json_string(tl->solver));
+        json_array_append_new(tl->input ? inputs : solvers, o);
     }
     cli_jset(root, "jobs", jobs);
     cli_jset(root, "inputs", inputs);
@@ -542,8 +532,9 @@ static json_t *json_file(const batch_view *v, const row *rows)
     return root;
 }
 
-static void md_file(const batch_view *v, const row *rows, buf *b)
+static void md_file(const batch_view *v, const table *tb, buf *b)
 {
+    const row *rows = tb->rows;
     char note[200], name[1024], t[6][32];
     time_note(v, note, sizeof note);
     put(b, "# nmperm batch summary\n\n");
@@ -571,42 +562,22 @@ static void md_file(const batch_view *v, const row *rows, buf *b)
         put(b, " | %s | %s | %s | %s | %s | %s | %s | %s |\n", r->solver, t[5], t[0], t[1],
             t[2], t[3], t[4], is_ok(r) ? (r->status ? r->status : "written") : r->state);
     }
-    const json_t *sv = json_object_get(json_object_get(v->header, "options"), "solvers");
     put(b, "\n## Totals\n\n| input | solver | jobs | failed | kept before | kept after | gain | "
         "efficacy | seconds |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (size_t k = 0; k < v->count;) {
-        size_t end = k;
-        while (end < v->count && strcmp(rows[end].rel, rows[k].rel) == 0)
-            end++;
-        for (size_t s = 0; s < json_array_size(sv); s++) {
-            const char *solver = json_string_value(json_array_get(sv, s));
-            total tt = { 0 };
-            for (size_t q = k; q < end; q++)
-                if (strcmp(rows[q].solver, solver) == 0)
-                    add_total(&tt, &rows[q]);
-            if (!tt.jobs)
-                continue;
-            put(b, "| ");
-            put_md(b, rows[k].rel);
-            put(b, " | %s | %lld | %lld | %.3f | %.3f | %+.2f%% | %.2f%% | %.3f |\n", solver,
-                (long long)tt.jobs, (long long)tt.failed, tt.identity, tt.kept,
-                total_gain(&tt), total_efficacy(&tt), tt.seconds);
-        }
-        k = end;
-    }
-    for (size_t s = 0; s < json_array_size(sv); s++) {
-        const char *solver = json_string_value(json_array_get(sv, s));
-        total tt = { 0 };
-        for (size_t q = 0; q < v->count; q++)
-            if (strcmp(rows[q].solver, solver) == 0)
-                add_total(&tt, &rows[q]);
-        put(b, "| **all** | %s | %lld | %lld | %.3f | %.3f | %+.2f%% | %.2f%% | %.3f |\n",
-            solver, (long long)tt.jobs, (long long)tt.failed, tt.identity, tt.kept,
-            total_gain(&tt), total_efficacy(&tt), tt.seconds);
+    for (size_t q = 0; q < tb->ntotals; q++) {
+        const total *tt = &tb->totals[q].t;
+        put(b, "| ");
+        if (tb->totals[q].input)
+            put_md(b, tb->totals[q].input);
+        else
+            put(b, "**all**");
+        put(b, " | %s | %lld | %lld | %.3f | %.3f | %+.2f%% | %.2f%% | %.3f |\n",
+            tb->totals[q].solver, (long long)tt->jobs, (long long)tt->failed, tt->identity,
+            tt->kept, total_gain(tt), total_efficacy(tt), tt->seconds);
     }
     bool header = false;
     for (size_t k = 0; k < v->count; k++) {
-        if (is_ok(&rows[k]) || strcmp(rows[k].state, "unfinished") == 0)
+        if (!is_failed(&rows[k]))
             continue;
         if (!header)
             put(b, "\n## Failed jobs\n\n");
@@ -630,13 +601,16 @@ static int write_plot(const char *outdir, const char *name, const svg_plot *p)
     return rc;
 }
 
+/* The three plots of the jobs that ran (solve jobs that did not fail): gain per job in model
+ * order, one band per checkpoint or per folder of matrices; efficacy vs time; time vs size. */
 static int plots(const batch_view *v, const row *rows, const char *outdir)
 {
     const json_t *sv = json_object_get(json_object_get(v->header, "options"), "solvers");
     const int ns = (int)json_array_size(sv);
     const char **series = nmp_calloc((size_t)ns + 1, sizeof *series);
     const char **groups = nmp_calloc(v->count + 1, sizeof *groups);
-    svg_point *pts = nmp_calloc(v->count + 1, sizeof *pts);
+    svg_point *pts = nmp_calloc(3 * v->count + 1, sizeof *pts);
+    svg_point *gain = pts, *eff = pts + v->count, *size = pts + 2 * v->count;
     char *names = NULL;
     int rc = 0, ng = 0;
     size_t np = 0;
@@ -646,7 +620,6 @@ static int plots(const batch_view *v, const row *rows, const char *outdir)
     }
     for (int s = 0; s < ns; s++)
         series[s] = json_string_value(json_array_get(sv, s));
-    /* gain per job in model order, one band per checkpoint or per folder of matrices */
     names = nmp_calloc(v->count + 1, 512);
     if (!names) {
         rc = cli_fail(CLI_EXIT_INTERNAL, outdir, "out of memory");
@@ -669,43 +642,25 @@ static int plots(const batch_view *v, const row *rows, const char *outdir)
         int s = 0;
         while (s < ns - 1 && strcmp(series[s], r->solver) != 0)
             s++;
-        pts[np] = (svg_point){ (double)np, r->gain, s, ng - 1 };
+        const double secs = fmax(r->seconds, 1e-4);
+        gain[np] = (svg_point){ (double)np, r->gain, s, ng - 1 };
+        eff[np] = (svg_point){ secs, r->efficacy, s, 0 };
+        size[np] = (svg_point){ (double)r->rows * (double)r->cols, secs, s, 0 };
         np++;
     }
-    svg_plot p = { "Gain over the identity per layer (model order)",
-                   "jobs in model order, grouped by checkpoint or folder",
-                   "gain in kept saliency (%)", false, false, true, series, ns, groups, ng, pts,
-                   np };
-    if ((rc = write_plot(outdir, "plots/gain_per_layer.svg", &p)))
-        goto out;
-    /* efficacy vs time, per solver */
-    np = 0;
-    for (size_t k = 0; k < v->count; k++) {
-        const row *r = &rows[k];
-        if (!is_ok(r) || strcmp(r->kind, "write") == 0)
-            continue;
-        int s = 0;
-        while (s < ns - 1 && strcmp(series[s], r->solver) != 0)
-            s++;
-        pts[np++] = (svg_point){ fmax(r->seconds, 1e-4), r->efficacy, s, 0 };
-    }
-    svg_plot q = { "Solvers: efficacy vs time", "solve time (s)", "efficacy (%)", true, false,
-                   false, series, ns, NULL, 0, pts, np };
-    if ((rc = write_plot(outdir, "plots/solvers.svg", &q)))
-        goto out;
-    np = 0;
-    for (size_t k = 0; k < v->count; k++) {
-        const row *r = &rows[k];
-        if (!is_ok(r) || strcmp(r->kind, "write") == 0)
-            continue;
-        int s = 0;
-        while (s < ns - 1 && strcmp(series[s], r->solver) != 0)
-            s++;
-        pts[np++] = (svg_point){ (double)r->rows * (double)r->cols, fmax(r->seconds, 1e-4), s, 0 };
-    }
-    svg_plot t = { "Time vs matrix size", "matrix size (rows x cols)", "solve time (s)", true,
-                   true, false, series, ns, NULL, 0, pts, np };
-    rc = write_plot(outdir, "plots/time_vs_size.svg", &t);
+    const svg_plot plot[3] = {
+        { "Gain over the identity per layer (model order)",
+          "jobs in model order, grouped by checkpoint or folder", "gain in kept saliency (%)",
+          false, false, true, series, ns, groups, ng, gain, np },
+        { "Solvers: efficacy vs time", "solve time (s)", "efficacy (%)", true, false, false,
+          series, ns, NULL, 0, eff, np },
+        { "Time vs matrix size", "matrix size (rows x cols)", "solve time (s)", true, true,
+          false, series, ns, NULL, 0, size, np },
+    };
+    const char *const file[3] = { "plots/gain_per_layer.svg", "plots/solvers.svg",
+                                  "plots/time_vs_size.svg" };
+    for (int p = 0; p < 3 && !rc; p++)
+        rc = write_plot(outdir, file[p], &plot[p]);
 out:
     nmp_free(names);
     nmp_free(series);
@@ -716,19 +671,19 @@ out:
 
 int summary_write_files(const batch_view *v, const char *outdir)
 {
-    row *rows = nmp_calloc(v->count + 1, sizeof *rows);
+    table tb;
     buf csv = { 0 }, md = { 0 };
     json_t *j = NULL;
     char *jtext = NULL;
     int rc = 0;
-    if (!rows)
+    if (!table_make(v, &tb)) {
+        table_free(&tb);
         return cli_fail(CLI_EXIT_INTERNAL, outdir, "out of memory");
-    for (size_t k = 0; k < v->count; k++)
-        make_row(v, k, &rows[k]);
-    csv_file(v, rows, &csv);
+    }
+    csv_file(v, tb.rows, &csv);
     if ((rc = write_buf(outdir, "summary.csv", &csv)))
         goto out;
-    j = json_file(v, rows);
+    j = json_file(v, &tb);
     jtext = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
     buf jb = { jtext, jtext ? strlen(jtext) : 0, 0, !jtext };
     if (jtext) { /* end with a newline */
@@ -741,16 +696,16 @@ int summary_write_files(const batch_view *v, const char *outdir)
     }
     if (rc)
         goto out;
-    md_file(v, rows, &md);
+    md_file(v, &tb, &md);
     if ((rc = write_buf(outdir, "summary.md", &md)))
         goto out;
-    rc = plots(v, rows, outdir);
+    rc = plots(v, tb.rows, outdir);
 out:
     free(jtext);
     json_decref(j);
     nmp_free(csv.text);
     nmp_free(md.text);
-    nmp_free(rows);
+    table_free(&tb);
     return rc;
 }
 

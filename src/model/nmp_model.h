@@ -1,4 +1,4 @@
-/* nmp_model.h: library-internal pieces of the model layer (plans, spaces, permute) (not
+/* nmp_model.h: library-internal pieces of the model layer (plans, spaces, permute, batch) (not
  * installed) */
 #ifndef NMP_MODEL_H
 #define NMP_MODEL_H
@@ -158,5 +158,22 @@ bool nmp_prune_selects(const nmp_plan *plan, const nmp_prune_spec *pr, const nmp
 nmp_err nmp_plan_apply_to(const nmp_st *in, nmp_plan *plan, const nmp_prune_spec *pr,
                           nmp_atomic *f, int (*stop)(void *user, const nmp_st_tensor *t),
                           void *user, int *stopped, nmp_msg *msg);
+
+/* ---------------------------------------------------------- batch runs */
+
+/* The whole file into *buf (NUL-terminated, release with nmp_free) and its length into *len; a
+ * missing file gives *buf NULL and NMP_OK. NMP_ERR_IO, NMP_ERR_NOMEM. (nmp_journal.c) */
+nmp_err nmp_batch_read_file(const char *path, char **buf, size_t *len, nmp_msg *msg);
+
+/* Opens checkpoint path (*st, release with nmp_st_close) and builds its plan (*out, release with
+ * nmp_plan_free), checked for pattern nm; heads and KV heads from config.json beside the file
+ * when plan->heads is 0. (nmp_batch_list.c) */
+nmp_err nmp_batch_open_plan(const char *path, const nmp_plan_opts *plan, nmp_pattern nm,
+                            nmp_st **st, nmp_plan **out, nmp_msg *msg);
+
+/* "<prefix><space>.<solver>.npy" with every '/' of space as '_': the file a space job writes its
+ * permutation to and the write job reads it from (nmp heap; NULL when out of memory).
+ * (nmp_batch_list.c) */
+char *nmp_batch_perm_name(const char *prefix, const char *space, const char *solver);
 
 #endif /* NMP_MODEL_H */
