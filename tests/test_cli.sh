@@ -148,6 +148,14 @@ check "solve osg --device auto at 64 columns: the CPU search's answer" \
 expect_fail "solve --device tpu" 1 "expected cpu, auto, gpu or ref" solve w64.npy --device tpu
 expect_fail "solve swap --device ref: no device search" 1 "no device search" solve w64.npy --solver swap --device ref
 expect_fail "solve osg --device ref --param stripes=3" 1 "stripes=2" solve w64.npy --solver osg --device ref --param stripes=3
+run compare w64.npy --solvers swap,osg --device ref --csv dcmp.csv --quiet
+check "compare --device ref: osg on the reference path (the same kept as solve), swap on the CPU" \
+    '[ "$rc" -eq 0 ] && close "$(grep ",osg," dcmp.csv | cut -d, -f13)" "$(json_get kept dref.json)" 1e-6'
+run batch w64.npy -o dbatch --solvers osg,swap --device ref --quiet
+check "batch --device ref: journaled with the device" '[ "$rc" -eq 0 ] && grep -q "\"device\":\"ref\"" dbatch/journal.jsonl'
+run batch w64.npy -o dbatch --solvers osg,swap --resume --quiet
+check "batch --resume without the run's --device: refused, the difference named" \
+    '[ "$rc" -eq 1 ] && [[ $err == *"--device"* ]]'
 run permute "$SRC/instances/tiny_llama/model.safetensors" -o tl_ref.safetensors --device ref --verify --quiet
 check "permute --device ref --verify (auto's device stage on every space)" '[ "$rc" -eq 0 ] && [ -s tl_ref.safetensors ]'
 if ! nvidia-smi -L >/dev/null 2>&1; then # no GPU: 2 (NMP_ERR_GPU), or 1 built without CUDA

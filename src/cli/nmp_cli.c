@@ -198,13 +198,13 @@ void cli_loaded_free(cli_loaded *ld)
     memset(ld, 0, sizeof *ld);
 }
 
-bool cli_take_device(cli_args *c, nmp_params *par)
+bool cli_take_device(cli_args *c, nmp_device *device)
 {
     const char *v = NULL;
     if (!cli_take(c, "--device", NULL, &v))
         return false;
     nmp_msg msg = { { 0 } };
-    if (v && nmp_device_parse(v, &par->device, &msg) != NMP_OK)
+    if (v && nmp_device_parse(v, device, &msg) != NMP_OK)
         cli_usage(c, "--device: %s", msg.text);
     return true;
 }

@@ -85,8 +85,8 @@ typedef struct cli_loaded {
 } cli_loaded;
 
 void cli_loaded_free(cli_loaded *ld);
-/* Parses --device cpu|auto|gpu|ref into par->device; true when argv[k] was it. */
-bool cli_take_device(cli_args *c, nmp_params *par);
+/* Parses --device cpu|auto|gpu|ref into *device; true when argv[k] was it. */
+bool cli_take_device(cli_args *c, nmp_device *device);
 #define CLI_DEVICE_HELP \
     "  --device D            where the search runs: cpu (default), gpu (osg's stripe-pair\n" \
     "                        windows and auto's first stage on the GPU backend), auto (gpu when\n" \

@@ -39,6 +39,8 @@ static const char help_batch[] =
     "  --bound-time S        also the LP bound (colgen, GLPK) per job, S seconds each\n"
     "  --seed N              seed of every job (default 0)\n"
     "  --threads T           threads per job (default 1)\n"
+    "  --device D            cpu (default), gpu, auto or ref: where the solvers with a device\n"
+    "                        search (osg, auto, colgen, bnp) and --bound-time's LP run\n"
     "  --jobs J              jobs at a time (default: cores / T; J x T may not exceed the cores\n"
     "                        unless --oversubscribe)\n"
     "  --shard I/N           run shard I of N (0 <= I < N): a deterministic 1/N of the jobs,\n"
@@ -176,6 +178,7 @@ static void parse_batch(cli_args *c, batch_opts *o)
             cli_parse_u64(c, "--seed", v, UINT64_MAX, &o->seed);
         } else if (cli_take(c, "--threads", NULL, &v)) {
             o->threads_set = cli_parse_i64(c, "--threads", v, 1, 4096, &o->threads);
+        } else if (cli_take_device(c, &o->device)) {
         } else if (cli_take(c, "--jobs", "-j", &v)) {
             o->jobs_set = cli_parse_i64(c, "--jobs", v, 1, 4096, &o->jobs);
         } else if (cli_take(c, "--shard", NULL, &v)) {
@@ -252,6 +255,8 @@ static json_t *fingerprint(const batch_opts *o)
     cli_jset(f, "objective", json_string(nmp_objective_name(o->objective)));
     cli_jset(f, "seed", json_integer((json_int_t)o->seed));
     cli_jset(f, "threads", json_integer(o->threads));
+    if (o->device != NMP_DEVICE_CPU) /* absent: cpu (journals from before --device) */
+        cli_jset(f, "device", json_string(nmp_device_name(o->device)));
     cli_jset(f, "budget", o->budget_set ? json_real(o->budget) : NULL);
     cli_jset(f, "jobs", o->budget_set ? json_integer(o->jobs) : NULL); /* shares depend on it */
     cli_jset(f, "time_limit", o->time_limit_set ? json_real(o->time_limit) : NULL);

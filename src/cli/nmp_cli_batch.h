@@ -77,6 +77,7 @@ typedef struct batch_opts {
     double budget, time_limit, bound_time;
     uint64_t seed;
     int64_t threads, jobs;
+    nmp_device device;       /* for the solvers with a device search (and the LP bound) */
     int shard_i, shard_n;
     bool budget_set, time_limit_set, threads_set, jobs_set, shard_set, oversubscribe;
     bool resume, force, retry_failed, write_ckpt, quiet;

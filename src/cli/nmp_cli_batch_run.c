@@ -54,6 +54,14 @@ int batch_run_job(const char *spec_text)
     }
     ro.par.seed = (uint64_t)json_integer_value(json_object_get(spec, "seed"));
     ro.par.threads = (int)json_integer_value(json_object_get(spec, "threads"));
+    const nmp_solver_ops *ops = nmp_solver_find(solver);
+    if (ops && ops->device && /* the others run on the CPU */
+        nmp_device_parse(json_string_value(json_object_get(spec, "device")), &ro.par.device,
+                         NULL) != NMP_OK) {
+        e = NMP_ERR_ARG;
+        snprintf(msg.text, sizeof msg.text, "batch --run-job: bad device in the job spec");
+        goto out;
+    }
     ro.job_seconds = json_number_value(json_object_get(spec, "job_seconds"));
     ro.bound_seconds = json_number_value(json_object_get(spec, "bound_seconds"));
     ro.plan.arch = json_string_value(json_object_get(plan, "arch"));
@@ -145,6 +153,7 @@ static json_t *spec_json(const batch_runner *r, int64_t k)
     cli_jset(s, "objective", json_string(nmp_objective_name(o->objective)));
     cli_jset(s, "seed", json_integer((json_int_t)o->seed));
     cli_jset(s, "threads", json_integer(o->threads));
+    cli_jset(s, "device", json_string(nmp_device_name(o->device)));
     cli_jset(s, "job_seconds", json_real(r->share[k]));
     cli_jset(s, "bound_seconds", json_real(o->bound_time));
     for (int p = 0; p < o->par[sv].count; p++)

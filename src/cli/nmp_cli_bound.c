@@ -121,8 +121,7 @@ int cli_cmd_bound(cli_args *c)
     cli_problem_opts po = { NULL, NULL, NULL, { 2, 4 }, NMP_OBJ_ABS, false };
     double seconds = CLI_DEFAULT_SECONDS;
     int threads = 0;
-    nmp_params dev;
-    nmp_params_init(&dev);
+    nmp_device device = NMP_DEVICE_CPU;
     bool json = false, progress = false;
     const char *v = NULL;
     for (c->k = 2; c->k < c->argc && !c->bad; c->k++) {
@@ -136,7 +135,7 @@ int cli_cmd_bound(cli_args *c)
             int64_t t = 0;
             if (cli_parse_i64(c, "--threads", v, 0, 4096, &t))
                 threads = (int)t;
-        } else if (cli_take_device(c, &dev)) {
+        } else if (cli_take_device(c, &device)) {
         } else if (cli_take_problem_opt(c, &po)) {
         } else {
             cli_take_input(c, &po.input);
@@ -157,7 +156,7 @@ int cli_cmd_bound(cli_args *c)
         snprintf(pl.label, sizeof pl.label, "lp bound");
         struct sigaction old;
         cli_sigint_catch(&old);
-        rc = cli_lp_compute(ld.pb, po.input, seconds, threads, dev.device, &pl, &lp);
+        rc = cli_lp_compute(ld.pb, po.input, seconds, threads, device, &pl, &lp);
         sigaction(SIGINT, &old, NULL);
     }
     if (rc == 0) {

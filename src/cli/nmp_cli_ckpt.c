@@ -197,7 +197,7 @@ static void parse(cli_args *c, ckpt_opts *o, char cmd)
             int64_t t = 0;
             if (cli_parse_i64(c, "--threads", v, 0, 4096, &t))
                 o->par.threads = (int)t;
-        } else if (solve && cli_take_device(c, &o->par)) {
+        } else if (solve && cli_take_device(c, &o->par.device)) {
         } else {
             cli_take_input(c, &o->input);
         }

@@ -27,6 +27,9 @@ static const char help_compare[] =
     "                        bound); skipped when a solver proved optimality\n"
     "  --seed N              seed of all randomness (default 0)\n"
     "  --threads T           threads (0: the OpenMP default)\n"
+    "  --device D            cpu (default), gpu, auto or ref: where the solvers with a device\n"
+    "                        search (osg, auto, colgen, bnp; see 'nmperm solvers') and the LP\n"
+    "                        bound's pricing run; the others run on the CPU\n"
     "  --nm N:M              sparsity pattern, keep N of every M columns (default 2:4)\n"
     "  --objective OBJ       abs (|w|, default) or sq (w^2)\n"
     "  --csv FILE            also write the results as CSV (atomically)\n"
@@ -78,6 +81,7 @@ typedef struct compare_opts {
     double time_limit, bound_time;
     uint64_t seed;
     int threads;
+    nmp_device device;
     const char *csv_path, *json_path;
     bool quiet, progress;
 } compare_opts;
@@ -134,6 +138,8 @@ static void compare_setup(cli_args *c, compare_opts *o)
         o->par[s].seed = o->seed;
         o->par[s].threads = o->threads;
         o->par[s].time_limit = o->time_limit;
+        if (nmp_solver_find(o->solvers[s])->device) /* the others run on the CPU */
+            o->par[s].device = o->device;
     }
     cli_solver_params(c, o->solvers, o->nsolvers, o->param_text, o->nparams, o->par);
 }
@@ -163,6 +169,7 @@ static void parse_compare(cli_args *c, compare_opts *o)
             int64_t t = 0;
             if (cli_parse_i64(c, "--threads", v, 0, 4096, &t))
                 o->threads = (int)t;
+        } else if (cli_take_device(c, &o->device)) {
         } else if (cli_take(c, "--csv", NULL, &v)) {
             o->csv_path = v;
         } else if (cli_take(c, "--json", NULL, &v)) {
@@ -262,7 +269,7 @@ static int compare_input(const compare_opts *o, const nmp_problem *pb, cmp_input
     if (!in->lp.ran && !in->lp_skipped) {
         snprintf(pl.label, sizeof pl.label, "[%d/%d] %s lp bound", index + 1, o->ninputs,
                  in->name);
-        rc = cli_lp_compute(pb, in->path, o->bound_time, o->threads, NMP_DEVICE_CPU, &pl, &in->lp);
+        rc = cli_lp_compute(pb, in->path, o->bound_time, o->threads, o->device, &pl, &in->lp);
         if (rc == 0 && in->lp.ran && in->lp.res.bound < in->best_bound) {
             in->best_bound = in->lp.res.bound;
             in->best_source = "lp";

@@ -63,7 +63,7 @@ static void parse_solve(cli_args *c, solve_opts *o)
             int64_t t = 0;
             if (cli_parse_i64(c, "--threads", v, 0, 4096, &t))
                 o->par.threads = (int)t;
-        } else if (cli_take_device(c, &o->par)) {
+        } else if (cli_take_device(c, &o->par.device)) {
         } else if (cli_take(c, "--start", NULL, &v)) {
             o->start_path = v;
         } else if (cli_take(c, "--output", "-o", &v)) {

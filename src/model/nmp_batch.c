@@ -71,6 +71,7 @@ static nmp_err lp_bound(const nmp_problem *pb, const nmp_batch_run_opts *o, int3
     par.time_limit = o->bound_seconds;
     par.threads = o->par.threads;
     par.seed = o->par.seed;
+    par.device = o->par.device; /* the job solver's device (cpu when it has no device search) */
     nmp_params_set(&par, "heur_time", 0);
     nmp_params_set(&par, "mip_time", 0);
     const nmp_err e = nmp_solve(pb, "colgen", &par, scratch, 1, &res, NULL);
