@@ -124,16 +124,22 @@ void nmp_glpk_subset_col(glp_prob *lp, int j, const int32_t *c, int m, double va
 
 /* ------------------------------------------------------------------ solves */
 
-nmp_err nmp_glpk_simplex(glp_prob *lp, glp_smcp *parm, double slice, nmp_clock *clk,
+nmp_err nmp_glpk_simplex(glp_prob *lp, glp_smcp *parm, int slice, nmp_clock *clk,
                          const nmp_report *rep, const char *who, bool *solved, nmp_msg *msg)
 {
     bool rebased = false;
     *solved = false;
     for (;;) {
-        double s = slice;
+        /* Slices of `slice` iterations, never of time: a simplex stopped and restarted takes
+         * another path (its pricing weights start over), and on a degenerate master another
+         * optimal basis gives other duals, other columns, another search. Slices by time made
+         * bnp's answer depend on the machine's load (kill/resume and shard tests saw it). Only
+         * a time limit stops GLPK by time. */
+        parm->it_lim = slice;
+        parm->tm_lim = INT_MAX;
         if (clk && clk->limit > 0)
-            s = NMP_MIN(s, clk->limit - nmp_clock_elapsed(clk));
-        parm->tm_lim = (int)NMP_MAX(1.0, s * 1e3);
+            parm->tm_lim = (int)NMP_MIN(NMP_MAX(1.0, (clk->limit - nmp_clock_elapsed(clk)) * 1e3),
+                                        (double)INT_MAX);
         if (fail_countdown >= 0 && fail_countdown-- == 0)
             (void)glp_get_row_dual(lp, 0); /* row 0 is out of range: GLPK's error path */
         const int ret = glp_simplex(lp, parm);
@@ -198,7 +204,7 @@ int nmp_glpk_intopt(glp_prob *lp, glp_iocp *parm, nmp_glpk_bc *bc)
 
 /* ------------------------------------------- the frame of the exact MIP solvers (sp, blp) */
 
-#define EXACT_SLICE 0.2 /* seconds of simplex between clock checks */
+#define EXACT_SLICE 2000 /* simplex iterations between clock checks */
 
 nmp_err nmp_glpk_exact_init(nmp_glpk_exact *x, const nmp_problem *pb, const nmp_params *par,
                             const char *who, const nmp_param_desc *params, nmp_msg *msg)

@@ -33,12 +33,13 @@ void nmp_glpk_subset_col(glp_prob *lp, int j, const int32_t *c, int m, double va
 
 /* ------------------------------------------------------------------ solves */
 
-/* Simplex on lp with parm (method, messages set by the caller) to optimality, in slices of at
- * most `slice` seconds and the clock's remaining time; between slices clk (may be NULL) reports
+/* Simplex on lp with parm (method, messages set by the caller) to optimality, in slices of
+ * `slice` iterations (deterministic: never sliced by time) within the clock's remaining time;
+ * between slices clk (may be NULL) reports
  * rep (may be NULL) and may stop it (then *solved is false). A bad basis is rebuilt once and
  * solved by the primal method. NMP_ERR_LP (reason naming `who` in msg) when GLPK fails or the LP
  * is not solved to optimality. */
-nmp_err nmp_glpk_simplex(glp_prob *lp, glp_smcp *parm, double slice, nmp_clock *clk,
+nmp_err nmp_glpk_simplex(glp_prob *lp, glp_smcp *parm, int slice, nmp_clock *clk,
                          const nmp_report *rep, const char *who, bool *solved, nmp_msg *msg);
 
 /* Branch-and-cut bookkeeping for nmp_glpk_intopt. */
@@ -98,8 +99,8 @@ nmp_err nmp_glpk_exact_init(nmp_glpk_exact *x, const nmp_problem *pb, const nmp_
 void nmp_glpk_exact_release(nmp_glpk_exact *x);
 /* Serves the clock with the incumbent and bound; true when the search must stop. */
 bool nmp_glpk_exact_tick(nmp_glpk_exact *x, int64_t iteration, const char *phase);
-/* Primal simplex on x->lp to optimality (slices of 0.2 s); *solved false when the clock stopped
- * it. NMP_ERR_LP as nmp_glpk_simplex. */
+/* Primal simplex on x->lp to optimality (slices of 2000 iterations); *solved false when the
+ * clock stopped it. NMP_ERR_LP as nmp_glpk_simplex. */
 nmp_err nmp_glpk_exact_lp(nmp_glpk_exact *x, const char *phase, bool *solved);
 /* Branch-and-cut settings: messages, no presolve (the callback keeps the column numbering),
  * the table's branch and backtrack rules; the caller adds cuts. */

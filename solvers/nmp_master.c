@@ -32,7 +32,7 @@
 #include <math.h>
 #include <string.h>
 
-#define CG_SLICE 0.3 /* seconds of simplex between clock checks */
+#define CG_SLICE 2000 /* simplex iterations between clock checks (never seconds: determinism) */
 
 struct nmp_master {
     const nmp_problem *pb;
