@@ -19,6 +19,7 @@ static const nmp_param_desc colgen_params[] = {
     { "smoothing", 0.5, 0, 0.99, "Wentges dual smoothing factor (0: off)" },
     { "heur_time", 1, 0, 1e6, "seconds of heuristic for the start columns and incumbent" },
     { "mip_time", 2, 0, 1e6, "seconds for the restricted master as a binary program (0: skip)" },
+    { "hprice", 1, 0, 1, "heuristic pricing before the exact search (0: exact only)" },
     { 0 },
 };
 
@@ -67,7 +68,8 @@ static nmp_err colgen_create(const nmp_problem *pb, const nmp_params *par, void 
                                   msg));
     const nmp_master_opts o = { par->threads, (int64_t)nmp_param_get(par, colgen_params, "columns"),
                             nmp_param_get(par, colgen_params, "smoothing"), par->verbose, 0,
-                            st->dev ? &st->be : NULL };
+                            st->dev ? &st->be : NULL,
+                            nmp_param_get(par, colgen_params, "hprice") > 0 };
     NMP_TRY(e, nmp_master_create(pb, &o, &st->cg, msg));
     *state = st;
     st = NULL;

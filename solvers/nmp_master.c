@@ -31,6 +31,8 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
+#include <stdio.h> /* DEBUG */
+#include <stdlib.h> /* DEBUG */
 
 #define CG_SLICE 0.3 /* seconds of simplex between clock checks */
 
@@ -294,6 +296,7 @@ nmp_err nmp_master_create(const nmp_problem *pb, const nmp_master_opts *o, nmp_m
         NMP_TRY(e, nmp_lists_create(cg->m, cg->enum_max, cg->kmax, &cg->lists));
     NMP_TRY(e, nmp_price_create(pb, o->threads, NMP_MAX(cg->kmax, cg->enum_max + 1), &cg->pr));
     NMP_TRY(e, nmp_price_set_backend(cg->pr, o->be));
+    NMP_TRY(e, nmp_price_set_heuristic(cg->pr, o->hprice));
     NMP_TRY(e, pool_reserve(cg, 4 * (int64_t)C));
     cg->lp = glp_create_prob();
     glp_set_obj_dir(cg->lp, GLP_MAX);
@@ -532,6 +535,7 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
     out->lp = -INFINITY;
     out->end = NMP_MASTER_CONVERGED;
     double a = cg->alpha;
+    bool exact = false; /* the last round's heuristic columns were all in the pool already */
     for (;;) {
         if (!rep)
             pr_rep.bound = isfinite(out->bound) ? out->bound : cg->pb->row_bound;
@@ -556,10 +560,14 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
             ysum += cg->ysm[i];
         }
         nmp_price_out po = { cg->fcols, cg->fval, cg->frc, 0, 0, false, -INFINITY };
+        const double dbg_t0 = nmp_now(); /* DEBUG */
         if (cg->cur_list >= 0)
             nmp_lists_scan(cg->lists, cg->ysm, cg->eps, cg->kmax, &po);
+        else if (exact)
+            NMP_TRY(e, nmp_price_exact(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
         else
             NMP_TRY(e, nmp_price_solve(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
+        const bool heur = po.rc_max == INFINITY; /* found columns, certified nothing */
         out->rounds++;
         out->pricing_nodes += po.nodes;
         if (!po.complete) {
@@ -592,13 +600,26 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
             added += add;
         }
         out->columns_added += added;
+        if (getenv("NMP_HDUMP") && !heur && po.found > 0) { /* DEBUG */
+            static int dn = 0;
+            char fn[256];
+            snprintf(fn, sizeof fn, "%s.%d", getenv("NMP_HDUMP"), dn++);
+            FILE *f = fopen(fn, "w");
+            for (int i = 0; i < C; i++)
+                fprintf(f, "%.17g\n", cg->ysm[i]);
+            fclose(f);
+        }
+        if (getenv("NMP_HDEBUG")) /* DEBUG */
+            fprintf(stderr, "DBG r%lld %s a=%.2f found=%lld added=%lld lp=%.6f L=%.6f bnd=%.6f t=%.3f nodes=%lld tp=%.3f\n",
+                    (long long)out->rounds, heur ? "H" : "X", a, (long long)po.found, (long long)added, out->lp, L,
+                    out->bound, clk ? nmp_clock_elapsed(clk) : 0.0, (long long)po.nodes, nmp_now() - dbg_t0);
         const double gap_tol = 1e-9 * NMP_MAX(fabs(out->lp), cg->pb->row_bound);
         if (out->bound - out->lp <= gap_tol)
             break;
         if (out->bound - out->lp <= 1e-4 * NMP_MAX(fabs(out->lp), 1e-300)) {
             a = 0; /* close: finish at the master's own duals */
         } else if (added == 0) {
-            if (!smooth)
+            if (!smooth && !heur)
                 break; /* nothing prices out at y */
             a = NMP_MAX(0.0, a - (1 - cg->alpha)); /* mis-price: move towards y */
             if (a < 1e-3)
@@ -606,8 +627,9 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
         } else {
             a = cg->alpha;
         }
-        if (added == 0 && !smooth)
+        if (added == 0 && !smooth && !heur)
             break;
+        exact = added == 0 && !smooth && heur; /* a heuristic round certifies nothing */
     }
     if (out->lp > -INFINITY)
         read_primal(cg, out);
@@ -787,7 +809,7 @@ nmp_err nmp_master_enumerate(nmp_master *cg, double incumbent, int64_t heur_cols
     const double base = cg->center_sum + (G - 1) * NMP_MAX(cg->center_max, 0.0);
     const double thr = incumbent - base - keep;
     nmp_price_out po = nmp_lists_listing(cg->lists);
-    NMP_TRY(e, nmp_price_solve(cg->pr, cg->center, thr, cg->enum_max + 1, clk, rep, &po));
+    NMP_TRY(e, nmp_price_exact(cg->pr, cg->center, thr, cg->enum_max + 1, clk, rep, &po));
     res->columns = po.found;
     if (!po.complete) {
         res->stopped = true;
