@@ -9,7 +9,10 @@
  * partition rows, keeping sum_q x_q = G)
  *     L(y) = sum_i y_i + G * max_q rc_y(q)
  * bounds the node's optimum from above. The pricing (nmp_price.c) returns the exact max, so every
- * complete round certifies a bound, also when the time limit stops the generation early.
+ * complete exact round certifies a bound, also when the time limit stops the generation early.
+ * With the heuristic pricing (hprice) a round may instead bring columns from the heuristic
+ * (rc_max = +inf): no bound; when those columns are all in the pool already the next round is
+ * priced exactly, so the generation still ends only on an exact round that finds nothing.
  *
  * Stabilisation (Wentges): the pricing runs at y~ = a * c + (1 - a) * y, c the duals with the best
  * bound so far. Columns priced out at y~ enter the master when their rc at y is positive too; when
@@ -31,8 +34,6 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
-#include <stdio.h> /* DEBUG */
-#include <stdlib.h> /* DEBUG */
 
 #define CG_SLICE 0.3 /* seconds of simplex between clock checks */
 
@@ -560,7 +561,6 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
             ysum += cg->ysm[i];
         }
         nmp_price_out po = { cg->fcols, cg->fval, cg->frc, 0, 0, false, -INFINITY };
-        const double dbg_t0 = nmp_now(); /* DEBUG */
         if (cg->cur_list >= 0)
             nmp_lists_scan(cg->lists, cg->ysm, cg->eps, cg->kmax, &po);
         else if (exact)
@@ -600,19 +600,6 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
             added += add;
         }
         out->columns_added += added;
-        if (getenv("NMP_HDUMP") && !heur && po.found > 0) { /* DEBUG */
-            static int dn = 0;
-            char fn[256];
-            snprintf(fn, sizeof fn, "%s.%d", getenv("NMP_HDUMP"), dn++);
-            FILE *f = fopen(fn, "w");
-            for (int i = 0; i < C; i++)
-                fprintf(f, "%.17g\n", cg->ysm[i]);
-            fclose(f);
-        }
-        if (getenv("NMP_HDEBUG")) /* DEBUG */
-            fprintf(stderr, "DBG r%lld %s a=%.2f found=%lld added=%lld lp=%.6f L=%.6f bnd=%.6f t=%.3f nodes=%lld tp=%.3f\n",
-                    (long long)out->rounds, heur ? "H" : "X", a, (long long)po.found, (long long)added, out->lp, L,
-                    out->bound, clk ? nmp_clock_elapsed(clk) : 0.0, (long long)po.nodes, nmp_now() - dbg_t0);
         const double gap_tol = 1e-9 * NMP_MAX(fabs(out->lp), cg->pb->row_bound);
         if (out->bound - out->lp <= gap_tol)
             break;
