@@ -59,7 +59,7 @@
 #endif
 
 #ifndef NMP_HMEM
-#define NMP_HMEM 16 /* remembered columns per column: starts of the heuristic */
+#define NMP_HMEM 16 /* the heuristic's memory: subsets per column (hcap = NMP_HMEM * cols) */
 #endif
 
 typedef struct pr_item {
@@ -824,14 +824,14 @@ nmp_err nmp_price_set_heuristic(nmp_price *pr, bool on)
     if (!on)
         return NMP_OK;
     const size_t C = (size_t)pr->cols, R = (size_t)pr->rows;
-    if (!pr->hitems) {
-        const int64_t hcap = NMP_HMEM * (int64_t)C;
+    const int64_t hcap = NMP_HMEM * (int64_t)C;
+    if (!pr->hitems)
         pr->hitems = nmp_malloc((C + (size_t)hcap) * sizeof *pr->hitems);
+    if (!pr->hmem)
         pr->hmem = nmp_malloc((size_t)hcap * sizeof *pr->hmem);
-        if (!pr->hitems || !pr->hmem)
-            return NMP_ERR_NOMEM;
-        pr->hcap = hcap;
-    }
+    if (!pr->hitems || !pr->hmem)
+        return NMP_ERR_NOMEM;
+    pr->hcap = hcap;
     if (pr->hcap > pr->kcap) { /* the memory's search keeps hcap subsets */
         const size_t cap = (size_t)pr->hcap;
         bool ok = true;
