@@ -42,6 +42,7 @@ static const nmp_param_desc bnp_params[] = {
     { "heur_cols", 5000, 0, 1e7, "columns of the problem searched when a list is too long" },
     { "heur_nodes", 2000, 0, 1e9, "nodes of that depth-first search" },
     { "lns_time", 10, 0, 1e6, "seconds of 'lns' from the incumbent when a list is too long" },
+    { "hprice", 1, 0, 1, "heuristic pricing before the exact search (0: exact only)" },
     { 0 },
 };
 
@@ -122,7 +123,8 @@ static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **s
     const nmp_master_opts o = { par->threads, (int64_t)nmp_param_get(par, bnp_params, "columns"),
                             nmp_param_get(par, bnp_params, "smoothing"), par->verbose,
                             (int64_t)nmp_param_get(par, bnp_params, "enum_max"),
-                            st->dev ? &st->be : NULL };
+                            st->dev ? &st->be : NULL,
+                            nmp_param_get(par, bnp_params, "hprice") > 0 };
     NMP_TRY(e, nmp_master_create(pb, &o, &st->cg, msg));
     *state = st;
     st = NULL;

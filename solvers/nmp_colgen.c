@@ -3,6 +3,10 @@
  * bound = min over pricing rounds of L(y) = sum_i y_i + (cols/m) * max_q (D(q) - y(q)),
  * which at convergence is the LP value of  max sum_q D(q) x_q, sum_{q ∋ i} x_q = 1, x >= 0,
  * over all C(cols, m) groups q, computed without enumerating them (nmp_master.c, nmp_price.c).
+ * The pricing is heuristic first (hprice, nmp_price_set_heuristic) and exact when that finds
+ * nothing, so the last round, the one that finds nothing, is always exact. Dual smoothing pays
+ * for exact rounds only (a heuristic round gives no bound, so the stability center goes stale):
+ * off by default, 0.5 was the default of the exact-only pricing.
  *
  * The master starts from the groups of the start perm and of a heuristic solution ("auto" run
  * through nmp_subsolve for heur_time seconds), which also give the returned perm; at the end the
@@ -16,9 +20,10 @@
 
 static const nmp_param_desc colgen_params[] = {
     { "columns", 0, 0, 1e6, "columns added per pricing round (0: 2 * cols)" },
-    { "smoothing", 0.5, 0, 0.99, "Wentges dual smoothing factor (0: off)" },
+    { "smoothing", 0, 0, 0.99, "Wentges dual smoothing factor (0: off; 0.5 helps hprice=0)" },
     { "heur_time", 1, 0, 1e6, "seconds of heuristic for the start columns and incumbent" },
     { "mip_time", 2, 0, 1e6, "seconds for the restricted master as a binary program (0: skip)" },
+    { "hprice", 1, 0, 1, "heuristic pricing before the exact search (0: exact only)" },
     { 0 },
 };
 
@@ -67,7 +72,8 @@ static nmp_err colgen_create(const nmp_problem *pb, const nmp_params *par, void 
                                   msg));
     const nmp_master_opts o = { par->threads, (int64_t)nmp_param_get(par, colgen_params, "columns"),
                             nmp_param_get(par, colgen_params, "smoothing"), par->verbose, 0,
-                            st->dev ? &st->be : NULL };
+                            st->dev ? &st->be : NULL,
+                            nmp_param_get(par, colgen_params, "hprice") > 0 };
     NMP_TRY(e, nmp_master_create(pb, &o, &st->cg, msg));
     *state = st;
     st = NULL;
@@ -147,6 +153,7 @@ static nmp_err colgen_solve(void *p, int32_t *perm, nmp_result *res)
 }
 
 const nmp_solver_ops nmp_colgen_ops = {
-    "colgen", "LP bound of set partitioning by column generation (exact pricing B&B), GLPK",
+    "colgen",
+    "LP bound of set partitioning by column generation (heuristic, then exact pricing B&B), GLPK",
     colgen_params, colgen_create, colgen_solve, colgen_destroy, 1,
 };

@@ -9,7 +9,10 @@
  * partition rows, keeping sum_q x_q = G)
  *     L(y) = sum_i y_i + G * max_q rc_y(q)
  * bounds the node's optimum from above. The pricing (nmp_price.c) returns the exact max, so every
- * complete round certifies a bound, also when the time limit stops the generation early.
+ * complete exact round certifies a bound, also when the time limit stops the generation early.
+ * With the heuristic pricing (hprice) a round may instead bring columns from the heuristic
+ * (rc_max = +inf): no bound; when those columns are all in the pool already the next round is
+ * priced exactly, so the generation still ends only on an exact round that finds nothing.
  *
  * Stabilisation (Wentges): the pricing runs at y~ = a * c + (1 - a) * y, c the duals with the best
  * bound so far. Columns priced out at y~ enter the master when their rc at y is positive too; when
@@ -294,6 +297,7 @@ nmp_err nmp_master_create(const nmp_problem *pb, const nmp_master_opts *o, nmp_m
         NMP_TRY(e, nmp_lists_create(cg->m, cg->enum_max, cg->kmax, &cg->lists));
     NMP_TRY(e, nmp_price_create(pb, o->threads, NMP_MAX(cg->kmax, cg->enum_max + 1), &cg->pr));
     NMP_TRY(e, nmp_price_set_backend(cg->pr, o->be));
+    NMP_TRY(e, nmp_price_set_heuristic(cg->pr, o->hprice));
     NMP_TRY(e, pool_reserve(cg, 4 * (int64_t)C));
     cg->lp = glp_create_prob();
     glp_set_obj_dir(cg->lp, GLP_MAX);
@@ -532,6 +536,7 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
     out->lp = -INFINITY;
     out->end = NMP_MASTER_CONVERGED;
     double a = cg->alpha;
+    bool exact = false; /* the last round's heuristic columns were all in the pool already */
     for (;;) {
         if (!rep)
             pr_rep.bound = isfinite(out->bound) ? out->bound : cg->pb->row_bound;
@@ -558,8 +563,11 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
         nmp_price_out po = { cg->fcols, cg->fval, cg->frc, 0, 0, false, -INFINITY };
         if (cg->cur_list >= 0)
             nmp_lists_scan(cg->lists, cg->ysm, cg->eps, cg->kmax, &po);
+        else if (exact)
+            NMP_TRY(e, nmp_price_exact(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
         else
             NMP_TRY(e, nmp_price_solve(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
+        const bool heur = po.rc_max == INFINITY; /* found columns, certified nothing */
         out->rounds++;
         out->pricing_nodes += po.nodes;
         if (!po.complete) {
@@ -598,7 +606,7 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
         if (out->bound - out->lp <= 1e-4 * NMP_MAX(fabs(out->lp), 1e-300)) {
             a = 0; /* close: finish at the master's own duals */
         } else if (added == 0) {
-            if (!smooth)
+            if (!smooth && !heur)
                 break; /* nothing prices out at y */
             a = NMP_MAX(0.0, a - (1 - cg->alpha)); /* mis-price: move towards y */
             if (a < 1e-3)
@@ -606,8 +614,9 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
         } else {
             a = cg->alpha;
         }
-        if (added == 0 && !smooth)
+        if (added == 0 && !smooth && !heur)
             break;
+        exact = added == 0 && !smooth && heur; /* a heuristic round certifies nothing */
     }
     if (out->lp > -INFINITY)
         read_primal(cg, out);
@@ -787,7 +796,7 @@ nmp_err nmp_master_enumerate(nmp_master *cg, double incumbent, int64_t heur_cols
     const double base = cg->center_sum + (G - 1) * NMP_MAX(cg->center_max, 0.0);
     const double thr = incumbent - base - keep;
     nmp_price_out po = nmp_lists_listing(cg->lists);
-    NMP_TRY(e, nmp_price_solve(cg->pr, cg->center, thr, cg->enum_max + 1, clk, rep, &po));
+    NMP_TRY(e, nmp_price_exact(cg->pr, cg->center, thr, cg->enum_max + 1, clk, rep, &po));
     res->columns = po.found;
     if (!po.complete) {
         res->stopped = true;

@@ -32,7 +32,21 @@
  * subset holds whole or not at all; apart pairs may not both be in a subset. Members of a
  * component enter in position order (rank), and a count of still required members keeps the
  * search from starting a component it cannot finish. Bounds use every candidate that is not
- * banned (a superset of the feasible completions), so they stay valid. */
+ * banned (a superset of the feasible completions), so they stay valid.
+ *
+ * Cheap sources first (nmp_price_solve): the device (nmp_price_set_backend), then the heuristic
+ * (nmp_price_set_heuristic), each recomputed exactly; the exact search runs only when they find
+ * nothing above thr, so "nothing prices out" is always its certificate. The exact search costs
+ * about the same near the LP optimum whatever it finds (its proof dominates: 3.4e5 nodes at
+ * 128 x 128, 2.8e6 at 256 x 256), while heuristic rounds cost 1-2 % of one; a generation ends
+ * with two exact rounds instead of one per round. The heuristic has two parts:
+ *  - per seed column a greedy subset (best marginal gain minus dual, the gains of the search
+ *    above) improved by 1-swaps: it finds columns while the duals are far from optimal;
+ *  - a memory: with the heuristic on, an exact search for up to hcap columns lists the best hcap
+ *    subsets whatever their rc (at the cost of its proof), and heuristic rounds re-price them. Near
+ *    the optimum the greedy subsets are mostly the master's own (rc 0), and the columns that price
+ *    out in the next rounds were among the memory's (measured: all of them, 4096 kept at 256
+ *    columns), so after the first exact round the generation needs one more, the last. */
 #include "nmp_solvers.h"
 
 #include <math.h>
@@ -42,6 +56,10 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+
+#ifndef NMP_HMEM
+#define NMP_HMEM 16 /* the heuristic's memory: subsets per column (hcap = NMP_HMEM * cols) */
 #endif
 
 typedef struct pr_item {
@@ -64,6 +82,9 @@ typedef struct pr_work {
     int32_t P[NMP_MAX_M];
     int req[NMP_MAX_M + 1]; /* members still required by the components P has started */
     pr_item *heap;    /* min-heap by the total order (root = worst kept) */
+    float *ht;        /* 2 * n * rows: the heuristic's tops of S and of S less one member */
+    uint8_t *hin;     /* cols, by position: in the heuristic's S */
+    int32_t *hban;    /* cols, by position: apart partners in the heuristic's S */
     int64_t count;
     int64_t nodes, polls;
     double thr;
@@ -75,6 +96,7 @@ struct nmp_price {
     int64_t rows;
     int cols, m, n, threads;
     int64_t kmax;
+    int64_t kcap;     /* capacity of the heaps: kmax, or hcap when larger */
     double inflate;   /* a float gain times this bounds the exact one */
     double *colsum;   /* per column, in double */
     float *sord;      /* cols * rows: the columns in position order */
@@ -107,6 +129,11 @@ struct nmp_price {
     int32_t *dcols;   /* cols * m: its members */
     pr_item *ditems;  /* cols: the exact candidates */
     double dmargin;   /* bound on |backend rc - exact rc| of any subset */
+    /* the heuristic pricing (nmp_price_set_heuristic): per column a greedy subset holding it */
+    bool heur;
+    pr_item *hitems;  /* cols + hcap: by seed, then the memory re-priced */
+    pr_item *hmem;    /* hcap: the best subsets of the last exact search, whatever their rc */
+    int64_t hcap, hcount;
     pr_work *work;
     pr_item *merge;
 };
@@ -187,12 +214,17 @@ void nmp_price_free(nmp_price *pr)
             nmp_free(w->ban);
             nmp_free(w->cnt);
             nmp_free(w->heap);
+            nmp_free(w->ht);
+            nmp_free(w->hin);
+            nmp_free(w->hban);
         }
     nmp_free(pr->work);
     nmp_free(pr->merge);
     nmp_free(pr->drc);
     nmp_free(pr->dcols);
     nmp_free(pr->ditems);
+    nmp_free(pr->hitems);
+    nmp_free(pr->hmem);
     nmp_free(pr->colsum);
     nmp_free(pr->sord);
     nmp_free(pr->ord);
@@ -226,6 +258,7 @@ nmp_err nmp_price_create(const nmp_problem *pb, int threads, int64_t kmax, nmp_p
     pr->m = pb->m;
     pr->n = pb->n;
     pr->kmax = kmax;
+    pr->kcap = kmax;
 #ifdef _OPENMP
     pr->threads = threads > 0 ? threads : omp_get_max_threads();
 #else
@@ -783,24 +816,311 @@ static nmp_err device_price(nmp_price *pr, const double *y, double thr, int64_t 
     return NMP_OK;
 }
 
-nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
-                        const nmp_report *rep, nmp_price_out *out)
+/* ------------------------------------------------------------- heuristic */
+
+nmp_err nmp_price_set_heuristic(nmp_price *pr, bool on)
+{
+    pr->heur = false;
+    if (!on)
+        return NMP_OK;
+    const size_t C = (size_t)pr->cols, R = (size_t)pr->rows;
+    const int64_t hcap = NMP_HMEM * (int64_t)C;
+    if (!pr->hitems)
+        pr->hitems = nmp_malloc((C + (size_t)hcap) * sizeof *pr->hitems);
+    if (!pr->hmem)
+        pr->hmem = nmp_malloc((size_t)hcap * sizeof *pr->hmem);
+    if (!pr->hitems || !pr->hmem)
+        return NMP_ERR_NOMEM;
+    pr->hcap = hcap;
+    if (pr->hcap > pr->kcap) { /* the memory's search keeps hcap subsets */
+        const size_t cap = (size_t)pr->hcap;
+        bool ok = true;
+        pr->merge = nmp_grow(pr->merge, (size_t)pr->threads * cap * sizeof *pr->merge, &ok);
+        for (int t = 0; t < pr->threads; t++)
+            pr->work[t].heap = nmp_grow(pr->work[t].heap, cap * sizeof *pr->work[t].heap, &ok);
+        if (!ok)
+            return NMP_ERR_NOMEM;
+        pr->kcap = pr->hcap;
+    }
+    for (int t = 0; t < pr->threads; t++) {
+        pr_work *w = &pr->work[t];
+        if (!w->ht)
+            w->ht = nmp_malloc(2 * (size_t)pr->n * R * sizeof *w->ht);
+        if (!w->hin)
+            w->hin = nmp_calloc(C, sizeof *w->hin);
+        if (!w->hban)
+            w->hban = nmp_calloc(C, sizeof *w->hban);
+        if (!w->ht || !w->hin || !w->hban)
+            return NMP_ERR_NOMEM;
+    }
+    pr->heur = true;
+    return NMP_OK;
+}
+
+/* t (n * rows: the k-th largest of row j at k * rows + j) with column s inserted, in place */
+static void tops_insert(const nmp_price *pr, float *t, const float *s)
+{
+    const int64_t rows = pr->rows;
+    const int n = pr->n;
+    if (n == 2) {
+        float *a0 = t, *a1 = t + rows;
+        for (int64_t j = 0; j < rows; j++) { /* branch-free, as make_tops */
+            const float x = s[j], u = a0[j], v = a1[j];
+            const float lo = x < u ? x : u;
+            a0[j] = x > u ? x : u;
+            a1[j] = lo > v ? lo : v;
+        }
+        return;
+    }
+    for (int64_t j = 0; j < rows; j++) {
+        float x = s[j];
+        for (int k = 0; k < n; k++) {
+            const float v = t[k * rows + j];
+            if (x > v) {
+                t[k * rows + j] = x;
+                x = v;
+            }
+        }
+    }
+}
+
+/* The apart partners of position q (in or out of the heuristic's S): ban counts += d. */
+static void hban(const nmp_price *pr, pr_work *w, int32_t q, int d)
+{
+    const int32_t col = pr->ord[q];
+    for (int32_t e = pr->adj0[col]; e < pr->adj0[col + 1]; e++)
+        w->hban[pr->pos[pr->adj[e]]] += d;
+}
+
+static void hadd(const nmp_price *pr, pr_work *w, int32_t *P, int *p, int32_t q)
+{
+    P[(*p)++] = q;
+    w->hin[q] = 1;
+    if (pr->nrules)
+        hban(pr, w, q, 1);
+}
+
+/* A heuristic subset from the start positions st[0..ns-1] (a seed and its rule component, kept
+ * fixed; or a remembered subset, all free), into *it; it->rc is -inf when there is none that
+ * keeps the rules.
+ *
+ * Greedy completion: m - |S| times add the position c of largest h(c) = D(S + c) - D(S) - y_c
+ * (the marginal gain through the row-wise n-th largest of S, as the exact search's g_P; while
+ * |S| < n it is the column sum), skipping c whose upper bound h0[c] cannot beat the best so far.
+ * Then a 1-swap descent: each free member is replaced by the position of largest h with respect
+ * to S less that member, while that is better (at most m passes). Members of rule components are
+ * added whole and never swapped; banned positions are skipped. Float gains only guide the
+ * choice: the result's value is recomputed exactly. O(m * cols * rows) per pass, before the
+ * pruning by h0. */
+static void hsearch(nmp_price *pr, pr_work *w, const int32_t *st, int ns, bool fix, pr_item *it)
+{
+    const int m = pr->m, n = pr->n, C = pr->cols;
+    const int64_t rows = pr->rows;
+    const size_t tbytes = (size_t)n * (size_t)rows * sizeof *w->ht;
+    float *T = w->ht, *T2 = w->ht + (int64_t)n * rows;
+    int32_t P[NMP_MAX_M];
+    int p = 0;
+    it->rc = -INFINITY;
+    memset(T, 0, tbytes);
+    for (int t = 0; t < ns; t++) {
+        if (w->hin[st[t]])
+            goto out;
+        hadd(pr, w, P, &p, st[t]);
+        tops_insert(pr, T, pr->sord + (int64_t)st[t] * rows);
+    }
+    const int fixed = fix ? p : 0;
+    while (p < m) {
+        const float *t = T + (int64_t)(n - 1) * rows;
+        double best = -INFINITY;
+        int32_t arg = -1;
+        if (poll(pr, w)) /* a scan costs up to cols * rows: the clock is seen per scan */
+            goto out;
+        for (int32_t q = 0; q < C; q++) {
+            if (w->hin[q] || pr->h0[q] <= best)
+                continue;
+            if (pr->nrules) {
+                const int32_t cp = pr->compo[q];
+                if (w->hban[q] || (cp >= 0 && (pr->crank[q] != 0 || p + pr->csize[cp] > m)))
+                    continue;
+            }
+            const double g =
+                (p < n ? pr->colsum[pr->ord[q]]
+                       : (double)gain(pr->sord + (int64_t)q * rows, t, rows)) - pr->yo[q];
+            if (g > best) {
+                best = g;
+                arg = q;
+            }
+        }
+        if (arg < 0)
+            goto out;
+        const int32_t cp = pr->nrules ? pr->compo[arg] : -1;
+        for (int32_t q = arg; q < C; q++)
+            if (q == arg || (cp >= 0 && pr->compo[q] == cp)) {
+                hadd(pr, w, P, &p, q);
+                tops_insert(pr, T, pr->sord + (int64_t)q * rows);
+            }
+    }
+    for (int pass = 0; pass < m; pass++) {
+        bool moved = false;
+        for (int u = fixed; u < m; u++) {
+            const int32_t old = P[u];
+            if (pr->nrules && pr->compo[old] >= 0)
+                continue;
+            if (poll(pr, w))
+                goto out;
+            memset(T2, 0, tbytes);
+            for (int v = 0; v < m; v++)
+                if (v != u)
+                    tops_insert(pr, T2, pr->sord + (int64_t)P[v] * rows);
+            const float *t = T2 + (int64_t)(n - 1) * rows;
+            const bool sums = m - 1 < n; /* S less a member has fewer than n: gains are sums */
+            double best = (sums ? pr->colsum[pr->ord[old]]
+                                : (double)gain(pr->sord + (int64_t)old * rows, t, rows)) -
+                          pr->yo[old];
+            int32_t arg = -1;
+            if (pr->nrules)
+                hban(pr, w, old, -1);
+            for (int32_t q = 0; q < C; q++) {
+                if (w->hin[q] || pr->h0[q] <= best)
+                    continue;
+                if (pr->nrules && (w->hban[q] || pr->compo[q] >= 0))
+                    continue;
+                const double g =
+                    (sums ? pr->colsum[pr->ord[q]]
+                          : (double)gain(pr->sord + (int64_t)q * rows, t, rows)) - pr->yo[q];
+                if (g > best) {
+                    best = g;
+                    arg = q;
+                }
+            }
+            if (arg >= 0) {
+                w->hin[old] = 0;
+                P[u] = arg;
+                w->hin[arg] = 1;
+                moved = true;
+            }
+            if (pr->nrules)
+                hban(pr, w, P[u], 1);
+        }
+        if (!moved)
+            break;
+    }
+    for (int t = 0; t < NMP_MAX_M; t++)
+        it->cols[t] = t < m ? pr->ord[P[t]] : -1;
+    for (int t = 1; t < m; t++) { /* insertion sort, m is small */
+        const int32_t x = it->cols[t];
+        int q = t;
+        while (q > 0 && it->cols[q - 1] > x) {
+            it->cols[q] = it->cols[q - 1];
+            q--;
+        }
+        it->cols[q] = x;
+    }
+    if (!pr->nrules || keeps_rules(pr, it->cols)) {
+        it->value = nmp_score_group_value(pr->pb, it->cols);
+        double ys = 0; /* summed as leaf() sums: the same rc as the exact search */
+        for (int t = 0; t < m; t++)
+            ys += pr->y[it->cols[t]];
+        it->rc = it->value - ys;
+    }
+out:
+    for (int t = 0; t < p; t++) {
+        w->hin[P[t]] = 0;
+        if (pr->nrules)
+            hban(pr, w, P[t], -1);
+    }
+}
+
+/* The start of the search from seed position q: q with its rule component (none when q is not
+ * the component's first member, or the component has more than m). Returns its size. */
+static int hstart(const nmp_price *pr, int32_t q, int32_t *st)
+{
+    const int32_t c0 = pr->nrules ? pr->compo[q] : -1;
+    if (c0 < 0) {
+        st[0] = q;
+        return 1;
+    }
+    if (pr->csize[c0] > pr->m || pr->crank[q] != 0)
+        return 0;
+    int ns = 0;
+    for (int32_t c = q; c < pr->cols; c++)
+        if (pr->compo[c] == c0)
+            st[ns++] = c;
+    return ns;
+}
+
+/* The heuristic round: per seed position its subset (hsearch), and the memory (the best
+ * subsets of the last exact search) re-priced at y: those with exact rc > thr that keep the rules,
+ * duplicates removed, the best k in the exact pricer's order. Near the LP optimum the duals move
+ * little between rounds, and the columns that price out next are among the memory's (the exact
+ * search lists them at the cost of its proof), while greedy subsets are mostly the master's own.
+ * Seeds whose bound h0[q] + (the m - 1 largest other h0) is at most thr cannot price out and are
+ * skipped. Each seed writes its own slot, so the result does not depend on the thread count.
+ * Returns false when the clock stopped it. */
+static bool heuristic(nmp_price *pr, double thr, int64_t k, nmp_price_out *out)
 {
     const int C = pr->cols, m = pr->m;
-    const int64_t rows = pr->rows;
-    out->found = 0;
-    out->complete = false;
-    out->nodes = 0;
-    out->rc_max = -INFINITY;
-    if (k < 1 || k > pr->kmax)
-        return NMP_ERR_ARG;
-    if (pr->be) {
-        bool done = false;
-        const nmp_err e = device_price(pr, y, thr, k, out, &done);
-        if (e != NMP_OK || done)
-            return e;
+    double sr, sr1, vr;
+    top_r(pr->h0, C, m, &sr, &sr1, &vr);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(pr->threads) if (C >= 48)
+#endif
+    for (int q = 0; q < C; q++) {
+#ifdef _OPENMP
+        pr_work *w = &pr->work[omp_get_thread_num()];
+#else
+        pr_work *w = &pr->work[0];
+#endif
+        pr_item *it = &pr->hitems[q];
+        it->rc = -INFINITY;
+        if (poll(pr, w) || (pr->h0[q] >= vr ? sr : pr->h0[q] + sr1) <= thr)
+            continue;
+        int32_t st[NMP_MAX_M];
+        const int ns = hstart(pr, q, st);
+        if (ns > 0)
+            hsearch(pr, w, st, ns, true, it);
     }
-    /* order: decreasing colsum - y, ties by column */
+    if (pr->stop)
+        return false;
+    int64_t count = 0;
+    for (int q = 0; q < C; q++)
+        if (pr->hitems[q].rc > thr)
+            pr->hitems[count++] = pr->hitems[q];
+    for (int64_t q = 0; q < pr->hcount; q++) {
+        pr_item *it = &pr->hitems[count];
+        *it = pr->hmem[q];
+        double ys = 0; /* summed as leaf() sums */
+        for (int t = 0; t < m; t++)
+            ys += pr->y[it->cols[t]];
+        it->rc = it->value - ys;
+        count += it->rc > thr && (!pr->nrules || keeps_rules(pr, it->cols));
+    }
+    qsort(pr->hitems, (size_t)count, sizeof *pr->hitems, item_cmp);
+    int64_t u = 0;
+    for (int64_t v = 0; v < count; v++) /* duplicates are neighbours: the same rc */
+        if (u == 0 || memcmp(pr->hitems[u - 1].cols, pr->hitems[v].cols,
+                             sizeof pr->hitems[v].cols) != 0)
+            pr->hitems[u++] = pr->hitems[v];
+    out->found = NMP_MIN(u, k);
+    for (int64_t q = 0; q < out->found; q++) {
+        memcpy(out->cols + q * m, pr->hitems[q].cols, (size_t)m * sizeof *out->cols);
+        out->value[q] = pr->hitems[q].value;
+        out->rc[q] = pr->hitems[q].rc;
+    }
+    if (out->found > 0) {
+        out->rc_max = INFINITY; /* no bound: the maximum is not known */
+        out->complete = true;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ solve */
+
+/* The search order (decreasing colsum - y, ties by column) and the arrays by position. */
+static void arrange(nmp_price *pr, const double *y)
+{
+    const int C = pr->cols;
+    const int64_t rows = pr->rows;
     key_pos *kp = pr->kp;
     for (int i = 0; i < C; i++) {
         kp[i].key = pr->colsum[i] - y[i];
@@ -824,6 +1144,26 @@ nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, n
             if (pr->compo[q] >= 0)
                 pr->crank[q] = pr->uf[pr->compo[q]]++;
     }
+}
+
+/* nmp_price_solve (cheap: the device, then the heuristic, first) and nmp_price_exact */
+static nmp_err price(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
+                     const nmp_report *rep, nmp_price_out *out, bool cheap)
+{
+    const int C = pr->cols, m = pr->m;
+    out->found = 0;
+    out->complete = false;
+    out->nodes = 0;
+    out->rc_max = -INFINITY;
+    if (k < 1 || k > pr->kmax)
+        return NMP_ERR_ARG;
+    if (cheap && pr->be) {
+        bool done = false;
+        const nmp_err e = device_price(pr, y, thr, k, out, &done);
+        if (e != NMP_OK || done)
+            return e;
+    }
+    arrange(pr, y);
     pr->y = y;
     pr->thr_in = thr;
     pr->shared_thr = thr;
@@ -832,15 +1172,26 @@ nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, n
     pr->best = rep ? rep->best : 0;
     pr->bound = rep ? rep->bound : 0;
     pr->iteration = rep ? rep->iteration : 0;
+    for (int t = 0; t < pr->threads; t++)
+        pr->work[t].polls = 0;
+    if (cheap && pr->heur && (!heuristic(pr, thr, k, out) || out->found > 0))
+        return NMP_OK; /* columns, or stopped (complete false) */
+    /* With the heuristic, a search for up to hcap columns lists the best hcap whatever their rc
+     * (its memory): near the LP optimum this costs no more nodes, the proof dominates. */
+    const bool mem = pr->heur && k <= pr->hcap;
+    const double sthr = mem ? -INFINITY : thr;
+    const int64_t sk = mem ? pr->hcap : k;
     const int64_t kk = pr->kmax;
-    pr->kmax = k;
+    pr->kmax = sk;
+    pr->thr_in = sthr;
+    pr->shared_thr = sthr;
     suffix_top(pr->h0, C, m - 1, pr->suf0);
     for (int t = 0; t < pr->threads; t++) {
         pr_work *w = &pr->work[t];
         w->count = 0;
         w->nodes = 0;
         w->polls = 0;
-        w->thr = thr;
+        w->thr = sthr;
         w->req[0] = 0;
     }
 #ifdef _OPENMP
@@ -874,7 +1225,10 @@ nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, n
         out->nodes += pr->work[t].nodes;
     }
     qsort(pr->merge, (size_t)total, sizeof *pr->merge, item_cmp);
-    out->found = NMP_MIN(total, k);
+    int64_t above = 0; /* all of them without the memory: their rc > thr */
+    while (above < total && pr->merge[above].rc > thr)
+        above++;
+    out->found = NMP_MIN(above, k);
     for (int64_t q = 0; q < out->found; q++) {
         memcpy(out->cols + q * m, pr->merge[q].cols, (size_t)m * sizeof *out->cols);
         out->value[q] = pr->merge[q].value;
@@ -883,5 +1237,21 @@ nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, n
     if (out->found > 0)
         out->rc_max = out->rc[0];
     out->complete = pr->stop == 0;
+    if (mem && out->complete) {
+        pr->hcount = NMP_MIN(total, pr->hcap); /* threads * hcap were merged */
+        memcpy(pr->hmem, pr->merge, (size_t)pr->hcount * sizeof *pr->hmem);
+    }
     return NMP_OK;
+}
+
+nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
+                        const nmp_report *rep, nmp_price_out *out)
+{
+    return price(pr, y, thr, k, clk, rep, out, true);
+}
+
+nmp_err nmp_price_exact(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
+                        const nmp_report *rep, nmp_price_out *out)
+{
+    return price(pr, y, thr, k, clk, rep, out, false);
 }

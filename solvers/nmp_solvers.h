@@ -95,8 +95,8 @@ typedef struct nmp_price_out {
     int64_t found;       /* columns written, best first */
     int64_t nodes;       /* branch-and-bound nodes */
     bool complete;       /* false when the clock stopped the search: then nothing is certified */
-    double rc_max;       /* >= every subset's rc when found > 0 (rc[0] when priced exactly);
-                          * -inf when nothing was found */
+    double rc_max;       /* >= every subset's rc when found > 0 (rc[0] when priced exactly,
+                          * +inf from the heuristic); -inf when nothing was found */
 } nmp_price_out;
 
 /* Exact pricing of the set-partitioning master: the best k (<= kmax) m-subsets S by
@@ -115,8 +115,19 @@ nmp_err nmp_price_set_rules(nmp_price *pr, int count, const int32_t *a, const in
  * exactly; when none does (or the backend cannot serve the size) the exact search runs, so a
  * round that finds nothing is always exact. be must outlive pr's solves. NMP_ERR_NOMEM. */
 nmp_err nmp_price_set_backend(nmp_price *pr, const nmp_backend *be);
-/* y: cols duals. clk (may be NULL) is ticked by the calling thread with rep's values. */
+/* Heuristic pricing first from now on (on false: off, the default): per column a greedy subset
+ * holding it, improved by 1-swaps, recomputed exactly; those that price out and keep the rules,
+ * best k in the exact order, with rc_max = +inf (no bound) and complete true. When none prices
+ * out the exact search runs (after the device round, when there is one), so a round that finds
+ * nothing is always exact. Independent of the thread count. NMP_ERR_NOMEM. */
+nmp_err nmp_price_set_heuristic(nmp_price *pr, bool on);
+/* y: cols duals. clk (may be NULL) is ticked by the calling thread with rep's values. The cheap
+ * sources (the backend, the heuristic) answer first when set. */
 nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
+                        const nmp_report *rep, nmp_price_out *out);
+/* nmp_price_solve by the exact search alone (no backend, no heuristic): the complete list of the
+ * best k above thr, as a listing needs. */
+nmp_err nmp_price_exact(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
                         const nmp_report *rep, nmp_price_out *out);
 
 /* Column generation on a restricted set-partitioning master in GLPK (see nmp_master.c). Every
@@ -131,6 +142,7 @@ typedef struct nmp_master_opts {
     int verbose;         /* GLPK messages */
     int64_t enum_max;    /* most columns of nmp_master_enumerate (0: never enumerate) */
     const nmp_backend *be; /* price on this backend (nmp_price_set_backend); NULL: exactly */
+    bool hprice;         /* heuristic pricing first (nmp_price_set_heuristic) */
 } nmp_master_opts;
 typedef enum nmp_master_end {
     NMP_MASTER_CONVERGED,    /* no column prices out (or the bound met the LP value) */

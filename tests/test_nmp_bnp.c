@@ -16,7 +16,8 @@ static nmp_result run(const nmp_problem *pb, const char *solver, const nmp_param
     return res;
 }
 
-/* bnp == dp on instances with cols <= 24 and several patterns */
+/* bnp == dp on instances with cols <= 24 and several patterns, with and without the heuristic
+ * pricing */
 static void test_bnp_vs_dp(void **state)
 {
     (void)state;
@@ -47,6 +48,12 @@ static void test_bnp_vs_dp(void **state)
         const nmp_result b2 = run(pb, "bnp", &par, perm, 1);
         assert_int_equal(b2.status, NMP_STATUS_OPTIMAL);
         nmp_assert_close(b2.score, d.score, 1e-7 * d.score);
+        /* the same with exact pricing only (hprice 0; the default prices heuristically first) */
+        nmp_params_set(&par, "hprice", 0);
+        const nmp_result b5 = run(pb, "bnp", &par, perm, 1);
+        assert_int_equal(b5.status, NMP_STATUS_OPTIMAL);
+        nmp_assert_close(b5.score, d.score, 1e-7 * d.score);
+        nmp_params_set(&par, "hprice", 1);
         /* short lists: heuristic lists, their depth-first search, lists completed later */
         nmp_params_set(&par, "enum_max", 6);
         nmp_params_set(&par, "heur_cols", 4);

@@ -1,6 +1,7 @@
-/* test_nmp_colgen.c: exact pricing (nmp_price.c) against brute force; colgen's bound against the
- * full set-partitioning LP and the optimum; time limits, interrupts, bad input, failing
- * allocations, GLPK internal errors (NMP_ERR_LP, where GLPK alone aborts) */
+/* test_nmp_colgen.c: exact and heuristic pricing (nmp_price.c) against brute force; colgen's
+ * bound against the full set-partitioning LP and the optimum, with and without the heuristic;
+ * time limits, interrupts, bad input, failing allocations, GLPK internal errors (NMP_ERR_LP,
+ * where GLPK alone aborts) */
 #include "nmp_test.h"
 
 #include "nmp_glpk.h"
@@ -130,10 +131,12 @@ static bool obeys(const int32_t *c, int m, int count, const int32_t *a, const in
     return true;
 }
 
-/* Pricing with k results and some rules against brute force over all subsets. */
-static void check_pricing(const nmp_problem *pb, const double *y, double thr, int64_t k,
-                          int threads, int count, const int32_t *ra, const int32_t *rb,
-                          const uint8_t *rt)
+/* Pricing with k results and some rules against brute force over all subsets; heur: the exact
+ * search of a pricer with the heuristic on (nmp_price_exact: it lists its memory, the best
+ * subsets whatever their rc, and returns those above thr). */
+static void check_pricing_as(const nmp_problem *pb, const double *y, double thr, int64_t k,
+                             int threads, int count, const int32_t *ra, const int32_t *rb,
+                             const uint8_t *rt, bool heur)
 {
     const int cols = (int)nmp_problem_cols(pb), m = nmp_problem_pattern(pb).m;
     int32_t *all;
@@ -160,7 +163,12 @@ static void check_pricing(const nmp_problem *pb, const double *y, double thr, in
     double *ov = malloc((size_t)k * sizeof *ov), *orc = malloc((size_t)k * sizeof *orc);
     assert_true(oc && ov && orc);
     nmp_price_out out = { oc, ov, orc, 0, 0, false, -INFINITY };
-    nmp_assert_ok(nmp_price_solve(pr, y, thr, k, NULL, NULL, &out));
+    if (heur) {
+        nmp_assert_ok(nmp_price_set_heuristic(pr, true));
+        nmp_assert_ok(nmp_price_exact(pr, y, thr, k, NULL, NULL, &out));
+    } else {
+        nmp_assert_ok(nmp_price_solve(pr, y, thr, k, NULL, NULL, &out));
+    }
     assert_true(out.complete);
     assert_int_equal(out.found, NMP_MIN(nref, k));
     for (int64_t t = 0; t < out.found; t++) {
@@ -175,6 +183,13 @@ static void check_pricing(const nmp_problem *pb, const double *y, double thr, in
     free(orc);
     free(ref);
     free(all);
+}
+
+static void check_pricing(const nmp_problem *pb, const double *y, double thr, int64_t k,
+                          int threads, int count, const int32_t *ra, const int32_t *rb,
+                          const uint8_t *rt)
+{
+    check_pricing_as(pb, y, thr, k, threads, count, ra, rb, rt, false);
 }
 
 /* duals around a fair share of the optimum, with noise, so that many subsets price out */
@@ -212,6 +227,7 @@ static void test_pricing_brute(void **state)
             check_pricing(pb, y, -1e300, 1, 1, 0, NULL, NULL, NULL);  /* the exact max */
             check_pricing(pb, y, 0, 50, 2, 0, NULL, NULL, NULL);
             check_pricing(pb, y, -5, 7, 1, 0, NULL, NULL, NULL);
+            check_pricing_as(pb, y, 0, 50, 2, 0, NULL, NULL, NULL, true);
         }
         nmp_problem_free(pb);
     }
@@ -241,8 +257,164 @@ static void test_pricing_rules(void **state)
         check_pricing(pb, y, -1e300, 1, 1, count, ra, rb, rt);
         check_pricing(pb, y, -1e300, 40, 2, count, ra, rb, rt);
         check_pricing(pb, y, 0, 40, 1, count, ra, rb, rt);
+        check_pricing_as(pb, y, 0, 40, 2, count, ra, rb, rt, true);
         nmp_problem_free(pb);
     }
+}
+
+/* One call of nmp_price_solve with the heuristic on (threads, rules); its output in *out (arrays
+ * of k). Returns whether the heuristic answered (rc_max = +inf), after checking what it
+ * returned: columns that keep the rules, with their exact value and rc (summed as the brute
+ * force sums), above thr, in the exact pricer's order, without duplicates. An exact answer
+ * (nothing from the heuristic) is checked against brute force by the caller. */
+static bool heuristic_round(nmp_price *pr, const nmp_problem *pb, const double *y, double thr,
+                            int64_t k, int count, const int32_t *ra, const int32_t *rb,
+                            const uint8_t *rt, nmp_price_out *out)
+{
+    const int m = nmp_problem_pattern(pb).m;
+    nmp_assert_ok(nmp_price_solve(pr, y, thr, k, NULL, NULL, out));
+    assert_true(out->complete);
+    if (out->rc_max != INFINITY)
+        return false;
+    assert_true(out->found >= 1 && out->found <= k);
+    for (int64_t t = 0; t < out->found; t++) {
+        const int32_t *s = out->cols + t * m;
+        for (int u = 1; u < m; u++)
+            assert_true(s[u - 1] < s[u]);
+        assert_true(obeys(s, m, count, ra, rb, rt));
+        nmp_assert_close(out->value[t], nmp_score_group_value(pb, s), 0);
+        double ys = 0;
+        for (int u = 0; u < m; u++)
+            ys += y[s[u]];
+        nmp_assert_close(out->rc[t], out->value[t] - ys, 0);
+        assert_true(out->rc[t] > thr);
+        if (t > 0) { /* rc descending, then members ascending: strictly, so no duplicates */
+            const int32_t *p = s - m;
+            assert_true(out->rc[t] <= out->rc[t - 1]);
+            if (out->rc[t] == out->rc[t - 1]) {
+                int u = 0;
+                while (u < m && p[u] == s[u])
+                    u++;
+                assert_true(u < m && p[u] < s[u]);
+            }
+        }
+    }
+    return true;
+}
+
+/* The heuristic pricing (nmp_price_set_heuristic) through nmp_price_solve, against brute force:
+ * what it answers prices out exactly and keeps the rules (heuristic_round), the same with one and
+ * two threads; with nothing to find the exact search answers, complete and empty (a certificate);
+ * after an exact search the memory of its best subsets is re-priced at new duals. */
+static void test_pricing_heuristic(void **state)
+{
+    (void)state;
+    const struct { int rows, cols, n, m, kind, rules; } cases[] = {
+        { 16, 12, 2, 4, 0, 0 }, { 40, 16, 2, 4, 1, 2 }, { 33, 24, 2, 4, 0, 0 },
+        { 20, 12, 1, 2, 0, 1 }, { 24, 16, 3, 4, 0, 3 }, { 12, 16, 2, 8, 0, 0 },
+        { 9, 18, 2, 6, 1, 2 },  { 64, 48, 2, 4, 0, 0 }, { 32, 48, 2, 4, 1, 4 },
+        { 20, 15, 1, 3, 0, 2 },
+    };
+    enum { K = 40 };
+    int answered = 0, certified = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        nmp_problem *pb = nmp_test_problem(cases[c].rows, cases[c].cols, cases[c].n, cases[c].m,
+                                           cases[c].kind, 900 + c);
+        const int C = (int)nmp_problem_cols(pb), m = cases[c].m;
+        nmp_rng r;
+        nmp_rng_seed(&r, (uint64_t)c);
+        int32_t ra[4], rb[4];
+        uint8_t rt[4];
+        const int count = cases[c].rules;
+        for (int q = 0; q < count; q++) {
+            ra[q] = (int32_t)nmp_rng_below(&r, (uint64_t)C);
+            do
+                rb[q] = (int32_t)nmp_rng_below(&r, (uint64_t)C);
+            while (rb[q] == ra[q]);
+            rt[q] = (uint8_t)(nmp_rng_below(&r, 2));
+        }
+        double y[64], y2[64];
+        random_duals(pb, 0.2, 50 + (uint64_t)c, y);
+        int32_t *all;
+        const int64_t total = subsets(C, m, &all);
+        double best = -INFINITY;
+        for (int64_t q = 0; q < total; q++) {
+            const int32_t *s = all + q * m;
+            double ys = 0; /* summed as the pricing sums: the same doubles */
+            for (int t = 0; t < m; t++)
+                ys += y[s[t]];
+            if (obeys(s, m, count, ra, rb, rt))
+                best = NMP_MAX(best, nmp_score_group_value(pb, s) - ys);
+        }
+        const double above = best > -INFINITY ? best + 1e-6 * fabs(best) + 1e-9 : 0;
+        int32_t oc[K * NMP_MAX_M];
+        double ov[K], orc[K];
+        for (int v = 0; v < 2; v++) { /* thr 0 on one thread; every subset it has on two */
+            nmp_price *pr;
+            nmp_assert_ok(nmp_price_create(pb, v + 1, K, &pr));
+            nmp_assert_ok(nmp_price_set_rules(pr, count, ra, rb, rt));
+            nmp_assert_ok(nmp_price_set_heuristic(pr, true));
+            nmp_price_out out = { oc, ov, orc, 0, 0, false, -INFINITY };
+            if (heuristic_round(pr, pb, y, v ? -1e300 : 0, K, count, ra, rb, rt, &out)) {
+                answered++;
+                assert_true(out.rc[0] <= best); /* brute force's maximum under the rules */
+            } else { /* the exact search answered: its maximum */
+                assert_true(out.found == 0 || out.rc[0] == best);
+            }
+            /* above the maximum: nothing, certified by the exact search */
+            nmp_assert_ok(nmp_price_solve(pr, y, above, K, NULL, NULL, &out));
+            assert_true(out.complete);
+            assert_int_equal(out.found, 0);
+            assert_true(out.rc_max == -INFINITY);
+            certified++;
+            /* the memory of that exact search, re-priced at nearby duals under other rules (as
+             * at another node of branch-and-price): what it returns keeps the new ones */
+            for (int i = 0; i < C; i++)
+                y2[i] = y[i] - 0.05 * fabs(y[i]) * (double)((i * 7 + v) % 3);
+            int32_t sa[4], sb[4];
+            uint8_t st[4];
+            const int count2 = 1 + (int)(c + v) % 4;
+            for (int q = 0; q < count2; q++) {
+                sa[q] = (int32_t)nmp_rng_below(&r, (uint64_t)C);
+                do
+                    sb[q] = (int32_t)nmp_rng_below(&r, (uint64_t)C);
+                while (sb[q] == sa[q]);
+                st[q] = (uint8_t)(q % 2);
+            }
+            nmp_assert_ok(nmp_price_set_rules(pr, count2, sa, sb, st));
+            answered += heuristic_round(pr, pb, y2, 0, K, count2, sa, sb, st, &out);
+            nmp_price_free(pr);
+        }
+        nmp_problem_free(pb);
+        free(all);
+    }
+    assert_true(answered >= 20); /* the heuristic did answer, not only the exact search */
+    assert_true(certified == 20);
+}
+
+/* The heuristic's answer does not depend on the thread count. */
+static void test_pricing_heuristic_threads(void **state)
+{
+    (void)state;
+    enum { K = 96 };
+    nmp_problem *pb = nmp_test_problem(64, 96, 2, 4, 1, 31);
+    double y[96];
+    random_duals(pb, 0.3, 3, y);
+    int32_t oc[2][K * 4];
+    double ov[2][K], orc[2][K];
+    nmp_price_out out[2];
+    for (int th = 0; th < 2; th++) {
+        nmp_price *pr;
+        nmp_assert_ok(nmp_price_create(pb, th + 1, K, &pr));
+        nmp_assert_ok(nmp_price_set_heuristic(pr, true));
+        out[th] = (nmp_price_out){ oc[th], ov[th], orc[th], 0, 0, false, -INFINITY };
+        assert_true(heuristic_round(pr, pb, y, -1e300, K, 0, NULL, NULL, NULL, &out[th]));
+        nmp_price_free(pr);
+    }
+    assert_int_equal(out[0].found, out[1].found);
+    assert_memory_equal(oc[0], oc[1], (size_t)out[0].found * 4 * sizeof **oc);
+    assert_memory_equal(orc[0], orc[1], (size_t)out[0].found * sizeof **orc);
+    nmp_problem_free(pb);
 }
 
 /* The device pricing on the backend's CPU reference: every column returned keeps the rules,
@@ -402,6 +574,52 @@ static void test_colgen_full_lp(void **state)
         const nmp_result r2 = run(pb, "colgen", &par, perm);
         nmp_assert_close(r2.score, opt, 1e-7 * opt);
         nmp_assert_close(r2.bound, lp, 1e-7 * lp);
+        nmp_problem_free(pb);
+    }
+}
+
+/* colgen with and without the heuristic pricing, with and without smoothing: the same LP value,
+ * the full LP's */
+static void test_colgen_hprice(void **state)
+{
+    (void)state;
+    const struct { int rows, cols, n, m, kind; } cases[] = {
+        { 16, 8, 2, 4, 0 }, { 64, 12, 2, 4, 0 }, { 32, 16, 2, 4, 1 }, { 5, 16, 2, 4, 0 },
+        { 24, 12, 1, 2, 0 }, { 24, 16, 1, 4, 0 }, { 40, 16, 2, 8, 1 }, { 16, 15, 1, 3, 0 },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        nmp_problem *pb = nmp_test_problem(cases[c].rows, cases[c].cols, cases[c].n, cases[c].m,
+                                           cases[c].kind, 300 + c);
+        const double lp = full_lp(pb);
+        nmp_params par;
+        nmp_params_init(&par);
+        par.seed = c;
+        nmp_params_set(&par, "heur_time", 0);
+        nmp_params_set(&par, "mip_time", 0);
+        nmp_params_set(&par, "hprice", 0);
+        const nmp_result ex = run(pb, "colgen", &par, NULL);
+        nmp_assert_close(ex.bound, lp, 1e-7 * lp);
+        for (int sm = 0; sm < 2; sm++) {
+            nmp_params_set(&par, "hprice", 1);
+            nmp_params_set(&par, "smoothing", 0.5 * sm);
+            const nmp_result h = run(pb, "colgen", &par, NULL);
+            nmp_assert_close(h.bound, ex.bound, 1e-9 * ex.bound);
+        }
+        nmp_problem_free(pb);
+    }
+    /* larger: no full LP, the two pricings against each other */
+    for (int c = 0; c < 3; c++) {
+        nmp_problem *pb = nmp_test_problem(32 + 16 * c, 48, 2, 4, c % 2, 330 + (uint64_t)c);
+        nmp_params par;
+        nmp_params_init(&par);
+        nmp_params_set(&par, "heur_time", 0);
+        nmp_params_set(&par, "mip_time", 0);
+        nmp_params_set(&par, "hprice", 0);
+        const nmp_result ex = run(pb, "colgen", &par, NULL);
+        nmp_params_set(&par, "hprice", 1);
+        const nmp_result h = run(pb, "colgen", &par, NULL);
+        assert_int_equal(ex.status, h.status);
+        nmp_assert_close(h.bound, ex.bound, 1e-9 * ex.bound);
         nmp_problem_free(pb);
     }
 }
@@ -593,9 +811,12 @@ int main(void)
         cmocka_unit_test(test_pricing_brute),
         cmocka_unit_test(test_pricing_rules),
         cmocka_unit_test(test_pricing_args),
+        cmocka_unit_test(test_pricing_heuristic),
+        cmocka_unit_test(test_pricing_heuristic_threads),
         cmocka_unit_test(test_pricing_device),
         cmocka_unit_test(test_colgen_device),
         cmocka_unit_test(test_colgen_full_lp),
+        cmocka_unit_test(test_colgen_hprice),
         cmocka_unit_test(test_colgen_vs_dp),
         cmocka_unit_test(test_colgen_time_limit),
         cmocka_unit_test(test_colgen_threads),
