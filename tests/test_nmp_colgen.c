@@ -642,11 +642,12 @@ static void test_colgen_vs_dp(void **state)
     }
 }
 
+/* stops at the first report (reports come every 0.2 s: the LP may be solved before a second) */
 static int stop_after(const nmp_progress *p, void *user)
 {
     int *calls = user;
     assert_true(p->bound >= p->best - 1e-9 * fabs(p->best));
-    return ++*calls >= 2;
+    return ++*calls >= 1;
 }
 
 static void test_colgen_time_limit(void **state)
@@ -655,18 +656,23 @@ static void test_colgen_time_limit(void **state)
     nmp_problem *pb = nmp_test_problem(64, 96, 2, 4, 0, 77);
     nmp_params par;
     nmp_params_init(&par);
-    nmp_params_set(&par, "heur_time", 0.05);
+    nmp_params_set(&par, "heur_time", 0);
+    nmp_params_set(&par, "mip_time", 0);
     const nmp_result full = run(pb, "colgen", &par, NULL);
     assert_int_equal(full.status, NMP_STATUS_FEASIBLE);
-    par.time_limit = 0.3;
+    /* a third of the time the whole LP took: stopped in the generation, whatever the speed */
+    par.time_limit = full.seconds / 3;
     const nmp_result res = run(pb, "colgen", &par, NULL);
     assert_int_equal(res.status, NMP_STATUS_TIME_LIMIT);
     assert_true(res.bound >= full.bound - 1e-9 * full.bound); /* a valid bound, >= the LP */
     assert_true(res.bound >= res.score);
     assert_true(res.score >= res.start_score);
-    /* an interrupt through the progress callback */
+    /* an interrupt through the progress callback (with the start heuristic and the master's
+     * binary program the run lasts past the first report, 0.2 s in) */
     int calls = 0;
     par.time_limit = 0;
+    nmp_params_set(&par, "heur_time", 0.05);
+    nmp_params_set(&par, "mip_time", 2);
     par.progress = stop_after;
     par.progress_user = &calls;
     const nmp_result r2 = run(pb, "colgen", &par, NULL);
