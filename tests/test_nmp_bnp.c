@@ -71,7 +71,8 @@ static void test_bnp_vs_dp(void **state)
 }
 
 /* bnp pricing on the device path (the backend's CPU reference): the same optimum as dp, also
- * where Ryan-Foster rules reach the device pricing (no heuristic, no lists: the tree decides) */
+ * where Ryan-Foster rules reach the device pricing (no heuristic, no lists: the tree decides),
+ * and with the reduced-cost lists */
 static void test_bnp_device(void **state)
 {
     (void)state;
@@ -95,6 +96,11 @@ static void test_bnp_device(void **state)
         assert_int_equal(b.status, NMP_STATUS_OPTIMAL);
         nmp_assert_close(b.score, d.score, 1e-7 * d.score);
         nmp_assert_close(nmp_test_score(pb, perm), b.score, 0);
+        /* with reduced-cost lists: a listing is priced exactly, never by the device round */
+        nmp_params_set(&par, "enum_max", 50000);
+        const nmp_result b2 = run(pb, "bnp", &par, perm, 1);
+        assert_int_equal(b2.status, NMP_STATUS_OPTIMAL);
+        nmp_assert_close(b2.score, d.score, 1e-7 * d.score);
         nmp_problem_free(pb);
     }
 }
