@@ -331,6 +331,8 @@ nmp_err nmp_master_add_groups(nmp_master *cg, const int32_t *perm)
         memcpy(c, perm + g * m, (size_t)m * sizeof *c);
         sort_members(c, m);
         bool added;
+        if (pool_find(cg, c) >= 0) /* known: its value is not computed again */
+            continue;
         NMP_TRY(e, pool_add(cg, c, nmp_score_group_value(cg->pb, c),
                             cg->cur_list < 0 && obeys(cg, c), &added));
     }
@@ -836,7 +838,8 @@ nmp_err nmp_master_start(nmp_master *cg, const nmp_params *par, double seconds, 
     NMP_TRY(e, nmp_master_add_groups(cg, inc));
     NMP_TRY(e, nmp_score(pb, inc, best));
     nmp_master_set_incumbent(cg, *best);
-    nmp_master_guess_duals(cg, inc);
+    if (cg->alpha > 0) /* the center guides smoothing only (the lists use a node's own) */
+        nmp_master_guess_duals(cg, inc);
 out:
     return e;
 }

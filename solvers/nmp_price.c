@@ -500,14 +500,22 @@ bool pr_poll(nmp_price *pr, pr_work *w)
     s = pr->shared_thr;
     if (s > w->thr)
         w->thr = s;
-    if (pr->clk && w->tid == 0 && (++w->polls & 63) == 0 &&
-        nmp_clock_tick(pr->clk, pr->iteration, pr->best, pr->bound, "pricing", false)) {
+    if (pr->clk && w->tid == 0 && ((++w->polls & 63) == 0 || w->work >= PR_POLL_WORK)) {
+        w->work = 0;
+        if (nmp_clock_tick(pr->clk, pr->iteration, pr->best, pr->bound, "pricing", false)) {
 #ifdef _OPENMP
 #pragma omp atomic write
 #endif
-        pr->stop = 1;
+            pr->stop = 1;
+        }
     }
     return stopped(pr);
+}
+
+bool pr_poll_work(nmp_price *pr, pr_work *w, int64_t units)
+{
+    w->work += units;
+    return pr_poll(pr, w);
 }
 
 /* A complete subset: P[0..m-2] plus position c. Evaluated exactly, kept if it qualifies. */
@@ -678,7 +686,7 @@ static nmp_err price(nmp_price *pr, const double *y, double thr, int64_t k, nmp_
     pr->bound = rep ? rep->bound : 0;
     pr->iteration = rep ? rep->iteration : 0;
     for (int t = 0; t < pr->threads; t++)
-        pr->work[t].polls = 0;
+        pr->work[t].polls = pr->work[t].work = 0;
     if (cheap && pr->heur && (!pr_heuristic_round(pr, thr, k, out) || out->found > 0))
         return NMP_OK; /* columns, or stopped (complete false) */
     /* With the heuristic, a search for up to hcap columns lists the best hcap whatever their rc
@@ -695,7 +703,7 @@ static nmp_err price(nmp_price *pr, const double *y, double thr, int64_t k, nmp_
         pr_work *w = &pr->work[t];
         w->count = 0;
         w->nodes = 0;
-        w->polls = 0;
+        w->polls = w->work = 0;
         w->thr = sthr;
         w->req[0] = 0;
     }

@@ -10,6 +10,7 @@
 #ifndef NMP_HMEM
 #define NMP_HMEM 16 /* the heuristic's memory: subsets per column (hcap = NMP_HMEM * cols) */
 #endif
+#define PR_POLL_WORK (INT64_C(1) << 22) /* heuristic steps between looks at the clock (~4 ms) */
 
 typedef struct pr_item {
     double rc, value;
@@ -36,6 +37,7 @@ typedef struct pr_work {
     int32_t *hban;    /* cols, by position: apart partners in the heuristic's S */
     int64_t count;
     int64_t nodes, polls;
+    int64_t work;     /* row-column steps since the last look at the clock (heuristic scans) */
     double thr;
     int tid;
 } pr_work;
@@ -107,6 +109,9 @@ int pr_item_cmp(const void *pa, const void *pb);
 void pr_top_r(const double *h, int len, int r, double *sr, double *sr1, double *vr);
 /* a thread's look at the clock (every so many nodes); true when the search must stop */
 bool pr_poll(nmp_price *pr, pr_work *w);
+/* pr_poll after `units` row-column steps of work: a heuristic scan of cols x rows looks at the
+ * clock whenever ~4 M steps (a few ms) have passed since the last look. */
+bool pr_poll_work(nmp_price *pr, pr_work *w, int64_t units);
 /* The device round (nmp_price_src.c): *done false when the backend cannot serve or found
  * nothing (the exact search runs then). */
 nmp_err pr_device_round(nmp_price *pr, const double *y, double thr, int64_t k, nmp_price_out *out,

