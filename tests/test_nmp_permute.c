@@ -129,6 +129,33 @@ static void test_permute_end_to_end(void **state)
     teardown(&f);
 }
 
+/* A time limit that the problem's build alone uses up (1 ns): no search runs (anneal, which
+ * moves before it first reads the clock, would), every space keeps the identity with status
+ * time limit and its identity score, verified and written. */
+static void test_time_limit_spent_by_build(void **state)
+{
+    (void)state;
+    fixture f;
+    setup(&f);
+    f.o.solver = "anneal";
+    f.o.par.time_limit = 1e-9;
+    nmp_permute_result res;
+    nmp_assert_ok(nmp_ckpt_permute(f.st, f.plan, &f.o, f.out, &res, NULL));
+    assert_false(res.interrupted);
+    assert_true(f.plan->count > 0);
+    for (int64_t s = 0; s < f.plan->count; s++) {
+        const nmp_space *sp = &f.plan->spaces[s];
+        assert_true(sp->solved);
+        for (int64_t c = 0; c < sp->size; c++)
+            assert_int_equal(sp->perm[c], c);
+        assert_int_equal(sp->stats.status, NMP_STATUS_TIME_LIMIT);
+        nmp_assert_close(sp->stats.kept, sp->stats.identity, 0);
+        assert_true(sp->stats.bound >= sp->stats.kept);
+        assert_true(sp->stats.verify_rel >= 0 && sp->stats.verify_rel <= NMP_VERIFY_TOL);
+    }
+    teardown(&f);
+}
+
 /* Stops at the k-th call of the progress callback; records the stages seen. */
 typedef struct stopper {
     int calls, stop_at, solve_calls;
@@ -277,6 +304,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_permute_end_to_end),
+        cmocka_unit_test(test_time_limit_spent_by_build),
         cmocka_unit_test(test_stop_keeps_old_files),
         cmocka_unit_test(test_nonfinite_refused),
         cmocka_unit_test(test_stale_temporaries),

@@ -9,7 +9,10 @@ MODEL_DIR holds model.safetensors and config.json of a BERT encoder (model_type 
 with vocab.txt) or a LLaMA decoder (model_type llama/mistral: byte-level BPE with tokenizer.json).
 The text (default: the license texts of /usr/share/common-licenses, real English text present on
 every Debian system) is tokenized and cut into sequences of L tokens (default 128 for BERT, 256
-for LLaMA) until N tokens (default 4096) are seen. For each linear weight W (out x in) the output
+for LLaMA) until N tokens (default 4096) are seen. --ids IDS.npy gives token ids instead: for a
+LLaMA the ids as they are; for a BERT one tokenized sequence [CLS] ... [SEP] as a tokenizer
+returns it (its first and last ids are the CLS and SEP wrapped around every calibration sequence,
+the ids between them are the text). For each linear weight W (out x in) the output
 holds a float32 vector of length `in`: ||x_j||_2, the L2 norm over all calibration tokens of the
 layer's input channel j. The file's __metadata__ says {"format": "nmperm-activations",
 "tokens": N, "model": ...}. See docs/activations.md.
@@ -79,8 +82,11 @@ def main():
     cls = sep = None
     if a.ids:
         ids = np.load(a.ids).astype(np.int64).ravel().tolist()
-        if bert:
-            cls, sep = ids[0], ids[-1]
+        if bert:  # [CLS] text [SEP]: the text is cut into sequences, each wrapped again
+            if len(ids) < 3:
+                raise SystemExit("calibrate.py: %s: a BERT needs [CLS] ids... [SEP] (%d ids)"
+                                 % (a.ids, len(ids)))
+            cls, sep, ids = ids[0], ids[-1], ids[1:-1]
     else:
         text = open(a.text, encoding="utf-8").read() if a.text else nm.text_corpus()
         ids, cls, sep = tokenize(a.model_dir, cfg, " ".join(text.split()))

@@ -185,8 +185,10 @@ class WordPiece:
 
 
 def llama_forward(w, cfg, ids, record=None):
-    """Logits (len(ids) x vocab) of a causal LLaMA decoder in float64 (RMSNorm, rotary with
-    rotate_half as in transformers, grouped-query attention, SiLU-gated MLP)."""
+    """Logits (len(ids) x vocab) of a causal LLaMA decoder (RMSNorm, rotary with rotate_half as
+    in transformers, grouped-query attention, SiLU-gated MLP), computed in the dtype of the
+    embedding: float64 as read_safetensors returns it, float32 when the caller casts the
+    weights (half the time, for bench/prune_benefit.py's perplexities)."""
     hid = cfg["hidden_size"]
     heads, kv = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
     hd = hid // heads
@@ -196,17 +198,18 @@ def llama_forward(w, cfg, ids, record=None):
     def rms(x, g):
         return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g
 
+    dt = w["model.embed_tokens.weight"].dtype
     inv = 1.0 / cfg.get("rope_theta", 10000.0) ** (np.arange(0, hd, 2) / hd)
     ang = np.outer(np.arange(t), inv)
-    cos = np.concatenate([np.cos(ang)] * 2, axis=1)
-    sin = np.concatenate([np.sin(ang)] * 2, axis=1)
+    cos = np.concatenate([np.cos(ang)] * 2, axis=1).astype(dt)
+    sin = np.concatenate([np.sin(ang)] * 2, axis=1).astype(dt)
 
     def rope(x):
         half = np.concatenate([-x[..., hd // 2:], x[..., :hd // 2]], axis=-1)
         return x * cos + half * sin
 
     x = w["model.embed_tokens.weight"][ids]
-    mask = np.triu(np.full((t, t), -np.inf), 1)
+    mask = np.triu(np.full((t, t), -np.inf, dt), 1)
     for layer in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % layer
         h = rms(x, w[p + "input_layernorm.weight"])

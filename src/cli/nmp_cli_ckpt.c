@@ -57,11 +57,13 @@ static const char help_permute[] =
     "  -o, --output FILE     the permuted checkpoint (written atomically)\n" HELP_PLAN_OPTS
     "  --solver NAME         solver per space (default auto, else swap)\n"
     "  --param KEY=VALUE     a solver parameter (repeatable; 'nmperm solvers' lists them)\n"
-    "  --time-limit S        wall seconds per space (default: none). Without it each space\n"
-    "                        gets a fixed amount of work (auto: effort=0.015, scaled by the\n"
-    "                        space's size; --param effort=E changes it), so the same input,\n"
-    "                        seed, threads and options give the same bytes; with it the result\n"
-    "                        depends on the machine (the report says not reproducible)\n"
+    "  --time-limit S        wall seconds per space, building its problem included (a space\n"
+    "                        whose build uses them up keeps the identity); default: none.\n"
+    "                        Without it each space gets a fixed amount of work (auto:\n"
+    "                        effort=0.015, scaled by the space's size; --param effort=E changes\n"
+    "                        it), so the same input, seed, threads and options give the same\n"
+    "                        bytes; with it the result depends on the machine (the report says\n"
+    "                        not reproducible)\n"
     "  --seed N              seed of the solvers and of verification (default 0)\n"
     "  --threads T           solver threads (0: the OpenMP default; the result depends on T)\n"
     CLI_DEVICE_HELP

@@ -79,8 +79,11 @@ static nmp_err solve_space(const nmp_st *st, const nmp_plan *plan, int64_t s,
     const double t0 = nmp_now();
     NMP_TRY(e, nmp_space_problem_sal(st, sp, o->nm, &o->saliency, &pb, msg));
     /* a time limit covers the whole space: building its problem (seconds for the residual
-     * stream of a large model) comes out of the solver's share, which keeps at least a tenth */
+     * stream of a large model) comes out of the solver's share, which keeps at least a tenth;
+     * a build that used the whole limit leaves no search: the space keeps the identity with
+     * status time limit (a solver's setup on 10^5 stacked rows would overrun it again) */
     const double build = nmp_now() - t0;
+    const bool spent = par.time_limit > 0 && build >= par.time_limit;
     if (par.time_limit > 0)
         par.time_limit = NMP_MAX(0.1 * par.time_limit, par.time_limit - build);
     if (!(sp->perm = nmp_malloc((size_t)sp->size * sizeof *sp->perm))) {
@@ -88,7 +91,13 @@ static nmp_err solve_space(const nmp_st *st, const nmp_plan *plan, int64_t s,
         goto out;
     }
     nmp_msg smsg = { { 0 } };
-    if ((e = nmp_solve(pb, solver, &par, sp->perm, 1, &res, &smsg)) != NMP_OK) {
+    if (spent) {
+        for (int64_t c = 0; c < sp->size; c++)
+            sp->perm[c] = (int32_t)c;
+        res.status = NMP_STATUS_TIME_LIMIT;
+        res.score = res.start_score = nmp_score_identity(pb);
+        res.bound = nmp_score_row_bound(pb);
+    } else if ((e = nmp_solve(pb, solver, &par, sp->perm, 1, &res, &smsg)) != NMP_OK) {
         nmp_fail(msg, e, "space %s: %s", sp->name, smsg.text[0] ? smsg.text : nmp_err_str(e));
         goto out;
     }
