@@ -678,6 +678,9 @@ typedef struct nmp_plan {
     /* filled by nmp_ckpt_permute for its report (0 / NULL otherwise): */
     double time_limit;      /* the solve's wall-time limit per space; > 0: the perms depend on
                                the machine's speed (not reproducible); 0: fixed work */
+    uint64_t seed;          /* the solve's seed */
+    int threads;            /* the threads it ran with (0 asked for OpenMP's default: resolved);
+                               the perms are reproducible per (seed, threads) */
     int objective;          /* the nmp_saliency_kind the spaces were scored (and pruned) with */
     int64_t npruned;
     struct nmp_pruned *pruned; /* owned; what --prune zeroed, one entry per tensor */

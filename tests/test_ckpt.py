@@ -675,6 +675,16 @@ def saliency(tmp):
         rep = json.load(open(reps[0]))
         check(rep.get("reproducible") is True and rep.get("time_limit") == 0,
               "%s: report says reproducible without --time-limit" % arch)
+        # the report names what the output depends on: seed and the resolved thread count
+        threads = rep.get("threads")
+        check(rep.get("seed") == 3 and isinstance(threads, int) and threads >= 1,
+              "%s: report records seed 3 and the threads used (%r)" % (arch, threads))
+        if isinstance(threads, int) and threads >= 1:
+            o2 = os.path.join(d, "%s_t.safetensors" % arch)
+            run("permute", src, "-o", o2, "--quiet", "--seed", "3", "--prune", "all",
+                "--threads", str(threads))
+            check(os.path.exists(o2) and open(o2, "rb").read() == open(outs[0], "rb").read(),
+                  "%s: --threads %d (the report's count) gives the same bytes" % (arch, threads))
         a, b = load(src), load(outs[0])
         pruned = {t["tensor"]: t for t in rep.get("pruned", [])}
         floats = ("F32", "F16", "BF16", "F64")

@@ -3,6 +3,9 @@
 #include "nmp_model.h"
 
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 void nmp_permute_opts_init(nmp_permute_opts *o)
 {
@@ -126,6 +129,12 @@ static nmp_err solve_all(const nmp_st *st, nmp_plan *plan, const nmp_permute_opt
     tick_stage(tk, "solve", plan->count);
     plan->nm = o->nm;
     plan->time_limit = o->par.time_limit > 0 ? o->par.time_limit : 0;
+    plan->seed = o->par.seed;
+#ifdef _OPENMP
+    plan->threads = o->par.threads > 0 ? o->par.threads : omp_get_max_threads();
+#else
+    plan->threads = 1;
+#endif
     plan->objective = (int)o->saliency.kind;
     for (int64_t s = 0; s < plan->count && !tk->stopped; s++) {
         if (plan->spaces[s].skip || tick(tk, plan, s))

@@ -88,11 +88,18 @@ static json_t *plan_json(const nmp_plan *plan)
         json_object_set_new(root, "objective",
                             json_string(nmp_saliency_name((nmp_saliency_kind)plan->objective)));
         json_object_set_new(root, "time_limit", num(plan->time_limit));
+        json_object_set_new(root, "seed", plan->seed <= (uint64_t)INT64_MAX /* JSON's integers */
+                                              ? json_integer((json_int_t)plan->seed)
+                                              : num((double)plan->seed));
+        json_object_set_new(root, "threads", json_integer(plan->threads));
         json_object_set_new(root, "reproducible", json_boolean(!(plan->time_limit > 0)));
-        if (plan->time_limit > 0)
-            json_object_set_new(root, "reproducible_note", json_string(
-                "solved under a wall-time limit: the permutations depend on the machine's "
-                "speed and load; without --time-limit the work per space is fixed"));
+        json_object_set_new(root, "reproducible_note", json_string(
+            plan->time_limit > 0
+                ? "solved under a wall-time limit: the permutations depend on the machine's "
+                  "speed and load; without --time-limit the work per space is fixed"
+                : "fixed work per space: the same input, options, seed and threads give the "
+                  "same permutations on any machine (--threads fixes the count; the default "
+                  "is the machine's core count)"));
     }
     const nmp_space *res = NULL;
     for (int64_t s = 0; s < plan->count; s++)
