@@ -732,9 +732,12 @@ nmp_err nmp_plan_write(const nmp_plan *plan, const char *path, nmp_msg *msg);
  * axes in range, offset + size within the axis, at least one consumer and one producer; a
  * producer "<p>weight" whose "<p>bias" (1-D, as many channels) exists has that bias in the same
  * space at the same offset; with plan->heads, attention value spaces (v_proj / value / c_attn
- * rows, o_proj / output.dense / c_proj columns) stay inside one key/value head. Then marks
- * spaces whose size is not a multiple of nm.m or is below 2 * nm.m as skipped. Errors:
- * NMP_ERR_FORMAT with "<file>: <tensor>: <reason>" in msg. */
+ * rows, o_proj / output.dense / c_proj columns) stay inside one key/value head; when a preset
+ * recognises the checkpoint (nmp_plan_infer with the plan's arch and heads, else auto), a space
+ * that touches the channels of an inferred space holds all of that space's tensors, shifted
+ * alike (a gate left out of a gated MLP is refused). Then marks spaces whose size is not a
+ * multiple of nm.m or is below 2 * nm.m as skipped. Errors: NMP_ERR_FORMAT with
+ * "<file>: <tensor>: <reason>" in msg; NMP_ERR_NOMEM. */
 nmp_err nmp_plan_check(nmp_plan *plan, const nmp_st *st, nmp_pattern nm, nmp_msg *msg);
 
 /* Every value of every float tensor an active space references is finite, else NMP_ERR_FORMAT

@@ -1,6 +1,8 @@
 /* test_nmp_plan.c: channel-space inference per arch, JSON round trip, validation errors */
 #include "nmp_test_ckpt.h"
 
+#include "nmp_model.h"
+
 static nmp_st *open_st(const char *name, const test_tensor *t, int count)
 {
     char path[512];
@@ -70,6 +72,20 @@ static void test_infer_bert(void **state)
     nmp_st_close(st);
 }
 
+/* Removes the one reference of sp whose tensor name contains needle. */
+static void drop_ref(nmp_space *sp, const char *needle)
+{
+    int64_t kept = 0;
+    for (int64_t r = 0; r < sp->nrefs; r++) {
+        if (strstr(sp->refs[r].tensor, needle))
+            nmp_free(sp->refs[r].tensor);
+        else
+            sp->refs[kept++] = sp->refs[r];
+    }
+    assert_int_equal(kept, sp->nrefs - 1);
+    sp->nrefs = kept;
+}
+
 static void test_infer_llama_gqa(void **state)
 {
     (void)state;
@@ -95,6 +111,35 @@ static void test_infer_llama_gqa(void **state)
     assert_non_null(find_ref(kv1, "model.layers.0.self_attn.o_proj.weight", 16));
     assert_non_null(find_ref(kv1, "model.layers.0.self_attn.o_proj.weight", 24));
     nmp_assert_ok(nmp_plan_check(plan, st, (nmp_pattern){ 2, 4 }, NULL));
+    /* the MLP without its gate (or without up_proj) is refused: up and down would move, the
+     * gate would not, and verification (built from the space's own tensors) cannot see it */
+    for (int drop = 0; drop < 2; drop++) {
+        nmp_plan *cut = NULL;
+        nmp_msg msg = { { 0 } };
+        nmp_assert_ok(nmp_plan_infer(st, &o, &cut, NULL));
+        drop_ref(&cut->spaces[0], drop ? "up_proj" : "gate_proj");
+        assert_int_equal(nmp_plan_check(cut, st, (nmp_pattern){ 2, 4 }, &msg), NMP_ERR_FORMAT);
+        if (!strstr(msg.text, drop ? "but not model.layers.0.mlp.up_proj.weight (axis 0"
+                                   : "but not model.layers.0.mlp.gate_proj.weight (axis 0"))
+            fail_msg("%s", msg.text);
+        nmp_plan_free(cut);
+    }
+    /* the MLP as two spaces of 32 channels (every tensor at offsets 0 and 32) moves channels
+     * together: accepted */
+    nmp_plan *halves = NULL;
+    nmp_assert_ok(nmp_plan_infer(st, &o, &halves, NULL));
+    nmp_space *h0 = &halves->spaces[0];
+    h0->size = 32;
+    nmp_space *h1 = nmp_plan_add_space(halves, "mlp.upper", 32, NMP_ACT_SILU);
+    assert_non_null(h1);
+    h0 = &halves->spaces[0]; /* the add may have moved the array */
+    for (int64_t r = 0; r < h0->nrefs; r++)
+        nmp_assert_ok(nmp_space_ref(h1, h0->refs[r].tensor, h0->refs[r].role, h0->refs[r].use,
+                                    h0->refs[r].axis, 32));
+    nmp_assert_ok(nmp_plan_check(halves, st, (nmp_pattern){ 2, 4 }, NULL));
+    drop_ref(&halves->spaces[halves->count - 1], "gate_proj"); /* without the upper gate: refused */
+    assert_int_equal(nmp_plan_check(halves, st, (nmp_pattern){ 2, 4 }, NULL), NMP_ERR_FORMAT);
+    nmp_plan_free(halves);
     nmp_plan_free(plan);
     nmp_st_close(st);
 }
@@ -183,7 +228,21 @@ static void test_json_round_trip(void **state)
     nmp_msg msg = { { 0 } };
     assert_int_equal(nmp_plan_read(path, &back, &msg), NMP_ERR_FORMAT);
     assert_non_null(strstr(msg.text, "not a permutation"));
+    /* without heads: the skipped, empty value space comes back as it was written (a plan or
+     * report of a checkpoint without config.json must be readable by --plan and apply) */
+    nmp_plan_free(back);
+    nmp_plan_free(plan);
+    const nmp_plan_opts headless = { "bert", 0, 0, 0 };
+    nmp_assert_ok(nmp_plan_infer(st, &headless, &plan, NULL));
+    assert_int_equal(plan->spaces[1].size, 0);
+    nmp_assert_ok(nmp_plan_write(plan, path, NULL));
+    nmp_assert_ok(nmp_plan_read(path, &back, &msg));
+    assert_int_equal(back->count, 2);
+    assert_int_equal(back->spaces[1].size, 0);
+    assert_string_equal(back->spaces[1].skip, NMP_PLAN_NO_HEADS);
+    nmp_assert_ok(nmp_plan_check(back, st, (nmp_pattern){ 2, 4 }, NULL));
     unlink(path);
+    nmp_plan_free(back);
     nmp_plan_free(plan);
     nmp_st_close(st);
 }

@@ -216,6 +216,63 @@ static nmp_err check_heads(const nmp_plan *plan, const nmp_space *sp, const nmp_
     return NMP_OK;
 }
 
+/* Channel c of an inferred space sits at offset + c of each of its tensors. A space of the plan
+ * that covers some of those channels (one of its references overlaps one of the inferred
+ * space's) must hold every tensor of the inferred space, shifted alike, so that the channels
+ * move together: a gate left out of a gated MLP, or the up projection, passes the per-space
+ * checks and verification (the block is built from the space's own tensors) but changes what
+ * the layer computes. */
+static nmp_err check_coupled(const nmp_plan *plan, const nmp_plan *ref, const char *path,
+                             nmp_msg *msg)
+{
+    for (int64_t s = 0; s < plan->count; s++) {
+        const nmp_space *sp = &plan->spaces[s];
+        for (int64_t i = 0; i < ref->count && !sp->skip; i++) {
+            const nmp_space *is = &ref->spaces[i];
+            for (int64_t r = 0; r < sp->nrefs && !is->skip; r++)
+                for (int64_t q = 0; q < is->nrefs; q++) {
+                    if (!overlap(&sp->refs[r], sp->size, &is->refs[q], is->size))
+                        continue;
+                    const int64_t shift = sp->refs[r].offset - is->refs[q].offset;
+                    for (int64_t k = 0; k < is->nrefs; k++) {
+                        const nmp_ref *need = &is->refs[k];
+                        bool found = false;
+                        for (int64_t j = 0; j < sp->nrefs && !found; j++)
+                            found = sp->refs[j].axis == need->axis &&
+                                    sp->refs[j].offset == need->offset + shift &&
+                                    strcmp(sp->refs[j].tensor, need->tensor) == 0;
+                        if (!found)
+                            return nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: permutes %s "
+                                            "(axis %d) but not %s (axis %d, offset %lld), which "
+                                            "the %s preset couples to it (its space %s)", path,
+                                            sp->name, sp->refs[r].tensor, sp->refs[r].axis,
+                                            need->tensor, need->axis,
+                                            (long long)(need->offset + shift), ref->arch,
+                                            is->name);
+                    }
+                }
+        }
+    }
+    return NMP_OK;
+}
+
+/* The spaces the preset infers for st (the plan's arch and heads, else auto-detected without
+ * heads) against the plan; nothing to compare when no preset recognises the checkpoint. */
+static nmp_err check_preset(const nmp_plan *plan, const nmp_st *st, nmp_msg *msg)
+{
+    nmp_err e = NMP_OK;
+    nmp_plan *ref = NULL;
+    const nmp_plan_opts tries[2] = { { plan->arch, plan->heads, plan->kv_heads, 0 },
+                                     { "auto", 0, 0, 0 } };
+    for (int t = 0; t < 2 && !ref; t++)
+        if ((e = nmp_plan_infer(st, &tries[t], &ref, NULL)) == NMP_ERR_NOMEM)
+            goto out;
+    e = ref ? check_coupled(plan, ref, nmp_st_path(st), msg) : NMP_OK;
+out:
+    nmp_plan_free(ref);
+    return e;
+}
+
 nmp_err nmp_plan_check(nmp_plan *plan, const nmp_st *st, nmp_pattern nm, nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
@@ -290,6 +347,7 @@ nmp_err nmp_plan_check(nmp_plan *plan, const nmp_st *st, nmp_pattern nm, nmp_msg
                                  a->refs[r].axis, a->name, b->name);
                     goto out;
                 }
+    NMP_TRY(e, check_preset(plan, st, msg));
     for (int64_t s = 0; s < plan->count; s++) {
         nmp_space *sp = &plan->spaces[s];
         char why[200];

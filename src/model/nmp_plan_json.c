@@ -198,7 +198,7 @@ static nmp_err space_from_json(nmp_plan *plan, json_t *o, const char *path, int6
         goto out;
     }
     const int64_t n = json_integer_value(size);
-    if (n < 1 || n > INT32_MAX) {
+    if (n < (skip ? 0 : 1) || n > INT32_MAX) { /* skipped spaces may be empty (no heads known) */
         e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: size %lld out of range", path,
                      json_string_value(name), (long long)n);
         goto out;
@@ -235,7 +235,7 @@ static nmp_err space_from_json(nmp_plan *plan, json_t *o, const char *path, int6
                                  off ? json_integer_value(off) : 0));
     }
     if (perm && !json_is_null(perm)) {
-        if (!json_is_array(perm) || (int64_t)json_array_size(perm) != n) {
+        if (!json_is_array(perm) || (int64_t)json_array_size(perm) != n || n == 0) {
             e = nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: perm must hold %lld integers",
                          path, sp->name, (long long)n);
             goto out;
