@@ -95,8 +95,7 @@ static nmp_err solve_space(const nmp_st *st, const nmp_plan *plan, int64_t s,
     }
     nmp_msg smsg = { { 0 } };
     if (spent) {
-        for (int64_t c = 0; c < sp->size; c++)
-            sp->perm[c] = (int32_t)c;
+        nmp_perm_identity(sp->perm, sp->size);
         res.status = NMP_STATUS_TIME_LIMIT;
         res.score = res.start_score = nmp_score_identity(pb);
         res.bound = nmp_score_row_bound(pb);

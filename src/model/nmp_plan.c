@@ -216,6 +216,40 @@ static nmp_err check_heads(const nmp_plan *plan, const nmp_space *sp, const nmp_
     return NMP_OK;
 }
 
+/* sp holds `need` shifted by `shift` channels */
+static bool holds(const nmp_space *sp, const nmp_ref *need, int64_t shift)
+{
+    for (int64_t j = 0; j < sp->nrefs; j++)
+        if (sp->refs[j].axis == need->axis && sp->refs[j].offset == need->offset + shift &&
+            strcmp(sp->refs[j].tensor, need->tensor) == 0)
+            return true;
+    return false;
+}
+
+/* sp against one inferred space `is`: where a reference of sp overlaps one of is, sp holds
+ * every tensor of is at the same shift */
+static nmp_err check_one(const nmp_space *sp, const nmp_space *is, const nmp_plan *ref,
+                         const char *path, nmp_msg *msg)
+{
+    for (int64_t r = 0; r < sp->nrefs; r++)
+        for (int64_t q = 0; q < is->nrefs; q++) {
+            if (!overlap(&sp->refs[r], sp->size, &is->refs[q], is->size))
+                continue;
+            const int64_t shift = sp->refs[r].offset - is->refs[q].offset;
+            for (int64_t k = 0; k < is->nrefs; k++) {
+                const nmp_ref *need = &is->refs[k];
+                if (!holds(sp, need, shift))
+                    return nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: permutes %s (axis %d) "
+                                    "but not %s (axis %d, offset %lld), which the %s preset "
+                                    "couples to it (its space %s)", path, sp->name,
+                                    sp->refs[r].tensor, sp->refs[r].axis, need->tensor,
+                                    need->axis, (long long)(need->offset + shift), ref->arch,
+                                    is->name);
+            }
+        }
+    return NMP_OK;
+}
+
 /* Channel c of an inferred space sits at offset + c of each of its tensors. A space of the plan
  * that covers some of those channels (one of its references overlaps one of the inferred
  * space's) must hold every tensor of the inferred space, shifted alike, so that the channels
@@ -225,35 +259,13 @@ static nmp_err check_heads(const nmp_plan *plan, const nmp_space *sp, const nmp_
 static nmp_err check_coupled(const nmp_plan *plan, const nmp_plan *ref, const char *path,
                              nmp_msg *msg)
 {
-    for (int64_t s = 0; s < plan->count; s++) {
-        const nmp_space *sp = &plan->spaces[s];
-        for (int64_t i = 0; i < ref->count && !sp->skip; i++) {
-            const nmp_space *is = &ref->spaces[i];
-            for (int64_t r = 0; r < sp->nrefs && !is->skip; r++)
-                for (int64_t q = 0; q < is->nrefs; q++) {
-                    if (!overlap(&sp->refs[r], sp->size, &is->refs[q], is->size))
-                        continue;
-                    const int64_t shift = sp->refs[r].offset - is->refs[q].offset;
-                    for (int64_t k = 0; k < is->nrefs; k++) {
-                        const nmp_ref *need = &is->refs[k];
-                        bool found = false;
-                        for (int64_t j = 0; j < sp->nrefs && !found; j++)
-                            found = sp->refs[j].axis == need->axis &&
-                                    sp->refs[j].offset == need->offset + shift &&
-                                    strcmp(sp->refs[j].tensor, need->tensor) == 0;
-                        if (!found)
-                            return nmp_fail(msg, NMP_ERR_FORMAT, "%s: space %s: permutes %s "
-                                            "(axis %d) but not %s (axis %d, offset %lld), which "
-                                            "the %s preset couples to it (its space %s)", path,
-                                            sp->name, sp->refs[r].tensor, sp->refs[r].axis,
-                                            need->tensor, need->axis,
-                                            (long long)(need->offset + shift), ref->arch,
-                                            is->name);
-                    }
-                }
-        }
-    }
-    return NMP_OK;
+    nmp_err e = NMP_OK;
+    for (int64_t s = 0; s < plan->count; s++)
+        for (int64_t i = 0; i < ref->count; i++)
+            if (!plan->spaces[s].skip && !ref->spaces[i].skip)
+                NMP_TRY(e, check_one(&plan->spaces[s], &ref->spaces[i], ref, path, msg));
+out:
+    return e;
 }
 
 /* The spaces the preset infers for st (the plan's arch and heads, else auto-detected without

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,9 +89,11 @@ static json_t *plan_json(const nmp_plan *plan)
         json_object_set_new(root, "objective",
                             json_string(nmp_saliency_name((nmp_saliency_kind)plan->objective)));
         json_object_set_new(root, "time_limit", num(plan->time_limit));
-        json_object_set_new(root, "seed", plan->seed <= (uint64_t)INT64_MAX /* JSON's integers */
+        char seed[24]; /* above INT64_MAX (jansson's integers) the exact decimal string */
+        snprintf(seed, sizeof seed, "%" PRIu64, plan->seed);
+        json_object_set_new(root, "seed", plan->seed <= (uint64_t)INT64_MAX
                                               ? json_integer((json_int_t)plan->seed)
-                                              : num((double)plan->seed));
+                                              : json_string(seed));
         json_object_set_new(root, "threads", json_integer(plan->threads));
         json_object_set_new(root, "reproducible", json_boolean(!(plan->time_limit > 0)));
         json_object_set_new(root, "reproducible_note", json_string(
