@@ -79,6 +79,10 @@ static const nmp_param_desc auto_params[] = {
     { "exact_cols", 64, 0, 1e6, "then try to prove optimality with bnp up to this many columns "
       "and m <= 4 (GLPK builds; 0: never)" },
     { "exact_nodes", 3000, 1, 1e9, "bnp's node limit there, times effort (fixed work)" },
+    { "lp_cols", 256, 0, 1e6, "with a time limit of at least lp_time, up to this many columns "
+      "(m <= 4, GLPK builds): the searches' fixed work, then bnp until the limit (LP bound, "
+      "dive, branching; 0: never)" },
+    { "lp_time", 5, 0, 1e9, "the shortest time limit that goes to bnp (lp_cols)" },
     { 0 },
 };
 
@@ -120,6 +124,8 @@ struct auto_state {
     bool lns;                /* anneal plan: threads finish with lns */
     bool device;             /* osg's device search runs first (par->device) */
     int64_t exact_cols, exact_nodes; /* the bnp stage (0 columns: none) */
+    bool lp;                 /* time limit: fixed-work searches, then bnp until the limit */
+    bool paced;              /* the searches fill a time limit (a limit, and no lp stage) */
     int threads, nslots;     /* OpenMP threads; searches */
     slot *slots;
     nmp_msg *msg;            /* create's msg (may be NULL): dp's reasons */
@@ -225,6 +231,7 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
     st->block = (int64_t)nmp_param_get(par, d, "block");
     st->exact_cols = (int64_t)nmp_param_get(par, d, "exact_cols");
     st->exact_nodes = (int64_t)NMP_MAX(1.0, st->effort * nmp_param_get(par, d, "exact_nodes"));
+    const double lp_cols = nmp_param_get(par, d, "lp_cols"), lp_time = nmp_param_get(par, d, "lp_time");
     if (st->block <= 0)
         st->block = pb->groups <= 512 ? NMP_MAX(pb->groups, 2) : 512;
     atomic_init(&st->stop, 0);
@@ -236,6 +243,14 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
     st->threads = NMP_MIN(NMP_MAX(threads, 1), AUTO_MAX_THREADS);
     st->msg = msg;
     choose_plan(st);
+#ifdef NMP_HAVE_GLPK
+    st->lp = st->plan != PLAN_EXACT && par->time_limit > 0 && par->time_limit >= lp_time &&
+             (double)pb->cols <= lp_cols && pb->m <= 4;
+#else
+    (void)lp_cols;
+    (void)lp_time;
+#endif
+    st->paced = par->time_limit > 0 && !st->lp;
     /* the device search: asked for (gpu, ref), or auto with a GPU at a size where it pays;
      * the exact plan stays on the CPU */
     st->device = st->plan != PLAN_EXACT &&
@@ -326,7 +341,7 @@ static bool run_lns(slot *s)
     const nmp_problem *pb = st->pb;
     if (!st->lns || done(s))
         return true;
-    const bool timed = st->par.time_limit > 0;
+    const bool timed = st->paced;
     if (timed && st->par.time_limit - nmp_clock_elapsed(&s->clk) <= 0.01)
         return false;
     nmp_params q = sub_params(st, s);
@@ -348,7 +363,7 @@ static void run_anneal(slot *s, const int32_t *start)
 {
     auto_state *st = s->st;
     const int64_t moves = st->moves, starts = st->nstarts;
-    const double limit = st->par.time_limit;
+    const double limit = st->paced ? st->par.time_limit : 0;
     bool running = true;
     if (limit > 0) { /* a quick LAP descent first secures a good answer should the limit be short */
         running = lap_until_stall(s);
@@ -379,7 +394,7 @@ static void run_ils(slot *s, double first, double entries)
 {
     const auto_state *st = s->st;
     const nmp_problem *pb = st->pb;
-    const bool timed = st->par.time_limit > 0;
+    const bool timed = st->paced;
     /* a round costs m selections, each filling about G * block * R weight entries and solving
      * G / block assignments of block^3 steps: m * G * block * (R + block) units (the assignment
      * term is what bounds flat matrices such as 5 x 1792, where R alone would allow ~1e5 rounds) */
@@ -454,8 +469,9 @@ out:
     return e;
 }
 
-/* The proof stage: bnp from perm (the searches' answer as its incumbent; no heuristics of its
- * own, whose work would depend on the clock) with effort * exact_nodes nodes. OPTIMAL when it
+/* The proof stage: bnp from perm (the searches' answer as its incumbent) with effort *
+ * exact_nodes nodes and no heuristics of its own, whose work would depend on the clock; or, in
+ * the lp stage, bnp with its heuristics (the dive, lns) until the time limit. OPTIMAL when it
  * proves; otherwise its bound still counts, and its answer when it gained. Builds without GLPK
  * have no bnp: nothing happens; a shape bnp refuses is left as it is. */
 static nmp_err run_bnp(auto_state *st, int32_t *perm, nmp_result *res)
@@ -467,8 +483,10 @@ static nmp_err run_bnp(auto_state *st, int32_t *perm, nmp_result *res)
     nmp_result r;
     q.count = 0;
     nmp_params_set(&q, "heur_time", 0);
-    nmp_params_set(&q, "lns_time", 0);
-    nmp_params_set(&q, "node_limit", (double)st->exact_nodes);
+    if (!st->lp) {
+        nmp_params_set(&q, "lns_time", 0);
+        nmp_params_set(&q, "node_limit", (double)st->exact_nodes);
+    }
     memcpy(s->work, perm, (size_t)pb->cols * sizeof *s->work);
     const nmp_err e = nmp_subsolve(&nmp_bnp_ops, pb, &q, &st->clk, 0, s->work, &r, NULL);
     if (e == NMP_ERR_UNSUPPORTED)
@@ -559,7 +577,7 @@ static nmp_err auto_solve(void *p, int32_t *perm, nmp_result *res)
     const slot *w = &st->slots[win];
     if (w->score > res->start_score)
         memcpy(perm, w->best, (size_t)pb->cols * sizeof *perm);
-    if (st->plan != PLAN_EXACT && pb->cols <= st->exact_cols && pb->m <= 4 &&
+    if ((st->lp || (st->plan != PLAN_EXACT && pb->cols <= st->exact_cols && pb->m <= 4)) &&
         !nmp_at_row_bound(pb, w->score) && res->status == NMP_STATUS_FEASIBLE)
         NMP_TRY(e, run_bnp(st, perm, res));
     NMP_TRY(e, nmp_score(pb, perm, &res->score));

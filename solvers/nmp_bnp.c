@@ -37,7 +37,8 @@ static const nmp_param_desc bnp_params[] = {
     { "smoothing", 0, 0, 0.99, "Wentges dual smoothing factor (0: off, half the rounds here)" },
     { "heur_time", 1, 0, 1e6, "seconds of heuristic for the incumbent" },
     { "node_limit", 1e7, 1, 1e12, "most nodes to process" },
-    { "dive", 1, 0, 1, "dive from the root LP for an incumbent (fix columns near 1, re-price)" },
+    { "dive", 1, 0, 2, "dive from the root LP for an incumbent (fix columns near 1, re-price): "
+      "0 no, 1 heuristic pricing, 2 exact pricing" },
     { "enum_max", 50000, 0, 1e7, "longest list of a reduced-cost enumeration (0: never list)" },
     { "heur_cols", 5000, 0, 1e7, "columns of the problem searched when a list is too long" },
     { "heur_nodes", 2000, 0, 1e9, "nodes of that depth-first search" },
@@ -61,7 +62,7 @@ typedef struct bnp_state {
     nmp_backend be;  /* the device pricing (par->device), when dev */
     bool dev;
     double heur_time, lns_time;
-    bool dive;
+    int dive;
     int64_t node_limit, heur_cols, heur_nodes;
     int32_t *inc, *work;
     bnp_node *node;
@@ -104,7 +105,7 @@ static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **s
     st->heur_cols = (int64_t)nmp_param_get(par, bnp_params, "heur_cols");
     st->lns_time = nmp_param_get(par, bnp_params, "lns_time");
     st->heur_nodes = (int64_t)nmp_param_get(par, bnp_params, "heur_nodes");
-    st->dive = nmp_param_get(par, bnp_params, "dive") > 0;
+    st->dive = (int)nmp_param_get(par, bnp_params, "dive");
     st->inc = nmp_malloc((size_t)pb->cols * sizeof *st->inc);
     st->work = nmp_malloc((size_t)pb->cols * sizeof *st->work);
     st->ncap = 1024;
@@ -280,6 +281,7 @@ static nmp_err dive(bnp_state *st, double *best, nmp_clock *clk, int64_t *rounds
     const int most = (int)st->pb->groups * (m - 1);
     int nr = 0;
     *stopped = false;
+    nmp_master_set_heuristic_only(st->cg, st->dive == 1);
     NMP_TRY(e, rules_reserve(st, most));
     for (int64_t step = 0; step < st->pb->groups; step++) {
         const double tol = 1e-9 * fabs(*best);
@@ -332,6 +334,25 @@ static nmp_err dive(bnp_state *st, double *best, nmp_clock *clk, int64_t *rounds
             break;
     }
     NMP_TRY(e, nmp_master_set_rules(st->cg, 0, st->ra, st->rb, st->rt, -1));
+out:
+    nmp_master_set_heuristic_only(st->cg, false);
+    return e;
+}
+
+/* Node id's master again after other solves (a dive, a search of a list) without the exact
+ * pricing that proved its bound: heuristic rounds from the node's restricted master, then its
+ * certificate back (nmp_master_keep_bound). Enough to list and to branch; what it finds is no
+ * bound and, when integral, closes nothing (resolve_exact). */
+static nmp_err resolve_cheap(bnp_state *st, int32_t id, double best, nmp_clock *clk,
+                             const nmp_report *rep, nmp_master_out *out, int64_t *rounds)
+{
+    nmp_err e = NMP_OK;
+    NMP_TRY(e, apply_rules(st, id));
+    nmp_master_set_heuristic_only(st->cg, true);
+    e = nmp_master_solve(st->cg, best, clk, rep, out, st->msg);
+    nmp_master_set_heuristic_only(st->cg, false);
+    *rounds += out->rounds;
+    nmp_master_restore_bound(st->cg);
 out:
     return e;
 }
@@ -459,25 +480,24 @@ static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
             NMP_TRY(e, close_integral(st, nb, &best, &slack));
             continue;
         }
+        bool exact = true; /* the master holds the node's exact LP solution */
+        nmp_master_keep_bound(st->cg);
         if (st->node[id].parent < 0 && st->dive) { /* the root: dive, then back to the root LP */
             int64_t rounds = 0;
             bool dstop;
             NMP_TRY(e, dive(st, &best, &clk, &rounds, &dstop));
-            res->iterations += rounds;
-            const double tol2 = 1e-9 * fabs(best);
             if (!dstop) {
-                NMP_TRY(e, apply_rules(st, id));
-                NMP_TRY(e, nmp_master_solve(st->cg, best + tol2, &clk, &rep, &out, st->msg));
-                res->iterations += out.rounds;
+                NMP_TRY(e, resolve_cheap(st, id, best, &clk, &rep, &out, &rounds));
                 dstop = out.end == NMP_MASTER_STOPPED;
+                exact = false;
             }
+            res->iterations += rounds;
             if (dstop) {
                 requeue(st, id, nb, res);
                 stopped = true;
                 break;
             }
-            nb = NMP_MIN(nb, out.bound);
-            if (out.end == NMP_MASTER_CUTOFF || nb <= best + tol2)
+            if (nb <= best + 1e-9 * fabs(best))
                 continue;
         }
         /* small gap: list the columns that matter, and go on without pricing */
@@ -486,7 +506,8 @@ static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
             rep.best = best;
             NMP_TRY(e, nmp_master_enumerate(st->cg, best, st->heur_cols, &clk, &rep, &en));
             bool lstop = en.stopped;
-            if (!lstop && en.list >= 0 && !en.complete) { /* too many: search the best of them */
+            const bool search = !lstop && en.list >= 0 && !en.complete;
+            if (search) { /* too many: search the best of them */
                 int64_t budget = st->heur_nodes, rounds = 0;
                 const int nr = st->node[id].depth;
                 NMP_TRY(e, apply_rules(st, id));
@@ -507,24 +528,54 @@ static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
                 enum_gap = 0.8 * (nb - best); /* too many: try again on smaller gaps */
             else
                 st->node[id].list = en.list; /* complete: the subtree scans the list */
-            NMP_TRY(e, apply_rules(st, id)); /* back to this node's master */
-            NMP_TRY(e, nmp_master_solve(st->cg, best + tol, &clk, &rep, &out, st->msg));
+            const double tol2 = 1e-9 * fabs(best);
+            if (nb <= best + tol2)
+                continue;
+            if (st->node[id].list >= 0) { /* back to this node's master: scan its list */
+                NMP_TRY(e, apply_rules(st, id));
+                NMP_TRY(e, nmp_master_solve(st->cg, best + tol2, &clk, &rep, &out, st->msg));
+                res->iterations += out.rounds;
+                exact = true;
+            } else if (search) { /* the search moved the master: back, cheaply */
+                NMP_TRY(e, resolve_cheap(st, id, best, &clk, &rep, &out, &res->iterations));
+                exact = false;
+            }
             if (out.end == NMP_MASTER_STOPPED) {
                 requeue(st, id, nb, res);
                 stopped = true;
                 break;
             }
             nb = NMP_MIN(nb, out.bound);
-            if (out.end == NMP_MASTER_CUTOFF || nb <= best + tol)
+            if (out.end == NMP_MASTER_CUTOFF || nb <= best + tol2)
                 continue;
-            if (!out.artificial && nmp_master_integral(st->cg, st->work)) {
+            if (exact && !out.artificial && nmp_master_integral(st->cg, st->work)) {
                 NMP_TRY(e, close_integral(st, nb, &best, &slack));
                 continue;
             }
         }
         int32_t a, b;
         double together;
-        if (!nmp_master_branch_pair(st->cg, &a, &b, &together))
+        if (!exact && !nmp_master_branch_pair(st->cg, &a, &b, &together)) {
+            /* the cheap master is integral (or artificial): the exact LP decides */
+            NMP_TRY(e, apply_rules(st, id));
+            NMP_TRY(e, nmp_master_solve(st->cg, best + 1e-9 * fabs(best), &clk, &rep, &out,
+                                        st->msg));
+            res->iterations += out.rounds;
+            if (out.end == NMP_MASTER_STOPPED) {
+                requeue(st, id, nb, res);
+                stopped = true;
+                break;
+            }
+            nb = NMP_MIN(nb, out.bound);
+            if (out.end == NMP_MASTER_CUTOFF || nb <= best + 1e-9 * fabs(best))
+                continue;
+            if (!out.artificial && nmp_master_integral(st->cg, st->work)) {
+                NMP_TRY(e, close_integral(st, nb, &best, &slack));
+                continue;
+            }
+            exact = true;
+        }
+        if (exact && !nmp_master_branch_pair(st->cg, &a, &b, &together))
             continue; /* only artificial columns are fractional: no partition here */
         NMP_TRY(e, new_node(st, id, a, b, 1, nb));
         NMP_TRY(e, new_node(st, id, a, b, 0, nb));

@@ -51,6 +51,9 @@ struct nmp_master {
     bool have_center;        /* center holds a stability center (kept across nodes) */
     bool node_bound;         /* center_sum/center_max certify the current node's bound */
     double center_sum, center_max; /* sum_i center_i and max rc at the center */
+    bool heur_only;          /* price by the heuristic alone (dives): no round certifies */
+    bool kept_bound;         /* kept_* hold a node's certificate (nmp_master_keep_bound) */
+    double *kept_center, kept_sum, kept_max;
     int64_t enum_max;        /* most columns of a reduced-cost enumeration */
     nmp_lists *lists;        /* enumerated lists (NULL when enum_max is 0) */
     double incumbent;        /* list columns it rules out by reduced cost are dropped */
@@ -243,6 +246,7 @@ void nmp_master_free(nmp_master *cg)
     nmp_free(cg->y);
     nmp_free(cg->ysm);
     nmp_free(cg->center);
+    nmp_free(cg->kept_center);
     nmp_free(cg->fcols);
     nmp_free(cg->fval);
     nmp_free(cg->frc);
@@ -278,13 +282,14 @@ nmp_err nmp_master_create(const nmp_problem *pb, const nmp_master_opts *o, nmp_m
     cg->y = nmp_malloc(C * sizeof *cg->y);
     cg->ysm = nmp_malloc(C * sizeof *cg->ysm);
     cg->center = nmp_malloc(C * sizeof *cg->center);
+    cg->kept_center = nmp_malloc(C * sizeof *cg->kept_center);
     cg->fcols = nmp_malloc((size_t)cg->kmax * (size_t)cg->m * sizeof *cg->fcols);
     cg->fval = nmp_malloc((size_t)cg->kmax * sizeof *cg->fval);
     cg->frc = nmp_malloc((size_t)cg->kmax * sizeof *cg->frc);
     cg->frac = nmp_malloc(C * sizeof *cg->frac);
     cg->inq = nmp_calloc(C, sizeof *cg->inq);
     cg->radj0 = nmp_calloc(C + 1, sizeof *cg->radj0);
-    if (!cg->y || !cg->ysm || !cg->center || !cg->fcols || !cg->fval || !cg->frc || !cg->frac ||
+    if (!cg->y || !cg->ysm || !cg->center || !cg->kept_center || !cg->fcols || !cg->fval || !cg->frc || !cg->frac ||
         !cg->inq || !cg->radj0) {
         e = NMP_ERR_NOMEM;
         goto out;
@@ -565,18 +570,21 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
         nmp_price_out po = { cg->fcols, cg->fval, cg->frc, 0, 0, false, -INFINITY };
         if (cg->cur_list >= 0)
             nmp_lists_scan(cg->lists, cg->ysm, cg->eps, cg->kmax, &po);
+        else if (cg->heur_only)
+            NMP_TRY(e, nmp_price_heuristic(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
         else if (exact)
             NMP_TRY(e, nmp_price_exact(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
         else
             NMP_TRY(e, nmp_price_solve(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
-        const bool heur = po.rc_max == INFINITY; /* found columns, certified nothing */
+        const bool heur = po.rc_max == INFINITY; /* certified nothing */
+        const bool last = !cg->heur_only || cg->cur_list >= 0; /* nothing found ends it */
         out->rounds++;
         out->pricing_nodes += po.nodes;
         if (!po.complete) {
             out->end = NMP_MASTER_STOPPED;
             break;
         }
-        const double L = ysum + G * (po.found > 0 ? po.rc_max : cg->eps);
+        const double L = heur ? INFINITY : ysum + G * (po.found > 0 ? po.rc_max : cg->eps);
         if (L < out->bound) {
             out->bound = L;
             memcpy(cg->center, cg->ysm, (size_t)C * sizeof *cg->center);
@@ -608,15 +616,15 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
         if (out->bound - out->lp <= 1e-4 * NMP_MAX(fabs(out->lp), 1e-300)) {
             a = 0; /* close: finish at the master's own duals */
         } else if (added == 0) {
-            if (!smooth && !heur)
-                break; /* nothing prices out at y */
+            if (!smooth && (!heur || !last))
+                break; /* nothing prices out at y (heuristic only: nothing found) */
             a = NMP_MAX(0.0, a - (1 - cg->alpha)); /* mis-price: move towards y */
             if (a < 1e-3)
                 a = 0;
         } else {
             a = cg->alpha;
         }
-        if (added == 0 && !smooth && !heur)
+        if (added == 0 && !smooth && (!heur || !last))
             break;
         exact = added == 0 && !smooth && heur; /* a heuristic round certifies nothing */
     }
@@ -624,6 +632,32 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
         read_primal(cg, out);
 out:
     return e;
+}
+
+void nmp_master_set_heuristic_only(nmp_master *cg, bool on)
+{
+    cg->heur_only = on;
+}
+
+void nmp_master_keep_bound(nmp_master *cg)
+{
+    cg->kept_bound = cg->node_bound;
+    if (!cg->node_bound)
+        return;
+    memcpy(cg->kept_center, cg->center, (size_t)cg->cols * sizeof *cg->center);
+    cg->kept_sum = cg->center_sum;
+    cg->kept_max = cg->center_max;
+}
+
+void nmp_master_restore_bound(nmp_master *cg)
+{
+    cg->node_bound = cg->kept_bound;
+    if (!cg->kept_bound)
+        return;
+    memcpy(cg->center, cg->kept_center, (size_t)cg->cols * sizeof *cg->center);
+    cg->center_sum = cg->kept_sum;
+    cg->center_max = cg->kept_max;
+    cg->have_center = true;
 }
 
 /* --------------------------------------------------------- LP solution use */

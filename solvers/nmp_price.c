@@ -659,10 +659,14 @@ static void arrange(nmp_price *pr, const double *y)
     }
 }
 
-/* nmp_price_solve (cheap: the device, then the heuristic, first) and nmp_price_exact */
+/* What a round may use: the cheap sources then the exact search (nmp_price_solve), the exact
+ * search alone (nmp_price_exact), or the heuristic alone (nmp_price_heuristic). */
+typedef enum price_mode { PRICE_CHEAP, PRICE_EXACT, PRICE_HEURISTIC } price_mode;
+
 static nmp_err price(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
-                     const nmp_report *rep, nmp_price_out *out, bool cheap)
+                     const nmp_report *rep, nmp_price_out *out, price_mode mode)
 {
+    const bool cheap = mode == PRICE_CHEAP;
     const int C = pr->cols, m = pr->m;
     out->found = 0;
     out->complete = false;
@@ -687,6 +691,13 @@ static nmp_err price(nmp_price *pr, const double *y, double thr, int64_t k, nmp_
     pr->iteration = rep ? rep->iteration : 0;
     for (int t = 0; t < pr->threads; t++)
         pr->work[t].polls = pr->work[t].work = 0;
+    if (mode == PRICE_HEURISTIC) { /* nothing found is no proof either: rc_max stays unknown */
+        if (pr->heur && !pr_heuristic_round(pr, thr, k, out))
+            return NMP_OK; /* stopped (complete false) */
+        out->complete = true;
+        out->rc_max = INFINITY;
+        return NMP_OK;
+    }
     if (cheap && pr->heur && (!pr_heuristic_round(pr, thr, k, out) || out->found > 0))
         return NMP_OK; /* columns, or stopped (complete false) */
     /* With the heuristic, a search for up to hcap columns lists the best hcap whatever their rc
@@ -760,11 +771,17 @@ static nmp_err price(nmp_price *pr, const double *y, double thr, int64_t k, nmp_
 nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
                         const nmp_report *rep, nmp_price_out *out)
 {
-    return price(pr, y, thr, k, clk, rep, out, true);
+    return price(pr, y, thr, k, clk, rep, out, PRICE_CHEAP);
 }
 
 nmp_err nmp_price_exact(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
                         const nmp_report *rep, nmp_price_out *out)
 {
-    return price(pr, y, thr, k, clk, rep, out, false);
+    return price(pr, y, thr, k, clk, rep, out, PRICE_EXACT);
+}
+
+nmp_err nmp_price_heuristic(nmp_price *pr, const double *y, double thr, int64_t k,
+                            nmp_clock *clk, const nmp_report *rep, nmp_price_out *out)
+{
+    return price(pr, y, thr, k, clk, rep, out, PRICE_HEURISTIC);
 }

@@ -129,6 +129,11 @@ nmp_err nmp_price_solve(nmp_price *pr, const double *y, double thr, int64_t k, n
  * best k above thr, as a listing needs. */
 nmp_err nmp_price_exact(nmp_price *pr, const double *y, double thr, int64_t k, nmp_clock *clk,
                         const nmp_report *rep, nmp_price_out *out);
+/* The heuristic alone (nothing when it is off): its columns with rc_max = +inf and complete true,
+ * also when it finds none, so a round certifies nothing. For heuristic dives, which need columns
+ * rather than proofs. */
+nmp_err nmp_price_heuristic(nmp_price *pr, const double *y, double thr, int64_t k,
+                            nmp_clock *clk, const nmp_report *rep, nmp_price_out *out);
 
 /* Column generation on a restricted set-partitioning master in GLPK (see nmp_master.c). Every
  * call that reaches GLPK runs inside nmp_glpk_run (nmp_glpk.h), and after a GLPK internal error
@@ -180,6 +185,16 @@ nmp_err nmp_master_set_rules(nmp_master *cg, int count, const int32_t *a, const 
  * supplies best/bound for progress reports. NMP_ERR_LP (reason in msg) when GLPK fails. */
 nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nmp_report *rep,
                          nmp_master_out *out, nmp_msg *msg);
+/* From now on (until called with false) nmp_master_solve prices by the heuristic alone
+ * (nmp_price_heuristic) and ends when it finds nothing: no bound (out->bound +inf), and the
+ * solution may be below the LP's. Dives need columns, not proofs; an exact round near the LP
+ * optimum costs ~50 heuristic ones (256 x 256). List scans are unaffected. */
+void nmp_master_set_heuristic_only(nmp_master *cg, bool on);
+/* Keeps the certificate of the node just solved (the duals whose pricing bounded it), and puts it
+ * back after other nodes' solves: nmp_master_enumerate then lists from it again without a new
+ * exact solve of the node. */
+void nmp_master_keep_bound(nmp_master *cg);
+void nmp_master_restore_bound(nmp_master *cg);
 int64_t nmp_master_pool(const nmp_master *cg);
 const int32_t *nmp_master_column(const nmp_master *cg, int64_t q);
 double nmp_master_x(const nmp_master *cg, int64_t q);

@@ -307,6 +307,52 @@ static void proves_with_bnp(void **state)
     }
 }
 
+/* With a time limit of at least lp_time, up to lp_cols columns: the searches' fixed work, then
+ * bnp until the limit. The answer is at least the fixed-work one, and on 48 columns bnp proves
+ * it optimal (equal to bnp's own proof) long before the limit; below lp_time, or above lp_cols,
+ * the searches fill the limit and no node is solved. */
+static void lp_stage(void **state)
+{
+    (void)state;
+    if (!nmp_solver_find("bnp"))
+        skip();
+    nmp_problem *pb = nmp_test_problem(64, 48, 2, 4, 0, 77);
+    int32_t a[48], b[48], o[48];
+    nmp_params par;
+    nmp_params_init(&par);
+    par.seed = 3;
+    par.threads = 1;
+    nmp_assert_ok(nmp_params_set(&par, "exact_cols", 0)); /* the proof must come from lp */
+    nmp_result ra, rb, ro;
+    nmp_assert_ok(nmp_solve(pb, "auto", &par, a, 1, &ra, NULL));
+    assert_int_equal(ra.nodes, 0);
+    par.time_limit = 60;
+    nmp_assert_ok(nmp_solve(pb, "auto", &par, b, 1, &rb, NULL));
+    assert_int_equal(rb.status, NMP_STATUS_OPTIMAL);
+    assert_true(rb.nodes >= 1);
+    assert_true(rb.score >= ra.score);
+    nmp_assert_close(rb.bound, rb.score, 1e-9 * rb.score);
+    nmp_assert_close(rb.score, nmp_test_score(pb, b), 1e-9 * rb.score);
+    nmp_params bp;
+    nmp_params_init(&bp);
+    nmp_assert_ok(nmp_params_set(&bp, "heur_time", 0));
+    nmp_assert_ok(nmp_solve(pb, "bnp", &bp, o, 1, &ro, NULL));
+    assert_int_equal(ro.status, NMP_STATUS_OPTIMAL);
+    nmp_assert_close(rb.score, ro.score, 1e-7 * ro.score);
+    /* a limit below lp_time, and more columns than lp_cols: the searches alone */
+    par.time_limit = 0.3;
+    nmp_assert_ok(nmp_params_set(&par, "lp_time", 0.5));
+    nmp_assert_ok(nmp_solve(pb, "auto", &par, b, 1, &rb, NULL));
+    assert_int_equal(rb.nodes, 0);
+    assert_int_equal(rb.status, NMP_STATUS_TIME_LIMIT);
+    nmp_assert_ok(nmp_params_set(&par, "lp_time", 0.1));
+    nmp_assert_ok(nmp_params_set(&par, "lp_cols", 44));
+    nmp_assert_ok(nmp_solve(pb, "auto", &par, b, 1, &rb, NULL));
+    assert_int_equal(rb.nodes, 0);
+    assert_int_equal(rb.status, NMP_STATUS_TIME_LIMIT);
+    nmp_problem_free(pb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +365,7 @@ int main(void)
         cmocka_unit_test(out_of_memory),
         cmocka_unit_test(optimal_at_row_bound),
         cmocka_unit_test(proves_with_bnp),
+        cmocka_unit_test(lp_stage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,12 @@ static void test_bnp_vs_dp(void **state)
         nmp_assert_close(b.score, d.score, 1e-7 * d.score); /* float sums: ties differ */
         nmp_assert_close(nmp_test_score(pb, perm), b.score, 0);
         nmp_assert_close(b.bound, b.score, 0);
+        /* the dive priced exactly (the default prices it by the heuristic alone) */
+        nmp_params_set(&par, "dive", 2);
+        const nmp_result b6 = run(pb, "bnp", &par, perm, 1);
+        assert_int_equal(b6.status, NMP_STATUS_OPTIMAL);
+        nmp_assert_close(b6.score, d.score, 1e-7 * d.score);
+        nmp_assert_close(b6.bound, b6.score, 0);
         /* without heuristic, dive and lists: the priced tree alone proves it */
         nmp_params_set(&par, "heur_time", 0);
         nmp_params_set(&par, "dive", 0);
