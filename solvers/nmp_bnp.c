@@ -21,9 +21,12 @@
  * in seconds to minutes; branching alone needs the pricing at every node.
  *
  * Incumbents: the start perm improved by "auto"; integral masters; a dive from the root LP (fix
- * the columns near 1, re-price); and, when a list is too long, a depth-first search of a
- * restricted problem made of its best heur_cols columns, then "lns" from the incumbent, after
- * which the list may be complete after all. Both heuristics run through nmp_subsolve.
+ * the columns near 1, re-price by the heuristic alone: 1 s instead of 118 s at 256 x 256, and a
+ * better answer there; dive=2 prices exactly); and, when a list is too long, a depth-first
+ * search of a restricted problem made of its best heur_cols columns, then "lns" from the
+ * incumbent, after which the list may be complete after all. Both heuristics run through
+ * nmp_subsolve. After a dive or such a search the node's master comes back by heuristic rounds
+ * with its certificate kept (resolve_cheap): enough to list and branch, never to close a node.
  * The solve runs inside nmp_glpk_run: a GLPK internal error becomes NMP_ERR_LP.
  *
  * OPTIMAL when no open node's bound exceeds the incumbent by more than 1e-9 relative. */

@@ -289,8 +289,8 @@ nmp_err nmp_master_create(const nmp_problem *pb, const nmp_master_opts *o, nmp_m
     cg->frac = nmp_malloc(C * sizeof *cg->frac);
     cg->inq = nmp_calloc(C, sizeof *cg->inq);
     cg->radj0 = nmp_calloc(C + 1, sizeof *cg->radj0);
-    if (!cg->y || !cg->ysm || !cg->center || !cg->kept_center || !cg->fcols || !cg->fval || !cg->frc || !cg->frac ||
-        !cg->inq || !cg->radj0) {
+    if (!cg->y || !cg->ysm || !cg->center || !cg->kept_center || !cg->fcols || !cg->fval ||
+        !cg->frc || !cg->frac || !cg->inq || !cg->radj0) {
         e = NMP_ERR_NOMEM;
         goto out;
     }
