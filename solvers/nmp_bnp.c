@@ -25,8 +25,9 @@
  * better answer there; dive=2 prices exactly); and, when a list is too long, a depth-first
  * search of a restricted problem made of its best heur_cols columns, then "lns" from the
  * incumbent, after which the list may be complete after all. Both heuristics run through
- * nmp_subsolve. After a dive or such a search the node's master comes back by heuristic rounds
- * with its certificate kept (resolve_cheap): enough to list and branch, never to close a node.
+ * nmp_subsolve. Neither needs the node's LP proven again afterwards: the node branches on the
+ * pair chosen from its LP before them, and its certificate (nmp_master_keep_bound) is kept for
+ * the listing.
  * The solve runs inside nmp_glpk_run: a GLPK internal error becomes NMP_ERR_LP.
  *
  * OPTIMAL when no open node's bound exceeds the incumbent by more than 1e-9 relative. */
@@ -41,7 +42,7 @@ static const nmp_param_desc bnp_params[] = {
     { "heur_time", 1, 0, 1e6, "seconds of heuristic for the incumbent" },
     { "node_limit", 1e7, 1, 1e12, "most nodes to process" },
     { "dive", 1, 0, 2, "dive from the root LP for an incumbent (fix columns near 1, re-price): "
-      "0 no, 1 heuristic pricing, 2 exact pricing" },
+      "0 no, 1 heuristic pricing (exact with hprice=0), 2 exact pricing" },
     { "enum_max", 50000, 0, 1e7, "longest list of a reduced-cost enumeration (0: never list)" },
     { "heur_cols", 5000, 0, 1e7, "columns of the problem searched when a list is too long" },
     { "heur_nodes", 2000, 0, 1e9, "nodes of that depth-first search" },
@@ -64,6 +65,7 @@ typedef struct bnp_state {
     nmp_master *cg;
     nmp_backend be;  /* the device pricing (par->device), when dev */
     bool dev;
+    bool hprice;     /* the heuristic pricing is on */
     double heur_time, lns_time;
     int dive;
     int64_t node_limit, heur_cols, heur_nodes;
@@ -109,6 +111,7 @@ static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **s
     st->lns_time = nmp_param_get(par, bnp_params, "lns_time");
     st->heur_nodes = (int64_t)nmp_param_get(par, bnp_params, "heur_nodes");
     st->dive = (int)nmp_param_get(par, bnp_params, "dive");
+    st->hprice = nmp_param_get(par, bnp_params, "hprice") > 0;
     st->inc = nmp_malloc((size_t)pb->cols * sizeof *st->inc);
     st->work = nmp_malloc((size_t)pb->cols * sizeof *st->work);
     st->ncap = 1024;
@@ -128,7 +131,7 @@ static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **s
                             nmp_param_get(par, bnp_params, "smoothing"), par->verbose,
                             (int64_t)nmp_param_get(par, bnp_params, "enum_max"),
                             st->dev ? &st->be : NULL,
-                            nmp_param_get(par, bnp_params, "hprice") > 0 };
+                            st->hprice };
     NMP_TRY(e, nmp_master_create(pb, &o, &st->cg, msg));
     *state = st;
     st = NULL;
@@ -284,7 +287,7 @@ static nmp_err dive(bnp_state *st, double *best, nmp_clock *clk, int64_t *rounds
     const int most = (int)st->pb->groups * (m - 1);
     int nr = 0;
     *stopped = false;
-    nmp_master_set_heuristic_only(st->cg, st->dive == 1);
+    nmp_master_set_heuristic_only(st->cg, st->dive == 1 && st->hprice);
     NMP_TRY(e, rules_reserve(st, most));
     for (int64_t step = 0; step < st->pb->groups; step++) {
         const double tol = 1e-9 * fabs(*best);
@@ -339,24 +342,6 @@ static nmp_err dive(bnp_state *st, double *best, nmp_clock *clk, int64_t *rounds
     NMP_TRY(e, nmp_master_set_rules(st->cg, 0, st->ra, st->rb, st->rt, -1));
 out:
     nmp_master_set_heuristic_only(st->cg, false);
-    return e;
-}
-
-/* Node id's master again after other solves (a dive, a search of a list) without the exact
- * pricing that proved its bound: heuristic rounds from the node's restricted master, then its
- * certificate back (nmp_master_keep_bound). Enough to list and to branch; what it finds is no
- * bound and, when integral, closes nothing (resolve_exact). */
-static nmp_err resolve_cheap(bnp_state *st, int32_t id, double best, nmp_clock *clk,
-                             const nmp_report *rep, nmp_master_out *out, int64_t *rounds)
-{
-    nmp_err e = NMP_OK;
-    NMP_TRY(e, apply_rules(st, id));
-    nmp_master_set_heuristic_only(st->cg, true);
-    e = nmp_master_solve(st->cg, best, clk, rep, out, st->msg);
-    nmp_master_set_heuristic_only(st->cg, false);
-    *rounds += out->rounds;
-    nmp_master_restore_bound(st->cg);
-out:
     return e;
 }
 
@@ -483,17 +468,17 @@ static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
             NMP_TRY(e, close_integral(st, nb, &best, &slack));
             continue;
         }
-        bool exact = true; /* the master holds the node's exact LP solution */
+        /* the pair to branch on, from the node's LP: what follows (a dive, a search of a list)
+         * moves the master, and needs no exact solve of the node again for that */
+        int32_t a, b;
+        double together;
+        if (!nmp_master_branch_pair(st->cg, &a, &b, &together))
+            continue; /* only artificial columns are fractional: no partition here */
         nmp_master_keep_bound(st->cg);
-        if (st->node[id].parent < 0 && st->dive) { /* the root: dive, then back to the root LP */
+        if (st->node[id].parent < 0 && st->dive) { /* the root: dive for an incumbent */
             int64_t rounds = 0;
             bool dstop;
             NMP_TRY(e, dive(st, &best, &clk, &rounds, &dstop));
-            if (!dstop) {
-                NMP_TRY(e, resolve_cheap(st, id, best, &clk, &rep, &out, &rounds));
-                dstop = out.end == NMP_MASTER_STOPPED;
-                exact = false;
-            }
             res->iterations += rounds;
             if (dstop) {
                 requeue(st, id, nb, res);
@@ -502,6 +487,7 @@ static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
             }
             if (nb <= best + 1e-9 * fabs(best))
                 continue;
+            nmp_master_restore_bound(st->cg); /* the root's certificate, for the listing */
         }
         /* small gap: list the columns that matter, and go on without pricing */
         if (st->node[id].list < 0 && nb - best < enum_gap) {
@@ -509,8 +495,7 @@ static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
             rep.best = best;
             NMP_TRY(e, nmp_master_enumerate(st->cg, best, st->heur_cols, &clk, &rep, &en));
             bool lstop = en.stopped;
-            const bool search = !lstop && en.list >= 0 && !en.complete;
-            if (search) { /* too many: search the best of them */
+            if (!lstop && en.list >= 0 && !en.complete) { /* too many: search the best of them */
                 int64_t budget = st->heur_nodes, rounds = 0;
                 const int nr = st->node[id].depth;
                 NMP_TRY(e, apply_rules(st, id));
@@ -534,52 +519,26 @@ static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
             const double tol2 = 1e-9 * fabs(best);
             if (nb <= best + tol2)
                 continue;
-            if (st->node[id].list >= 0) { /* back to this node's master: scan its list */
+            if (st->node[id].list >= 0) { /* the node's master on its list, branched from there */
                 NMP_TRY(e, apply_rules(st, id));
                 NMP_TRY(e, nmp_master_solve(st->cg, best + tol2, &clk, &rep, &out, st->msg));
                 res->iterations += out.rounds;
-                exact = true;
-            } else if (search) { /* the search moved the master: back, cheaply */
-                NMP_TRY(e, resolve_cheap(st, id, best, &clk, &rep, &out, &res->iterations));
-                exact = false;
-            }
-            if (out.end == NMP_MASTER_STOPPED) {
-                requeue(st, id, nb, res);
-                stopped = true;
-                break;
-            }
-            nb = NMP_MIN(nb, out.bound);
-            if (out.end == NMP_MASTER_CUTOFF || nb <= best + tol2)
-                continue;
-            if (exact && !out.artificial && nmp_master_integral(st->cg, st->work)) {
-                NMP_TRY(e, close_integral(st, nb, &best, &slack));
-                continue;
+                if (out.end == NMP_MASTER_STOPPED) {
+                    requeue(st, id, nb, res);
+                    stopped = true;
+                    break;
+                }
+                nb = NMP_MIN(nb, out.bound);
+                if (out.end == NMP_MASTER_CUTOFF || nb <= best + tol2)
+                    continue;
+                if (!out.artificial && nmp_master_integral(st->cg, st->work)) {
+                    NMP_TRY(e, close_integral(st, nb, &best, &slack));
+                    continue;
+                }
+                if (!nmp_master_branch_pair(st->cg, &a, &b, &together))
+                    continue;
             }
         }
-        int32_t a, b;
-        double together;
-        if (!exact && !nmp_master_branch_pair(st->cg, &a, &b, &together)) {
-            /* the cheap master is integral (or artificial): the exact LP decides */
-            NMP_TRY(e, apply_rules(st, id));
-            NMP_TRY(e, nmp_master_solve(st->cg, best + 1e-9 * fabs(best), &clk, &rep, &out,
-                                        st->msg));
-            res->iterations += out.rounds;
-            if (out.end == NMP_MASTER_STOPPED) {
-                requeue(st, id, nb, res);
-                stopped = true;
-                break;
-            }
-            nb = NMP_MIN(nb, out.bound);
-            if (out.end == NMP_MASTER_CUTOFF || nb <= best + 1e-9 * fabs(best))
-                continue;
-            if (!out.artificial && nmp_master_integral(st->cg, st->work)) {
-                NMP_TRY(e, close_integral(st, nb, &best, &slack));
-                continue;
-            }
-            exact = true;
-        }
-        if (exact && !nmp_master_branch_pair(st->cg, &a, &b, &together))
-            continue; /* only artificial columns are fractional: no partition here */
         NMP_TRY(e, new_node(st, id, a, b, 1, nb));
         NMP_TRY(e, new_node(st, id, a, b, 0, nb));
     }

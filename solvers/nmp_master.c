@@ -577,7 +577,7 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
         else
             NMP_TRY(e, nmp_price_solve(cg->pr, cg->ysm, cg->eps, cg->kmax, clk, &pr_rep, &po));
         const bool heur = po.rc_max == INFINITY; /* certified nothing */
-        const bool last = !cg->heur_only || cg->cur_list >= 0; /* nothing found ends it */
+        const bool heur_end = cg->heur_only && cg->cur_list < 0; /* no column found ends it */
         out->rounds++;
         out->pricing_nodes += po.nodes;
         if (!po.complete) {
@@ -616,7 +616,7 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
         if (out->bound - out->lp <= 1e-4 * NMP_MAX(fabs(out->lp), 1e-300)) {
             a = 0; /* close: finish at the master's own duals */
         } else if (added == 0) {
-            if (!smooth && (!heur || !last))
+            if (!smooth && (!heur || heur_end))
                 break; /* nothing prices out at y (heuristic only: nothing found) */
             a = NMP_MAX(0.0, a - (1 - cg->alpha)); /* mis-price: move towards y */
             if (a < 1e-3)
@@ -624,7 +624,7 @@ nmp_err nmp_master_solve(nmp_master *cg, double cutoff, nmp_clock *clk, const nm
         } else {
             a = cg->alpha;
         }
-        if (added == 0 && !smooth && (!heur || !last))
+        if (added == 0 && !smooth && (!heur || heur_end))
             break;
         exact = added == 0 && !smooth && heur; /* a heuristic round certifies nothing */
     }
