@@ -42,11 +42,8 @@
 #include <omp.h>
 #endif
 
-/* Rows per float partial sum, as in nmp_eval.c; LANES independent partial sums so that the
- * compiler vectorises the row loop (one serial float sum would not be). */
+/* Rows per float partial sum, as in nmp_eval.c (8 partial sums within: nmp_lap_kernel.c). */
 #define LAP_ROWS 256
-#define LAP_TILE 64
-#define LANES 8
 #define LAP_CHECK_ROWS 64       /* rows of w a thread fills between two looks at the clock */
 #define LAP_CHECK_WORK 1048576  /* entries an assignment scans between two looks at the clock */
 
@@ -205,7 +202,10 @@ nmp_err nmp_lap_solve(int64_t n, const double *cost, bool maximise, int32_t *ass
 
 /* What one thread needs to solve one block. */
 typedef struct lap_scratch {
-    float *t;          /* block * rows: t_bj, the n-th largest of group b without its column */
+    float *t;          /* tiles(block) * NMP_LAP_TILE_B * rows: t_bj, the n-th largest of group b
+                        * without its column, in tiles of NMP_LAP_TILE_B groups b (row-major
+                        * within the tile; the lanes past the block's last group are computed
+                        * on and never read: zero at first, then a former block's values) */
     const float **c;   /* block: the columns taken out */
     double *w;         /* block * block */
     void *lap;         /* nmp_lap_scratch_size(block) */
@@ -216,6 +216,7 @@ struct nmp_lap_move {
     int64_t block;     /* most groups per assignment */
     int pick;          /* 0: position p of every group; 1: a random position per group */
     int threads;       /* OpenMP threads */
+    nmp_lap_isa isa;   /* the weight kernel's instruction set */
     int nscr;          /* scratch sets: one per thread that solves blocks side by side */
     lap_scratch *scr;
     int32_t *assign;   /* groups: the assignment found for each block, at the block's offset */
@@ -226,6 +227,12 @@ struct nmp_lap_move {
     uint8_t *sel;      /* groups: the position taken out of each group */
     const nmp_clock *clk; /* the round's clock (NULL: none): blocks give up once it expires */
 };
+
+/* Tiles of NMP_LAP_TILE_B groups that hold k groups. */
+static size_t tiles(int64_t k)
+{
+    return (size_t)((k + NMP_LAP_TILE_B - 1) / NMP_LAP_TILE_B);
+}
 
 void nmp_lap_move_free(nmp_lap_move *lm)
 {
@@ -261,6 +268,7 @@ nmp_err nmp_lap_move_create(const nmp_problem *pb, int64_t block, int pick, int 
     lm->block = block;
     lm->pick = pick;
     lm->threads = NMP_MAX(1, threads);
+    lm->isa = nmp_lap_isa_best();
     const int64_t nb = (pb->groups + block - 1) / block;
     lm->nscr = (int)NMP_MAX(1, NMP_MIN(lm->threads, nb));
     const size_t k = (size_t)block;
@@ -278,7 +286,7 @@ nmp_err nmp_lap_move_create(const nmp_problem *pb, int64_t block, int pick, int 
     }
     for (int q = 0; q < lm->nscr; q++) {
         lap_scratch *sc = &lm->scr[q];
-        sc->t = nmp_malloc(k * (size_t)pb->rows * sizeof *sc->t);
+        sc->t = nmp_calloc(tiles(block) * NMP_LAP_TILE_B * (size_t)pb->rows, sizeof *sc->t);
         sc->c = nmp_malloc(k * sizeof *sc->c);
         sc->w = nmp_malloc(k * k * sizeof *sc->w);
         sc->lap = nmp_malloc(nmp_lap_scratch_size((int64_t)k));
@@ -298,17 +306,19 @@ out:
 
 /* w(a, b) = sum_j max(c_a(j), t_b(j)) for a, b < k. This is the value of the text above plus
  * sum_j t_b(j), a constant per column b of the assignment, which changes no assignment's rank
- * (every b is used once) and saves a subtraction per entry. Tiled by chunks of LAP_ROWS rows and
- * LAP_TILE thresholds, so the tile of thresholds (64 KiB) stays in cache while every column
- * passes over it (11 G entries/s per core with SSE2 here, 8 untiled). The rows a of w are shared
- * among `threads` threads; each entry is summed by one thread in a fixed order, so the result
- * does not depend on the thread count. A thread gives up once clk (may be NULL) has expired,
- * looked at every LAP_CHECK_ROWS rows a of a tile, leaving w partial: the caller then drops the
- * block (the clock only moves forwards, so it sees the expiry too). */
-static void fill_weights(lap_scratch *sc, int64_t k, int64_t rows, int threads,
+ * (every b is used once) and saves a subtraction per entry. By chunks of LAP_ROWS rows (one
+ * float partial sum each, added in double) and tiles of NMP_LAP_TILE_B columns b (16 KiB of
+ * thresholds per chunk, in L1 while every a passes over it); the sums themselves are
+ * nmp_lap_fill_tile's (solvers/nmp_lap_kernel.c: AVX-512, AVX2 or portable, the same bits).
+ * The rows a of w are shared among `threads` threads; each entry is summed by one thread in a
+ * fixed order, so the result does not depend on the thread count. A thread gives up once clk
+ * (may be NULL) has expired, looked at every LAP_CHECK_ROWS rows a of a tile, leaving w partial:
+ * the caller then drops the block (the clock only moves forwards, so it sees the expiry too). */
+static void fill_weights(lap_scratch *sc, int64_t k, int64_t rows, int threads, nmp_lap_isa isa,
                          const nmp_clock *clk)
 {
     double *w = sc->w;
+    const int64_t nt_b = (int64_t)tiles(k);
     memset(w, 0, (size_t)(k * k) * sizeof *w);
     /* each thread takes a contiguous range of rows a of w and walks all tiles: no barrier but
      * the last, which matters when the machine is shared */
@@ -326,29 +336,16 @@ static void fill_weights(lap_scratch *sc, int64_t k, int64_t rows, int threads,
 #endif
         bool quit = false;
         for (int64_t j0 = 0; j0 < rows && !quit; j0 += LAP_ROWS)
-            for (int64_t b0 = 0; b0 < k && !quit; b0 += LAP_TILE) {
-                const int64_t len = NMP_MIN(LAP_ROWS, rows - j0), b1 = NMP_MIN(k, b0 + LAP_TILE);
-                for (int64_t a = a0; a < a1; a++) {
-                    if ((a - a0) % LAP_CHECK_ROWS == 0 && nmp_clock_expired(clk)) {
+            for (int64_t q = 0; q < nt_b && !quit; q++) {
+                const int64_t len = NMP_MIN(LAP_ROWS, rows - j0), b0 = q * NMP_LAP_TILE_B;
+                const float *tq = sc->t + (q * rows + j0) * NMP_LAP_TILE_B;
+                for (int64_t a = a0; a < a1; a += LAP_CHECK_ROWS) {
+                    if (nmp_clock_expired(clk)) {
                         quit = true;
                         break;
                     }
-                    const float *restrict ca = sc->c[a] + j0;
-                    double *wa = w + a * k;
-                    for (int64_t b = b0; b < b1; b++) {
-                        const float *restrict tb = sc->t + b * rows + j0;
-                        float acc[LANES] = { 0 };
-                        int64_t j = 0;
-                        for (; j + LANES <= len; j += LANES)
-                            for (int q = 0; q < LANES; q++)
-                                acc[q] += NMP_MAX(ca[j + q], tb[j + q]);
-                        for (; j < len; j++)
-                            acc[0] += NMP_MAX(ca[j], tb[j]);
-                        float part = 0;
-                        for (int q = 0; q < LANES; q++)
-                            part += acc[q];
-                        wa[b] += (double)part;
-                    }
+                    nmp_lap_fill_tile(isa, sc->c, a, NMP_MIN(a1, a + LAP_CHECK_ROWS), j0, len,
+                                      tq, w, k, b0, NMP_MIN(NMP_LAP_TILE_B, k - b0));
                 }
             }
     }
@@ -365,18 +362,25 @@ static double solve_block(const nmp_lap_move *lm, lap_scratch *sc, const nmp_eva
     const int64_t rows = pb->rows;
     const int m = pb->m;
     const int32_t *perm = nmp_eval_perm(ev);
-    for (int64_t b = 0; b < k; b++) {
-        const int64_t g = gl[b];
-        const float *restrict x = nmp_col(pb, perm[g * m + lm->sel[g]]);
-        const float *restrict vn = ev->vn + g * rows, *restrict vn1 = ev->vn1 + g * rows;
-        float *restrict t = sc->t + b * rows;
-        for (int64_t j = 0; j < rows; j++) { /* both loads first: a select, no branch */
-            const float lo = vn1[j], hi = vn[j];
-            t[j] = x[j] >= hi ? lo : hi;
-        }
-        sc->c[b] = x;
+    /* t tile by tile, LAP_ROWS rows at a time, so the tile's lines (16 KiB) stay in L1 while
+     * its 16 groups write their lanes */
+    for (int64_t b0 = 0; b0 < k; b0 += NMP_LAP_TILE_B) {
+        const int64_t b1 = NMP_MIN(k, b0 + NMP_LAP_TILE_B);
+        float *tq = sc->t + b0 * rows;
+        for (int64_t j0 = 0; j0 < rows; j0 += LAP_ROWS)
+            for (int64_t b = b0; b < b1; b++) {
+                const int64_t g = gl[b], j1 = NMP_MIN(rows, j0 + LAP_ROWS);
+                const float *restrict x = nmp_col(pb, perm[g * m + lm->sel[g]]);
+                const float *restrict vn = ev->vn + g * rows, *restrict vn1 = ev->vn1 + g * rows;
+                float *restrict t = tq + (b - b0);
+                for (int64_t j = j0; j < j1; j++) { /* both loads first: a select, no branch */
+                    const float lo = vn1[j], hi = vn[j];
+                    t[j * NMP_LAP_TILE_B] = x[j] >= hi ? lo : hi;
+                }
+                sc->c[b] = x;
+            }
     }
-    fill_weights(sc, k, rows, threads, lm->clk);
+    fill_weights(sc, k, rows, threads, lm->isa, lm->clk);
     bool stopped = nmp_clock_expired(lm->clk); /* w may be partial */
     if (!stopped && lap_assign(k, sc->w, true, assign, sc->lap, lm->clk, &stopped) != NMP_OK)
         return 0;
@@ -455,6 +459,16 @@ static double move_selection(nmp_lap_move *lm, nmp_eval *ev, nmp_clock *clk, int
         *stopped = nmp_clock_tick(clk, moves ? *moves : 0, nmp_eval_score(ev), pb->row_bound,
                                   "lap", false);
     return gain;
+}
+
+nmp_err nmp_lap_move_set_isa(nmp_lap_move *lm, nmp_lap_isa isa)
+{
+    if (!lm)
+        return NMP_ERR_ARG;
+    if (!nmp_lap_isa_supported(isa))
+        return NMP_ERR_UNSUPPORTED;
+    lm->isa = isa;
+    return NMP_OK;
 }
 
 double nmp_lap_move_groups(nmp_lap_move *lm, nmp_eval *ev, const int64_t *gl, int64_t k,

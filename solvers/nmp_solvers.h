@@ -310,6 +310,21 @@ double nmp_lap_move_round(nmp_lap_move *lm, nmp_eval *ev, nmp_rng *rng, nmp_cloc
  * position taken out of each; applied when it gains. Returns the gain. */
 double nmp_lap_move_groups(nmp_lap_move *lm, nmp_eval *ev, const int64_t *gl, int64_t k,
                            nmp_rng *rng);
+/* The instruction set of the move's weight kernel (solvers/nmp_lap_kernel.c); every path gives
+ * the same weights bit for bit. A new move uses nmp_lap_isa_best(); nmp_lap_move_set_isa picks
+ * another (tests, benchmarks): NMP_ERR_UNSUPPORTED when this CPU or build lacks it. */
+typedef enum nmp_lap_isa { NMP_LAP_ISA_GENERIC, NMP_LAP_ISA_AVX2, NMP_LAP_ISA_AVX512 } nmp_lap_isa;
+bool nmp_lap_isa_supported(nmp_lap_isa isa);
+nmp_lap_isa nmp_lap_isa_best(void);
+nmp_err nmp_lap_move_set_isa(nmp_lap_move *lm, nmp_lap_isa isa);
+/* Columns b per tile of the thresholds: t of a tile holds rows j of NMP_LAP_TILE_B values,
+ * t[j * NMP_LAP_TILE_B + l] being column b0 + l (any finite value past the last). */
+#define NMP_LAP_TILE_B 16
+/* w[a * k + b0 + l] += sum over rows j0 .. j0+len-1 of max(c[a][j], t[j - j0][l]) for a in
+ * [a0, a1), l < nb, in the fixed order of nmp_lap_kernel.c (t points at the tile's row j0). */
+void nmp_lap_fill_tile(nmp_lap_isa isa, const float *const *c, int64_t a0, int64_t a1,
+                       int64_t j0, int64_t len, const float *t, double *w, int64_t k, int64_t b0,
+                       int64_t nb);
 
 /* ------------------------------------------------ annealing (solvers/nmp_anneal.c) */
 

@@ -226,6 +226,105 @@ static void move_round_api(void **state)
     nmp_problem_free(pb);
 }
 
+/* The weight kernel: every instruction set this CPU runs gives the generic path's weights bit
+ * for bit (the same summation order), and the generic path gives sum_j max(c_a(j), t_b(j)) up
+ * to float rounding. Row counts around the 8-row partials and tiles cut short by nb < 16. */
+static void fill_tile_isas_agree(void **state)
+{
+    (void)state;
+    enum { K = 21, LEN = 300, B = NMP_LAP_TILE_B };
+    nmp_rng r;
+    nmp_rng_seed(&r, 17);
+    float *cols = malloc(K * (LEN + 3) * sizeof *cols);
+    float *t = malloc(LEN * B * sizeof *t);
+    double *ref = malloc(K * K * sizeof *ref), *w = malloc(K * K * sizeof *w);
+    double *w0 = malloc(K * K * sizeof *w0);
+    const float *c[K];
+    assert_true(cols && t && ref && w && w0);
+    for (int i = 0; i < K * (LEN + 3); i++)
+        cols[i] = (float)fabs(nmp_rng_normal(&r));
+    for (int i = 0; i < LEN * B; i++)
+        t[i] = (float)fabs(nmp_rng_normal(&r));
+    for (int a = 0; a < K; a++)
+        c[a] = cols + a * (LEN + 3);
+    const int64_t lens[] = { 1, 5, 8, 13, 64, 255, 256, 300 };
+    const int64_t j0 = 3, b0 = 4, nb = 13, a0 = 2, a1 = 19; /* odd a range, a cut tile */
+    int checked = 0;
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        const int64_t len = lens[li];
+        for (int a = 0; a < K; a++)
+            for (int b = 0; b < K; b++) {
+                double sum = 0;
+                for (int64_t j = 0; j < len; j++)
+                    sum += fmax(c[a][j0 + j], (b >= b0 && b < b0 + nb) ? t[j * B + (b - b0)] : 0);
+                ref[a * K + b] = (a >= a0 && a < a1 && b >= b0 && b < b0 + nb) ? 1.0 + sum : 1.0;
+            }
+        for (int isa = NMP_LAP_ISA_GENERIC; isa <= NMP_LAP_ISA_AVX512; isa++) {
+            if (!nmp_lap_isa_supported((nmp_lap_isa)isa))
+                continue;
+            for (int i = 0; i < K * K; i++)
+                w[i] = 1.0; /* the kernel adds to w */
+            nmp_lap_fill_tile((nmp_lap_isa)isa, c, a0, a1, j0, len, t, w, K, b0, nb);
+            if (isa == NMP_LAP_ISA_GENERIC) {
+                for (int i = 0; i < K * K; i++)
+                    nmp_assert_close(w[i], ref[i], 1e-5 * ref[i]);
+                memcpy(w0, w, K * K * sizeof *w);
+            } else if (memcmp(w, w0, K * K * sizeof *w) != 0) {
+                print_error("isa %d differs from the generic path at len %lld\n", isa,
+                            (long long)len);
+                fail();
+            }
+            checked++;
+        }
+    }
+    assert_true(checked >= (int)(sizeof lens / sizeof *lens));
+    free(cols);
+    free(t);
+    free(ref);
+    free(w);
+    free(w0);
+}
+
+/* LAP rounds with each supported kernel from the same state and seed: the same permutation and
+ * score bit for bit (blocks of 20 groups: a tile cut short; 3 threads). */
+static void move_rounds_isas_agree(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(77, 160, 2, 4, 0, 9);
+    int32_t ref[160];
+    double ref_score = 0;
+    assert_int_equal(nmp_lap_move_set_isa(NULL, NMP_LAP_ISA_GENERIC), NMP_ERR_ARG);
+    for (int isa = NMP_LAP_ISA_GENERIC; isa <= NMP_LAP_ISA_AVX512; isa++) {
+        nmp_eval *ev = NULL;
+        nmp_lap_move *lm = NULL;
+        nmp_assert_ok(nmp_eval_create(pb, NULL, &ev));
+        nmp_assert_ok(nmp_lap_move_create(pb, 20, 1, 3, &lm));
+        if (nmp_lap_move_set_isa(lm, (nmp_lap_isa)isa) != NMP_OK) {
+            assert_false(nmp_lap_isa_supported((nmp_lap_isa)isa));
+            nmp_lap_move_free(lm);
+            nmp_eval_free(ev);
+            continue;
+        }
+        nmp_rng r;
+        nmp_rng_seed(&r, 4);
+        for (int k = 0; k < 4; k++) {
+            bool stopped = true;
+            nmp_lap_move_round(lm, ev, &r, NULL, NULL, &stopped);
+        }
+        if (isa == NMP_LAP_ISA_GENERIC) {
+            memcpy(ref, nmp_eval_perm(ev), sizeof ref);
+            ref_score = nmp_eval_score(ev);
+            assert_true(ref_score > nmp_score_identity(pb));
+        } else {
+            assert_memory_equal(nmp_eval_perm(ev), ref, sizeof ref);
+            assert_true(nmp_eval_score(ev) == ref_score);
+        }
+        nmp_lap_move_free(lm);
+        nmp_eval_free(ev);
+    }
+    nmp_problem_free(pb);
+}
+
 /* ---------------------------------------------------------------- solver */
 
 static void solver_contract_seeds_threads(void **state)
@@ -360,6 +459,8 @@ int main(void)
         cmocka_unit_test(lap_arguments),
         cmocka_unit_test(move_optimal_per_position),
         cmocka_unit_test(move_round_api),
+        cmocka_unit_test(fill_tile_isas_agree),
+        cmocka_unit_test(move_rounds_isas_agree),
         cmocka_unit_test(solver_contract_seeds_threads),
         cmocka_unit_test(solver_time_limit_and_interrupt),
         cmocka_unit_test(solver_out_of_memory),
