@@ -1,7 +1,7 @@
 /* bench_lap.c: the LAP move's weight kernel per instruction set, alone and inside a round
  *
- * Per size (|N(0,1)| R x R, 2:4, seed 1; blocks of 256 groups; one thread):
- *   kernel   G entries/s of nmp_lap_fill_tile over one 256 x 256 weight matrix, tiled as the move
+ * Per size (|N(0,1)| R x R, 2:4, seed 1; blocks of --block (256) groups; one thread):
+ *   kernel   G entries/s of nmp_lap_fill_tile over one block x block weight matrix, tiled as the move
  *            tiles it (chunks of 256 rows, 16 columns b per tile); best of --reps
  *   round    seconds of one nmp_lap_move_round from the identity (4 selections: thresholds,
  *            weights, assignment, apply), median of --reps fresh starts
@@ -55,9 +55,9 @@ static double fill(nmp_lap_isa isa, const float *const *c, const float *t, int64
     return now() - t0;
 }
 
-static void run(int64_t rows, int reps)
+static void run(int64_t rows, int64_t k, int reps)
 {
-    const int64_t k = 256, cols = rows;
+    const int64_t cols = rows;
     nmp_rng r;
     nmp_rng_seed(&r, 1);
     float *x = xmalloc((size_t)(rows * cols) * sizeof *x);
@@ -137,17 +137,20 @@ static void run(int64_t rows, int reps)
 int main(int argc, char **argv)
 {
     int reps = 5;
+    int64_t block = 256;
     int64_t sizes[8];
     int nsizes = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--block") && i + 1 < argc)
+            block = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--rows") && i + 1 < argc && nsizes < 8)
             sizes[nsizes++] = atoll(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_lap [--rows R]... [--reps N]\n"
+            fprintf(stderr, "usage: bench_lap [--rows R]... [--block K] [--reps N]\n"
                             "  the LAP weight kernel per instruction set (default rows 1024 "
-                            "and 4096, 5 reps)\n");
+                            "and 4096, blocks of 256 groups, 5 reps)\n");
             return 2;
         }
     }
@@ -159,13 +162,18 @@ int main(int argc, char **argv)
         sizes[nsizes++] = 1024;
         sizes[nsizes++] = 4096;
     }
+    printf("# blocks of %lld groups\n", (long long)block);
     printf("# rows  isa       Gentry/s  fill(ms)   round(s)  round_speedup  same_bits\n");
     for (int i = 0; i < nsizes; i++) {
         if (sizes[i] < 1024 || sizes[i] % 4 || sizes[i] > 16384) {
             fprintf(stderr, "bench_lap: --rows must be a multiple of 4 in 1024..16384\n");
             return 2;
         }
-        run(sizes[i], reps);
+        if (block < 16 || block > sizes[i] / 4) {
+            fprintf(stderr, "bench_lap: --block must be 16..rows/4\n");
+            return 2;
+        }
+        run(sizes[i], block, reps);
     }
     return 0;
 }

@@ -55,10 +55,81 @@ size_t nmp_lap_scratch_size(int64_t n)
     return k * (2 * sizeof(double) + 4 * sizeof(int32_t));
 }
 
+/* Jonker & Volgenant's augmenting row reduction, two passes over the free rows: a free row i
+ * takes the column j1 of its least reduced cost u1 = c(i, j1) - v_j1 and lowers v_j1 by the gap
+ * to its second least u2, so that j1 stays its best column; the row that held j1 becomes free
+ * and, when the gap was positive, is taken next (else in the next pass). Keeps the invariant the
+ * shortest paths need (an assigned row's column has its least reduced cost: c(i, j) - v_j >=
+ * c(i, col_of[i]) - v_col_of[i] for all j) and leaves few free rows for them. At most 2n rows per
+ * pass (floating-point gaps can be tiny); those not reached stay free. `free_rows` has n
+ * entries of scratch. True when clk expired (*work counts entries scanned, as lap_assign). */
+static bool reduce_rows(int64_t n, const double *cost, double sign, double *v, int32_t *col_of,
+                        int32_t *row_of, int32_t *free_rows, const nmp_clock *clk,
+                        int64_t *work)
+{
+#define C(i, j) (sign * cost[(i) * n + (j)])
+    int64_t nfree = 0;
+    if (n < 2) /* column reduction matched the one row */
+        return false;
+    for (int64_t i = 0; i < n; i++)
+        if (col_of[i] < 0)
+            free_rows[nfree++] = (int32_t)i;
+    for (int pass = 0; pass < 2 && nfree > 0; pass++) {
+        const int64_t listed = nfree;
+        int64_t k = 0, steps = 0;
+        nfree = 0; /* the next pass's list is written over the entries already read */
+        while (k < listed && steps++ < 2 * n) {
+            const int32_t i = free_rows[k++];
+            double u1 = C(i, 0) - v[0], u2 = HUGE_VAL;
+            int64_t j1 = 0, j2 = -1;
+            for (int64_t j = 1; j < n; j++) {
+                const double h = C(i, j) - v[j];
+                if (h < u2) {
+                    if (h >= u1) {
+                        u2 = h;
+                        j2 = j;
+                    } else {
+                        u2 = u1;
+                        j2 = j1;
+                        u1 = h;
+                        j1 = j;
+                    }
+                }
+            }
+            int32_t i0 = row_of[j1];
+            if (u1 < u2)
+                v[j1] -= u2 - u1;
+            else if (i0 >= 0 && j2 >= 0) { /* a tie: take the second, free if it can be */
+                j1 = j2;
+                i0 = row_of[j2];
+            }
+            row_of[j1] = i;
+            col_of[i] = (int32_t)j1;
+            if (i0 >= 0) {
+                col_of[i0] = -1;
+                if (u1 < u2)
+                    free_rows[--k] = i0;
+                else
+                    free_rows[nfree++] = i0;
+            }
+            if ((*work += n) >= LAP_CHECK_WORK) {
+                *work = 0;
+                if (nmp_clock_expired(clk))
+                    return true;
+            }
+        }
+        while (k < listed) /* the step cap: the rest stay free */
+            free_rows[nfree++] = free_rows[k++];
+    }
+#undef C
+    return false;
+}
+
 /* min (or max) sum_r cost[r * n + assign[r]] over permutations assign.
- * Jonker & Volgenant's shortest augmenting paths (LAPJV, 1987) without the augmenting row
- * reduction: column reduction v_j = min_i c(i, j) matches each column's argmin row if it is
- * still free (~60 % of the rows on random dense matrices); every free row then grows a
+ * Jonker & Volgenant's shortest augmenting paths (LAPJV, 1987): column reduction
+ * v_j = min_i c(i, j) matches each column's argmin row if it is still free (~60 % of the rows
+ * on random dense matrices), augmenting row reduction (reduce_rows) most of the rest; every
+ * free row left then grows a
  * Dijkstra tree over the reduced costs c(i, j) - v_j (row potentials implicit) until it reaches a
  * free column, updates the column potentials of the scanned columns once at the end, and flips
  * the path. Columns are kept in one array split into scanned | to-scan (at the current minimum
@@ -87,12 +158,16 @@ static nmp_err lap_assign(int64_t n, const double *cost, bool maximise, int32_t 
     for (int64_t j = 0; j < n; j++) { /* column reduction */
         double best = HUGE_VAL;
         int64_t arg = -1;
-        for (int64_t i = 0; i < n; i++)
-            if (C(i, j) < best) {
-                best = C(i, j);
+        bool finite = true;
+        for (int64_t i = 0; i < n; i++) {
+            const double c = C(i, j);
+            finite &= fabs(c) < HUGE_VAL; /* false for NaN too */
+            if (c < best) {
+                best = c;
                 arg = i;
             }
-        if (arg < 0) /* only with non-finite costs */
+        }
+        if (!finite || arg < 0) /* the row reduction and the paths assume finite costs */
             return NMP_ERR_ARG;
         v[j] = best;
         row_of[j] = -1;
@@ -107,6 +182,10 @@ static nmp_err lap_assign(int64_t n, const double *cost, bool maximise, int32_t 
                 return NMP_OK;
             }
         }
+    }
+    if (reduce_rows(n, cost, sign, v, col_of, row_of, list, clk, &work)) {
+        *stopped = true;
+        return NMP_OK;
     }
     for (int64_t free_row = 0; free_row < n; free_row++) {
         if (col_of[free_row] >= 0)
