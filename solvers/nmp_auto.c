@@ -9,8 +9,9 @@
  *   ils      G < one_groups (256): T independent iterated-LAP searches, one per thread: LAP
  *            rounds (random positions) until two rounds gain nothing, a swap descent, LAP again,
  *            then kicks: a few random swaps, LAP rounds until they stall, kept if better.
- *   one      larger: the same iterated LAP as one search whose assignment moves use the T
- *            threads (blocks of groups side by side, or one block's weights by rows).
+ *   one      larger: one iterated-LAP search (no swap descent: at 1024^2 it cost ~0.3 s of a
+ *            core for less than LAP rounds gain in that time) whose assignment moves use the T
+ *            threads (one block's weights by rows, or blocks side by side above 1024 groups).
  * Why: measured on |N(0,1)| squares and the apex reference with one thread at equal time,
  * annealing wins up to ~128 columns (64^2: 51.8 vs 51.0 % efficacy; 128^2: 40.1 vs 39.4-39.8 %)
  * and finds the reference's optimum, lns's kicks (exact windows) help it there; iterated LAP wins
@@ -23,23 +24,27 @@
  *   anneal   effort * 0.55 * 1.5e7 * 128 / (R + 32) moves per thread (~0.45 s of a core), at most
  *            effort * 2e4 * C * G, in one search up to 128 columns, two above; lns kicks
  *            effort * 0.4 s / (0.25 us * G * R), at most effort * 100 * G.
- *   ils/one  LAP rounds to the first stall capped at effort * 7e11 (ils) or 2.1e11 (one) units,
- *            kicks until effort * 6e9 (ils, ~1 s per thread) or effort * 7.5e9 (one) further
- *            units are spent (one: calibrated 2026-12-05 at 1024^2..4096^2, docs/benchmarks.md:
- *            0.3 of the earlier 7e11 / 2.5e10 keeps 97.1-99.8 % of their gain in 0.29-0.76 of
- *            the time, 4096^2 in ~23 core-seconds instead of ~75);
- *            a round costs m * G * block * (R + block) units: the weights filled plus the block^3
- *            assignments (with R alone, 5 x 1792 was allowed ~1.7e5 rounds of 448^3 and ran
- *            for 800 s; now ~1.9e3, and it stops at the row bound after ~8 s).
+ *   ils      LAP rounds to the first stall capped at effort * 7e11 units, kicks until
+ *            effort * 6e9 further units are spent (~1 s per thread).
+ *   one      effort * ONE_UNITS (1.3e11) units of LAP rounds, but no fewer than 12 and no more
+ *            than 32 rounds (times effort): rounds to the first stall, then kicks with the rest.
+ *            Blocks of all groups up to 1024 (MAX_BLOCK). Calibrated 2026-12-06
+ *            (docs/benchmarks.md) against the default before 2026-12-05 on nine |N(0,1)|
+ *            instances from 64 x 2048 to 4096^2: 97.6-99.98 % of its gain in 0.10-0.19 of its
+ *            wall time; 1024^2 gets 32 rounds (0.6 core-seconds), 4096^2 12 (11 core-seconds).
+ *            Blocks of 1024 groups instead of 512 at 4096^2: 99.3 % of the former gain in 12
+ *            rounds, against 98.2 % in 32 rounds of 512 at the same time.
+ *   A round costs m * G * block * (R + block) units: the weights filled plus the block^3
+ *   assignments (with R alone, 5 x 1792 was allowed ~1.7e5 rounds of 448^3 and ran for 800 s).
  * Proven optimal: a search whose best reaches the row bound (nmp_at_row_bound) stops there, and
  * the searches of higher index stop too; the answer is the lowest proven search's (so the result
  * stays the same on every run) with status OPTIMAL.
  *   Measured (|N(0,1)| squares, seed 1; core-seconds, the 2-core machine being shared with other
  *   jobs): 128 x 64 reference ~0.8 per thread; 64^2, 128^2, 256^2, 512^2 ~0.8-1 per thread;
- *   1024^2 ~3.4 (one search), 2048^2 ~22, 4096^2 ~23 (blocks side by side) since the
- *   2026-12-05 calibration (before: 4.0-5.7, 20-28, ~75).
- *   Efficacy: 64^2 51.8 %, 128^2 40.3 %, 256^2 31.5 %, 512^2 24.4 %, 1024^2 18.2 %, 2048^2
- *   13.7 %, 4096^2 9.7 % (osg, apex's default: 41.6, 32.4, 27.7, 21.3, 16.1, 12.0, 8.9 %).
+ *   1024^2 ~0.6 (one search), 2048^2 ~4, 4096^2 ~11 since 2026-12-06 (before 2026-12-05:
+ *   5.6, 27, 82).
+ *   Efficacy: 64^2 51.8 %, 128^2 40.3 %, 256^2 31.5 %, 512^2 24.4 %, 1024^2 18.0 %, 2048^2
+ *   13.4 %, 4096^2 10.0 % (osg, apex's default: 41.6, 32.4, 27.7, 21.3, 16.1, 12.0, 8.9 %).
  * Proof: up to exact_cols (64) columns at m <= 4, with GLPK, the answer goes to bnp with
  * effort * exact_nodes nodes and no heuristics of its own (fixed work); status OPTIMAL when it
  * proves, and its bound counts either way.
@@ -81,7 +86,7 @@ static const nmp_param_desc auto_params[] = {
     { "one_groups", 256, 2, 1e12, "one LAP search on all threads from this many groups" },
     { "starts", 0, 0, 1e6, "anneal searches per thread (0: 1 up to 128 columns, else 2)" },
     { "lns", 1, 0, 1, "finish each annealing thread with lns (m <= 4)" },
-    { "block", 0, 0, 1e6, "most groups per assignment (0: all up to 512, else 512)" },
+    { "block", 0, 0, 1e6, "most groups per assignment (0: all up to 1024, else 1024)" },
     { "exact_cols", 64, 0, 1e6, "then try to prove optimality with bnp up to this many columns "
       "and m <= 4 (GLPK builds; 0: never)" },
     { "exact_nodes", 3000, 1, 1e9, "bnp's node limit there, times effort (fixed work)" },
@@ -93,6 +98,18 @@ static const nmp_param_desc auto_params[] = {
 };
 
 #define AUTO_MAX_THREADS 256
+/* The one-search plan's work, times effort: ONE_UNITS units of LAP rounds (round_units), but
+ * no fewer than ONE_MIN_ROUNDS and no more than ONE_MAX_ROUNDS rounds. Calibrated 2026-12-06 on
+ * |N(0,1)| 1024^2..4096^2 and flat shapes against the former default (docs/benchmarks.md). */
+#define ONE_UNITS 1.3e11
+#define ONE_MIN_ROUNDS 12
+#define ONE_MAX_ROUNDS 32
+/* Whatever the effort, at least ONE_FLOOR_ROUNDS rounds within ONE_FLOOR_UNITS units (~0.2 s
+ * of a core): the first rounds gain most (permute's effort 0.015 on all-MiniLM-L6-v2's
+ * 384 x 1536 spaces: 2, 4, 8 rounds gain 1675, 1776, 1833). */
+#define ONE_FLOOR_UNITS 4e9
+#define ONE_FLOOR_ROUNDS 8
+#define MAX_BLOCK 1024 /* default groups per assignment */
 
 typedef enum plan_kind { PLAN_EXACT, PLAN_ANNEAL, PLAN_ILS, PLAN_ONE } plan_kind;
 
@@ -240,7 +257,7 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
     const double lp_cols = nmp_param_get(par, d, "lp_cols");
     const double lp_time = nmp_param_get(par, d, "lp_time");
     if (st->block <= 0)
-        st->block = pb->groups <= 512 ? NMP_MAX(pb->groups, 2) : 512;
+        st->block = pb->groups <= MAX_BLOCK ? NMP_MAX(pb->groups, 2) : MAX_BLOCK;
     atomic_init(&st->stop, 0);
     int threads = par->threads;
 #ifdef _OPENMP
@@ -395,28 +412,51 @@ static void run_anneal(slot *s, const int32_t *start)
     s->stopped = !running && !done(s);
 }
 
+/* The units of one LAP round: m selections, each filling about G * block * R weight entries and
+ * solving G / block assignments of block^3 steps: m * G * block * (R + block) (the assignment
+ * term is what bounds flat matrices such as 5 x 1792, where R alone would allow ~1e5 rounds). */
+static double round_units(const auto_state *st)
+{
+    const nmp_problem *pb = st->pb;
+    const double blk = (double)NMP_MIN(st->block, pb->groups);
+    return (double)pb->m * (double)pb->groups * blk * ((double)pb->rows + blk);
+}
+
+/* The one-search plan's budget in units, effort included (run_ils divides by it again). */
+static double one_units(const auto_state *st)
+{
+    const double round = round_units(st);
+    const double work = NMP_MIN(NMP_MAX(ONE_UNITS, ONE_MIN_ROUNDS * round), ONE_MAX_ROUNDS * round);
+    const double floor = NMP_MIN(ONE_FLOOR_UNITS, ONE_FLOOR_ROUNDS * round);
+    return NMP_MAX(st->effort * work, floor) / st->effort;
+}
+
 /* Iterated LAP from the start (plans ils and one): LAP rounds to the first stall capped at
- * `first` units, kicks until `entries` further units are spent (both times effort). */
-static void run_ils(slot *s, double first, double entries)
+ * `first` units, with `polish` a swap descent and LAP to a stall again, then kicks until
+ * `entries` further units are spent (both times effort; entries < 0: the rounds the first
+ * descent left). */
+static void run_ils(slot *s, double first, double entries, bool polish)
 {
     const auto_state *st = s->st;
     const nmp_problem *pb = st->pb;
     const bool timed = st->paced;
-    /* a round costs m selections, each filling about G * block * R weight entries and solving
-     * G / block assignments of block^3 steps: m * G * block * (R + block) units (the assignment
-     * term is what bounds flat matrices such as 5 x 1792, where R alone would allow ~1e5 rounds) */
-    const double blk = (double)NMP_MIN(st->block, pb->groups);
-    const double round = (double)pb->m * (double)pb->groups * blk * ((double)pb->rows + blk);
-    s->rounds_left = timed ? INT64_MAX : (int64_t)NMP_MAX(2.0, st->effort * first / round);
+    const double round = round_units(st);
+    /* + 1e-9: a budget of exactly k rounds, as one_units gives, is k after the rounding of
+     * effort * (x / effort) */
+    s->rounds_left = timed ? INT64_MAX
+                           : (int64_t)(NMP_MAX(2.0, st->effort * first / round) + 1e-9);
     bool running = lap_until_stall(s);
-    running = running && nmp_anneal_polish(s->an, s->ev, &s->clk, false);
-    running = running && lap_until_stall(s);
+    if (polish) {
+        running = running && nmp_anneal_polish(s->an, s->ev, &s->clk, false);
+        running = running && lap_until_stall(s);
+    }
     keep_if_better(s);
     /* Kicks while the budget lasts: random swaps touching up to 2 * 16 groups, LAP rounds until
      * they stall, kept if better, else back to the best. Measured at 1024^2: 18.2 % -> 18.5 %
      * efficacy with 5 kicks, where as many more LAP rounds alone gain 0.1 %. */
     const int64_t swaps = NMP_MAX(1, NMP_MIN(16, pb->groups / 16));
-    s->rounds_left = timed ? INT64_MAX : (int64_t)(st->effort * entries / round);
+    if (!timed && entries >= 0)
+        s->rounds_left = (int64_t)(st->effort * entries / round);
     while (running && s->rounds_left > 0 && pb->groups > 1) {
         for (int64_t t = 0; t < swaps; t++) {
             const int64_t a = (int64_t)nmp_rng_below(&s->rng, (uint64_t)pb->cols);
@@ -443,8 +483,10 @@ static void run_slot(slot *s, const int32_t *start)
     s->score = nmp_eval_score(s->ev);
     if (st->plan == PLAN_ANNEAL)
         run_anneal(s, start);
-    else
-        run_ils(s, st->plan == PLAN_ILS ? 7e11 : 2.1e11, st->plan == PLAN_ILS ? 6e9 : 7.5e9);
+    else if (st->plan == PLAN_ILS)
+        run_ils(s, 7e11, 6e9, true);
+    else /* one budget of rounds for the descent and then the kicks; no swap descent */
+        run_ils(s, one_units(st), -1, false);
 }
 
 /* The exact plan: a quick anneal for a fallback, then dp. */

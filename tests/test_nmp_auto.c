@@ -108,6 +108,35 @@ static void reproducible(void **state)
     nmp_problem_free(pb);
 }
 
+/* The one-search plan's budget: any effort gets at least its floor (8 rounds here), so effort
+ * 0.001 and 0.2 (6.4 rounds) run the same 8 rounds; effort 1 (32 rounds) continues the same
+ * search, so it keeps at least as much. */
+static void one_plan_budget(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(64, 128, 2, 4, 0, 78);
+    int32_t p[3][128];
+    double score[3];
+    const double effort[3] = { 0.001, 0.2, 1 };
+    for (int k = 0; k < 3; k++) {
+        nmp_params par;
+        nmp_params_init(&par);
+        par.seed = 5;
+        par.threads = 2;
+        nmp_assert_ok(nmp_params_set(&par, "sa_cols", 0));
+        nmp_assert_ok(nmp_params_set(&par, "one_groups", 2));
+        nmp_assert_ok(nmp_params_set(&par, "effort", effort[k]));
+        nmp_result res;
+        nmp_perm_identity(p[k], 128);
+        nmp_assert_ok(nmp_solve(pb, "auto", &par, p[k], 0, &res, NULL));
+        score[k] = res.score;
+        assert_true(res.score > nmp_score_identity(pb));
+    }
+    assert_memory_equal(p[0], p[1], sizeof p[0]);
+    assert_true(score[2] >= score[1]);
+    nmp_problem_free(pb);
+}
+
 /* Several patterns and tiny or degenerate shapes keep the contract. */
 static void contract_on_shapes(void **state)
 {
@@ -360,6 +389,7 @@ int main(void)
         cmocka_unit_test(exact_when_small),
         cmocka_unit_test(heuristics_reach_dp),
         cmocka_unit_test(reproducible),
+        cmocka_unit_test(one_plan_budget),
         cmocka_unit_test(contract_on_shapes),
         cmocka_unit_test(time_limit_and_interrupt),
         cmocka_unit_test(out_of_memory),
