@@ -153,27 +153,22 @@ static nmp_err lap_assign(int64_t n, const double *cost, bool maximise, int32_t 
             *list = pred + k;
     const double sign = maximise ? -1.0 : 1.0;
 #define C(i, j) (sign * cost[(i) * n + (j)])
-    for (int64_t i = 0; i < n; i++)
-        col_of[i] = -1;
-    for (int64_t j = 0; j < n; j++) { /* column reduction */
-        double best = HUGE_VAL;
-        int64_t arg = -1;
-        bool finite = true;
-        for (int64_t i = 0; i < n; i++) {
+    /* column reduction, row by row (the matrix is row-major: read in order, the inner loop over
+     * columns vectorises; by columns it was 22 % of the solve at n = 1024): v_j = the least
+     * c(i, j), pred[j] = its first row i */
+    bool finite = true;
+    for (int64_t j = 0; j < n; j++) {
+        v[j] = HUGE_VAL;
+        pred[j] = -1;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t j = 0; j < n; j++) {
             const double c = C(i, j);
             finite &= fabs(c) < HUGE_VAL; /* false for NaN too */
-            if (c < best) {
-                best = c;
-                arg = i;
+            if (c < v[j]) {
+                v[j] = c;
+                pred[j] = (int32_t)i;
             }
-        }
-        if (!finite || arg < 0) /* the row reduction and the paths assume finite costs */
-            return NMP_ERR_ARG;
-        v[j] = best;
-        row_of[j] = -1;
-        if (col_of[arg] < 0) {
-            col_of[arg] = (int32_t)j;
-            row_of[j] = (int32_t)arg;
         }
         if ((work += n) >= LAP_CHECK_WORK) {
             work = 0;
@@ -181,6 +176,18 @@ static nmp_err lap_assign(int64_t n, const double *cost, bool maximise, int32_t 
                 *stopped = true;
                 return NMP_OK;
             }
+        }
+    }
+    if (!finite) /* the row reduction and the paths assume finite costs */
+        return NMP_ERR_ARG;
+    for (int64_t i = 0; i < n; i++)
+        col_of[i] = -1;
+    for (int64_t j = 0; j < n; j++) { /* each column to its row, if that row is still free */
+        const int32_t i = pred[j];
+        row_of[j] = -1;
+        if (col_of[i] < 0) {
+            col_of[i] = (int32_t)j;
+            row_of[j] = i;
         }
     }
     if (reduce_rows(n, cost, sign, v, col_of, row_of, list, clk, &work)) {
