@@ -62,6 +62,26 @@ static void tile_generic(const float *const *c, int64_t a0, int64_t a1, int64_t 
 
 #if LAPK_X86
 
+/* The columns of rows a .. a + A - 1 from row j0; past a1 (na of them are real) the last real
+ * one again, computed on and never stored. */
+static void pick_cols(const float *const *c, int64_t a, int na, int64_t j0, int A,
+                      const float **ca)
+{
+    for (int h = 0; h < A; h++)
+        ca[h] = c[a + NMP_MIN(h, na - 1)] + j0;
+}
+
+/* w rows a .. a + na - 1, columns b0 .. b0 + nb - 1 += the chunk's partial sums. */
+static void add_parts(double *w, int64_t k, int64_t b0, int64_t nb, int64_t a, int na,
+                      const float (*part)[B])
+{
+    for (int h = 0; h < na; h++) {
+        double *wa = w + (a + h) * k + b0;
+        for (int l = 0; l < nb; l++)
+            wa[l] += (double)part[h][l];
+    }
+}
+
 /* AVX2: four a against the tile's 16 columns, one partial q at a time (as the portable loop):
  * 8 accumulator registers, two loads of t per row shared by the four. */
 __attribute__((target("avx2"))) static void tile_avx2(const float *const *c, int64_t a0,
@@ -74,9 +94,8 @@ __attribute__((target("avx2"))) static void tile_avx2(const float *const *c, int
     float part[A][B];
     for (int64_t a = a0; a < a1; a += A) {
         const int na = (int)NMP_MIN(A, a1 - a);
-        const float *ca[A]; /* past a1: the last a again, computed and not stored */
-        for (int h = 0; h < A; h++)
-            ca[h] = c[a + NMP_MIN(h, na - 1)] + j0;
+        const float *ca[A];
+        pick_cols(c, a, na, j0, A, ca);
         __m256 p[A][2];
         for (int h = 0; h < A; h++)
             p[h][0] = p[h][1] = _mm256_setzero_ps();
@@ -101,10 +120,8 @@ __attribute__((target("avx2"))) static void tile_avx2(const float *const *c, int
         for (int h = 0; h < na; h++) {
             _mm256_storeu_ps(part[h], p[h][0]);
             _mm256_storeu_ps(part[h] + 8, p[h][1]);
-            double *wa = w + (a + h) * k + b0;
-            for (int l = 0; l < nb; l++)
-                wa[l] += (double)part[h][l];
         }
+        add_parts(w, k, b0, nb, a, na, (const float(*)[B])part);
     }
 }
 
@@ -120,9 +137,8 @@ __attribute__((target("avx512f"))) static void tile_avx512(const float *const *c
     float part[A][B];
     for (int64_t a = a0; a < a1; a += A) {
         const int na = (int)NMP_MIN(A, a1 - a);
-        const float *ca[A]; /* past a1: the last a again, computed and not stored */
-        for (int h = 0; h < A; h++)
-            ca[h] = c[a + NMP_MIN(h, na - 1)] + j0;
+        const float *ca[A];
+        pick_cols(c, a, na, j0, A, ca);
         __m512 p[A];
         for (int h = 0; h < A; h++)
             p[h] = _mm512_setzero_ps();
@@ -139,12 +155,9 @@ __attribute__((target("avx512f"))) static void tile_avx512(const float *const *c
             for (int h = 0; h < A; h++)
                 p[h] = _mm512_add_ps(p[h], acc[h]);
         }
-        for (int h = 0; h < na; h++) {
+        for (int h = 0; h < na; h++)
             _mm512_storeu_ps(part[h], p[h]);
-            double *wa = w + (a + h) * k + b0;
-            for (int l = 0; l < nb; l++)
-                wa[l] += (double)part[h][l];
-        }
+        add_parts(w, k, b0, nb, a, na, (const float(*)[B])part);
     }
 }
 
