@@ -27,14 +27,14 @@
  *   ils      LAP rounds to the first stall capped at effort * 7e11 units, kicks until
  *            effort * 6e9 further units are spent (~1 s per thread).
  *   one      effort * ONE_UNITS (1e11) units of LAP rounds, but no fewer than 12 and no more
- *            than 32 rounds (times effort; at least 8 rounds within 4e9 units at any effort):
+ *            than 28 rounds (times effort; at least 8 rounds within 4e9 units at any effort):
  *            rounds to the first stall, then kicks with the rest. Blocks of all groups up to
  *            1024 (MAX_BLOCK). Calibrated 2026-12-06 (docs/benchmarks.md) against the default
- *            before 2026-12-05 on nine |N(0,1)| instances from 64 x 2048 to 4096^2: 97.6-99.8 %
- *            of its gain in 0.11-0.19 of its wall time; 1024^2 gets 32 rounds (0.6
- *            core-seconds), 256 x 4096 18, 4096^2 12 (11 core-seconds). Blocks of 1024 groups
- *            instead of 512 at 4096^2: 99.3 % of the former gain in 12 rounds, against 98.2 % in
- *            32 rounds of 512 at about the same time.
+ *            before 2026-12-05 on nine |N(0,1)| instances from 64 x 2048 to 4096^2 and the six
+ *            384 x 1536 MLP matrices of all-MiniLM-L6-v2: >= 97 % of its gain in <= 0.2 of its
+ *            time; 1024^2 gets 28 rounds (0.5 core-seconds), 256 x 4096 18, 4096^2 12 (11
+ *            core-seconds). Blocks of 1024 groups instead of 512 at 4096^2: 99.3 % of the former
+ *            gain in 12 rounds, against 98.2 % in 32 rounds of 512 at about the same time.
  *   A round costs m * G * block * (R + block) units: the weights filled plus the block^3
  *   assignments (with R alone, 5 x 1792 was allowed ~1.7e5 rounds of 448^3 and ran for 800 s).
  * Proven optimal: a search whose best reaches the row bound (nmp_at_row_bound) stops there, and
@@ -104,7 +104,7 @@ static const nmp_param_desc auto_params[] = {
  * |N(0,1)| 1024^2..4096^2 and flat shapes against the former default (docs/benchmarks.md). */
 #define ONE_UNITS 1e11
 #define ONE_MIN_ROUNDS 12
-#define ONE_MAX_ROUNDS 32
+#define ONE_MAX_ROUNDS 28
 /* Whatever the effort, at least ONE_FLOOR_ROUNDS rounds within ONE_FLOOR_UNITS units (~0.2 s
  * of a core): the first rounds gain most (permute's effort 0.015 on all-MiniLM-L6-v2's
  * 384 x 1536 spaces: 2, 4, 8 rounds gain 1675, 1776, 1833). */

@@ -109,7 +109,7 @@ static void reproducible(void **state)
 }
 
 /* The one-search plan's budget: any effort gets at least its floor (8 rounds here), so effort
- * 0.001 and 0.2 (6.4 rounds) run the same 8 rounds; effort 1 (32 rounds) continues the same
+ * 0.001 and 0.2 (5.6 rounds) run the same 8 rounds; effort 1 (28 rounds) continues the same
  * search, so it keeps at least as much. */
 static void one_plan_budget(void **state)
 {
