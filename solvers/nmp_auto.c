@@ -42,9 +42,9 @@
  * stays the same on every run) with status OPTIMAL.
  *   Measured (|N(0,1)| squares, seed 1; core-seconds, the 2-core machine being shared with other
  *   jobs): 128 x 64 reference ~0.8 per thread; 64^2, 128^2, 256^2, 512^2 ~0.8-1 per thread;
- *   1024^2 ~0.6 (one search), 2048^2 ~4, 4096^2 ~11 since 2026-12-06 (before 2026-12-05:
+ *   1024^2 ~0.5 (one search), 2048^2 ~3, 4096^2 ~11 since 2026-12-06 (before 2026-12-05:
  *   5.6, 27, 82).
- *   Efficacy: 64^2 51.8 %, 128^2 40.3 %, 256^2 31.5 %, 512^2 24.4 %, 1024^2 18.0 %, 2048^2
+ *   Efficacy: 64^2 51.8 %, 128^2 40.3 %, 256^2 31.5 %, 512^2 24.4 %, 1024^2 17.9 %, 2048^2
  *   13.4 %, 4096^2 10.0 % (osg, apex's default: 41.6, 32.4, 27.7, 21.3, 16.1, 12.0, 8.9 %).
  * Proof: up to exact_cols (64) columns at m <= 4, with GLPK, the answer goes to bnp with
  * effort * exact_nodes nodes and no heuristics of its own (fixed work); status OPTIMAL when it
