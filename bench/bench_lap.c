@@ -1,8 +1,8 @@
 /* bench_lap.c: the LAP move's weight kernel per instruction set, alone and inside a round
  *
  * Per size (|N(0,1)| R x R, 2:4, seed 1; blocks of --block (256) groups; one thread):
- *   kernel   G entries/s of nmp_lap_fill_tile over one block x block weight matrix, tiled as the move
- *            tiles it (chunks of 256 rows, 16 columns b per tile); best of --reps
+ *   kernel   G entries/s of nmp_lap_fill_tile over one block x block weight matrix, tiled as
+ *            the move tiles it (chunks of 256 rows, 16 columns b per tile); best of --reps
  *   round    seconds of one nmp_lap_move_round from the identity (4 selections: thresholds,
  *            weights, assignment, apply), median of --reps fresh starts
  * and each path's weights checked equal, bit for bit, to the generic path's. The test suite
@@ -49,9 +49,11 @@ static double fill(nmp_lap_isa isa, const float *const *c, const float *t, int64
     const double t0 = now();
     memset(w, 0, (size_t)(k * k) * sizeof *w);
     for (int64_t j0 = 0; j0 < rows; j0 += 256)
-        for (int64_t b0 = 0; b0 < k; b0 += NMP_LAP_TILE_B)
-            nmp_lap_fill_tile(isa, c, 0, k, j0, NMP_MIN(256, rows - j0), t + (b0 / NMP_LAP_TILE_B * rows + j0) *
-                              NMP_LAP_TILE_B, w, k, b0, NMP_MIN(NMP_LAP_TILE_B, k - b0));
+        for (int64_t b0 = 0; b0 < k; b0 += NMP_LAP_TILE_B) {
+            const float *tile = t + (b0 / NMP_LAP_TILE_B * rows + j0) * NMP_LAP_TILE_B;
+            nmp_lap_fill_tile(isa, c, 0, k, j0, NMP_MIN(256, rows - j0), tile, w, k, b0,
+                              NMP_MIN(NMP_LAP_TILE_B, k - b0));
+        }
     return now() - t0;
 }
 

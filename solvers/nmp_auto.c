@@ -423,7 +423,8 @@ static double round_units(const auto_state *st)
     return (double)pb->m * (double)pb->groups * blk * ((double)pb->rows + blk);
 }
 
-/* The one-search plan's budget in units, effort included (run_ils divides by it again). */
+/* The one-search plan's budget as run_ils's `first`, which run_ils multiplies by effort: the
+ * effort-scaled work, or the floor (not scaled) when that is more, divided by effort. */
 static double one_units(const auto_state *st)
 {
     const double round = round_units(st);
