@@ -423,30 +423,27 @@ static double round_units(const auto_state *st)
     return (double)pb->m * (double)pb->groups * blk * ((double)pb->rows + blk);
 }
 
-/* The one-search plan's budget as run_ils's `first`, which run_ils multiplies by effort: the
- * effort-scaled work, or the floor (not scaled) when that is more, divided by effort. */
+/* The one-search plan's budget in units: the work times effort, or the floor (not scaled) when
+ * that is more. */
 static double one_units(const auto_state *st)
 {
     const double round = round_units(st);
     const double work = NMP_MIN(NMP_MAX(ONE_UNITS, ONE_MIN_ROUNDS * round), ONE_MAX_ROUNDS * round);
     const double floor = NMP_MIN(ONE_FLOOR_UNITS, ONE_FLOOR_ROUNDS * round);
-    return NMP_MAX(st->effort * work, floor) / st->effort;
+    return NMP_MAX(st->effort * work, floor);
 }
 
 /* Iterated LAP from the start (plans ils and one): LAP rounds to the first stall capped at
  * `first` units, with `polish` a swap descent and LAP to a stall again, then kicks until
- * `entries` further units are spent (both times effort; entries < 0: the rounds the first
- * descent left). */
+ * `entries` further units are spent (both budgets with effort already applied; entries < 0:
+ * the rounds the first descent left). */
 static void run_ils(slot *s, double first, double entries, bool polish)
 {
     const auto_state *st = s->st;
     const nmp_problem *pb = st->pb;
     const bool timed = st->paced;
     const double round = round_units(st);
-    /* + 1e-9: a budget of exactly k rounds, as one_units gives, is k after the rounding of
-     * effort * (x / effort) */
-    s->rounds_left = timed ? INT64_MAX
-                           : (int64_t)(NMP_MAX(2.0, st->effort * first / round) + 1e-9);
+    s->rounds_left = timed ? INT64_MAX : (int64_t)NMP_MAX(2.0, first / round);
     bool running = lap_until_stall(s);
     if (polish) {
         running = running && nmp_anneal_polish(s->an, s->ev, &s->clk, false);
@@ -458,7 +455,7 @@ static void run_ils(slot *s, double first, double entries, bool polish)
      * efficacy with 5 kicks, where as many more LAP rounds alone gain 0.1 %. */
     const int64_t swaps = NMP_MAX(1, NMP_MIN(16, pb->groups / 16));
     if (!timed && entries >= 0)
-        s->rounds_left = (int64_t)(st->effort * entries / round);
+        s->rounds_left = (int64_t)(entries / round);
     while (running && s->rounds_left > 0 && pb->groups > 1) {
         for (int64_t t = 0; t < swaps; t++) {
             const int64_t a = (int64_t)nmp_rng_below(&s->rng, (uint64_t)pb->cols);
@@ -486,7 +483,7 @@ static void run_slot(slot *s, const int32_t *start)
     if (st->plan == PLAN_ANNEAL)
         run_anneal(s, start);
     else if (st->plan == PLAN_ILS)
-        run_ils(s, 7e11, 6e9, true);
+        run_ils(s, st->effort * 7e11, st->effort * 6e9, true);
     else /* one budget of rounds for the descent and then the kicks; no swap descent */
         run_ils(s, one_units(st), -1, false);
 }

@@ -14,7 +14,8 @@
  * Building w costs k^2 rows, solving it O(k^3) (in practice ~k^2.5). One move searches k!
  * reassignments at once, which swaps (2-cycles) and OSG windows cannot: on |N(0,1)| squares LAP
  * alone reaches 26 % efficacy at 256^2 in 20 ms and 17-18 % at 1024^2 in ~1.5 s of one core,
- * above apex's OSG at 100-300x less time.
+ * above apex's OSG at 100-300x less time (measured with the SSE2 weight loop; the AVX-512 kernel
+ * and the row reduction make a 1024^2 round ~2x faster since, bench_lap).
  * Positions: `pick` 1 (default) takes a random position out of every group in each selection;
  * measured it beats cycling positions 0..m-1 clearly (256^2: 29.4 % vs 26.0 %; 1024^2: 18.2 % vs
  * 17.0 %), since it reaches m^G different selections instead of m.
@@ -129,9 +130,8 @@ static bool reduce_rows(int64_t n, const double *cost, double sign, double *v, i
  * Jonker & Volgenant's shortest augmenting paths (LAPJV, 1987): column reduction
  * v_j = min_i c(i, j) matches each column's argmin row if it is still free (~60 % of the rows
  * on random dense matrices), augmenting row reduction (reduce_rows) most of the rest; every
- * free row left then grows a
- * Dijkstra tree over the reduced costs c(i, j) - v_j (row potentials implicit) until it reaches a
- * free column, updates the column potentials of the scanned columns once at the end, and flips
+ * free row left then grows a Dijkstra tree over the reduced costs c(i, j) - v_j (row potentials
+ * implicit) until it reaches a free column, updates the column potentials of the scanned columns once at the end, and flips
  * the path. Columns are kept in one array split into scanned | to-scan (at the current minimum
  * distance) | the rest, so each step scans only the rest. O(n^3) worst case, ~2x faster than
  * the textbook Hungarian that updates every potential at every step. The potentials keep the
@@ -448,6 +448,8 @@ static double solve_block(const nmp_lap_move *lm, lap_scratch *sc, const nmp_eva
     const int64_t rows = pb->rows;
     const int m = pb->m;
     const int32_t *perm = nmp_eval_perm(ev);
+    for (int64_t b = 0; b < k; b++) /* the column group gl[b] gives up */
+        sc->c[b] = nmp_col(pb, perm[gl[b] * m + lm->sel[gl[b]]]);
     /* t tile by tile, LAP_ROWS rows at a time, so the tile's lines (16 KiB) stay in L1 while
      * its 16 groups write their lanes */
     for (int64_t b0 = 0; b0 < k; b0 += NMP_LAP_TILE_B) {
@@ -456,14 +458,13 @@ static double solve_block(const nmp_lap_move *lm, lap_scratch *sc, const nmp_eva
         for (int64_t j0 = 0; j0 < rows; j0 += LAP_ROWS)
             for (int64_t b = b0; b < b1; b++) {
                 const int64_t g = gl[b], j1 = NMP_MIN(rows, j0 + LAP_ROWS);
-                const float *restrict x = nmp_col(pb, perm[g * m + lm->sel[g]]);
+                const float *restrict x = sc->c[b];
                 const float *restrict vn = ev->vn + g * rows, *restrict vn1 = ev->vn1 + g * rows;
                 float *restrict t = tq + (b - b0);
                 for (int64_t j = j0; j < j1; j++) { /* both loads first: a select, no branch */
                     const float lo = vn1[j], hi = vn[j];
                     t[j * NMP_LAP_TILE_B] = x[j] >= hi ? lo : hi;
                 }
-                sc->c[b] = x;
             }
     }
     fill_weights(sc, k, rows, threads, lm->isa, lm->clk);
