@@ -52,6 +52,8 @@
  * With a time limit every thread first runs LAP to a stall (a good answer early), annealing is
  * paced by the clock to 45 % of the limit, lns (created then, with the time left) and kicks use
  * the rest, and everything stops at the limit: the result then also depends on the machine.
+ * paced=0 keeps the fixed work under a limit, which then only stops it (bnp's and colgen's first
+ * incumbent: the same answer on every run that the limit does not cut).
  * LP stage: with a limit of at least lp_time (5 s) on at most lp_cols (256) columns, m <= 4, the
  * searches do their fixed work instead (the answer of a run without a limit, ~1 s) and bnp gets
  * the rest of the limit (LP bound, heuristic dive, lists, lns, branching): an answer never below
@@ -95,6 +97,8 @@ static const nmp_param_desc auto_params[] = {
       "(m <= 4, GLPK builds): the searches' fixed work, then bnp until the limit (LP bound, "
       "dive, branching; 0: never)" },
     { "lp_time", 5, 0, 1e9, "the shortest time limit that goes to bnp (lp_cols)" },
+    { "paced", 1, 0, 1, "with a time limit, pace the searches by the clock to fill it (0: their "
+      "fixed work, the limit only stops them)" },
     { 0 },
 };
 
@@ -275,7 +279,7 @@ static nmp_err auto_create(const nmp_problem *pb, const nmp_params *par, void **
     (void)lp_cols;
     (void)lp_time;
 #endif
-    st->paced = par->time_limit > 0 && !st->lp;
+    st->paced = par->time_limit > 0 && !st->lp && nmp_param_get(par, d, "paced") > 0;
     /* the device search: asked for (gpu, ref), or auto with a GPU at a size where it pays;
      * the exact plan stays on the CPU */
     st->device = st->plan != PLAN_EXACT &&

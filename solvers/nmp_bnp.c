@@ -11,7 +11,12 @@
  * exactly one of them are forbidden) and the other puts them apart (columns with both are
  * forbidden); the pricing enforces the rules, the master fixes breaking columns at 0. Every
  * fractional solution has such a pair, and the rules leave each partition in exactly one child.
- * Search: best bound first (ties: deeper, then older).
+ * Search: best bound first (ties: deeper, then older). Each branched node's final basis is kept
+ * (nmp_master_save_basis, one snapshot shared by its two children) and a child starts its dual
+ * simplex from it: best-first jumps across the tree, and from the last node's basis a child
+ * needed ~260 simplex iterations at 128 x 128, 2.7x the time per node (docs/benchmarks.md).
+ * Snapshots name pool columns by permanent ids and pin them, so purges neither renumber nor
+ * drop them (unpinned, a purge at ~10k nodes of 128 x 128 broke nearly every stored basis).
  *
  * Lists. Once a node's gap (bound - incumbent) is small, every column that can be in a better
  * partition has a reduced cost above a threshold just below 0 (nmp_master_enumerate). When there
@@ -20,11 +25,13 @@
  * nodes then cost little more than a dual simplex. This is what proves 64- to 96-column instances
  * in seconds to minutes; branching alone needs the pricing at every node.
  *
- * Incumbents: the start perm improved by "auto"; integral masters; a dive from the root LP (fix
- * the columns near 1, re-price by the heuristic alone: 1 s instead of 118 s at 256 x 256, and a
- * better answer there; dive=2 prices exactly); and, when a list is too long, a depth-first
+ * Incumbents: the start perm improved by "auto" (at heur_effort: its fixed work, not paced by
+ * the clock, so the tree is the same on every run); integral masters; a dive from the root LP
+ * (fix the columns near 1, re-price by the heuristic alone: 1 s instead of 118 s at 256 x 256,
+ * and a better answer there; dive=2 prices exactly); and, when a list is too long, a depth-first
  * search of a restricted problem made of its best heur_cols columns, then "lns" from the
- * incumbent, after which the list may be complete after all. Both heuristics run through
+ * incumbent (unless it already ran from that one: it would find the same), after which the list
+ * may be complete after all. Both heuristics run through
  * nmp_subsolve. Neither needs the node's LP proven again afterwards: the node branches on the
  * pair chosen from its LP before them, and its certificate (nmp_master_keep_bound) is kept for
  * the listing.
@@ -39,7 +46,8 @@
 static const nmp_param_desc bnp_params[] = {
     { "columns", 0, 0, 1e6, "columns added per pricing round (0: 2 * cols)" },
     { "smoothing", 0, 0, 0.99, "Wentges dual smoothing factor (0: off, half the rounds here)" },
-    { "heur_time", 1, 0, 1e6, "seconds of heuristic for the incumbent" },
+    { "heur_effort", 1, 0, 1e3, "effort of the 'auto' run for the first incumbent (0: none)" },
+    { "heur_time", 60, 0, 1e6, "most seconds of that run (0: none; it ends by its work first)" },
     { "node_limit", 1e7, 1, 1e12, "most nodes to process" },
     { "dive", 1, 0, 2, "dive from the root LP for an incumbent (fix columns near 1, re-price): "
       "0 no, 1 heuristic pricing (exact with hprice=0), 2 exact pricing" },
@@ -55,6 +63,7 @@ typedef struct bnp_node {
     double bound;
     int32_t parent, depth;
     int32_t list;     /* enumerated list of this subtree, -1: priced */
+    int32_t basis;    /* snapshot slot of its parent's basis, -1: none */
     int32_t a, b;
     uint8_t together;
 } bnp_node;
@@ -66,7 +75,7 @@ typedef struct bnp_state {
     nmp_backend be;  /* the device pricing (par->device), when dev */
     bool dev;
     bool hprice;     /* the heuristic pricing is on */
-    double heur_time, lns_time;
+    double heur_effort, heur_time, lns_time;
     int dive;
     int64_t node_limit, heur_cols, heur_nodes;
     int32_t *inc, *work;
@@ -76,8 +85,16 @@ typedef struct bnp_state {
     int32_t *ra, *rb;
     uint8_t *rt;
     int rcap;
+    /* basis snapshots of branched nodes, one slot (cols entries) per parent, shared by its
+     * queued children; free slots are reused */
+    int32_t *bas;
+    int32_t *bas_ref, *bas_free;
+    int32_t nbas, bas_cap, nfree;
     nmp_msg *msg;
 } bnp_state;
+
+/* Snapshots use at most this many bytes; beyond it a child starts from the current basis. */
+#define BNP_BASIS_BYTES ((size_t)256 << 20)
 
 static void bnp_destroy(void *p)
 {
@@ -93,6 +110,9 @@ static void bnp_destroy(void *p)
     nmp_free(st->ra);
     nmp_free(st->rb);
     nmp_free(st->rt);
+    nmp_free(st->bas);
+    nmp_free(st->bas_ref);
+    nmp_free(st->bas_free);
     nmp_free(st);
 }
 
@@ -105,6 +125,7 @@ static nmp_err bnp_create(const nmp_problem *pb, const nmp_params *par, void **s
     st->pb = pb;
     st->par = *par;
     st->msg = msg;
+    st->heur_effort = nmp_param_get(par, bnp_params, "heur_effort");
     st->heur_time = nmp_param_get(par, bnp_params, "heur_time");
     st->node_limit = (int64_t)nmp_param_get(par, bnp_params, "node_limit");
     st->heur_cols = (int64_t)nmp_param_get(par, bnp_params, "heur_cols");
@@ -187,8 +208,9 @@ static int32_t heap_pop(bnp_state *st)
     return top;
 }
 
+/* A new node, queued, starting from basis snapshot `slot` (-1: none). */
 static nmp_err new_node(bnp_state *st, int32_t parent, int32_t a, int32_t b, uint8_t together,
-                        double bound)
+                        double bound, int32_t slot)
 {
     if (st->nnode == st->ncap) {
         if (st->ncap > INT32_MAX / 2)
@@ -207,6 +229,7 @@ static nmp_err new_node(bnp_state *st, int32_t parent, int32_t a, int32_t b, uin
     nd->parent = parent;
     nd->depth = parent < 0 ? 0 : st->node[parent].depth + 1;
     nd->list = parent < 0 ? -1 : st->node[parent].list;
+    nd->basis = slot;
     nd->a = a;
     nd->b = b;
     nd->together = together;
@@ -227,6 +250,48 @@ static nmp_err rules_reserve(bnp_state *st, int need)
         return NMP_ERR_NOMEM;
     st->rcap = cap;
     return NMP_OK;
+}
+
+/* A snapshot of the master's basis for the queued children of a node: *slot, or -1 when the
+ * store is full (they start from whatever basis the master has then). */
+static nmp_err basis_save(bnp_state *st, int32_t *slot)
+{
+    const size_t C = (size_t)st->pb->cols;
+    *slot = -1;
+    if (st->nfree == 0) {
+        if (st->nbas == st->bas_cap) {
+            const int32_t cap = NMP_MAX(64, 2 * st->bas_cap);
+            if ((size_t)cap * C * sizeof *st->bas > BNP_BASIS_BYTES)
+                return NMP_OK;
+            bool ok = true;
+            st->bas = nmp_grow(st->bas, (size_t)cap * C * sizeof *st->bas, &ok);
+            st->bas_ref = nmp_grow(st->bas_ref, (size_t)cap * sizeof *st->bas_ref, &ok);
+            st->bas_free = nmp_grow(st->bas_free, (size_t)cap * sizeof *st->bas_free, &ok);
+            if (!ok)
+                return NMP_ERR_NOMEM;
+            st->bas_cap = cap;
+        }
+        st->bas_free[st->nfree++] = st->nbas++;
+    }
+    *slot = st->bas_free[--st->nfree];
+    nmp_master_save_basis(st->cg, st->bas + (size_t)*slot * C);
+    st->bas_ref[*slot] = 2;
+    return NMP_OK;
+}
+
+/* Node id is solved next: its parent's basis goes back into the master (after its rules), and
+ * the slot is freed once every child that shares it has been. */
+static void basis_load(bnp_state *st, int32_t id)
+{
+    const int32_t slot = st->node[id].basis;
+    if (slot < 0)
+        return;
+    (void)nmp_master_load_basis(st->cg, st->bas + (size_t)slot * (size_t)st->pb->cols);
+    st->node[id].basis = -1;
+    if (--st->bas_ref[slot] == 0) {
+        nmp_master_release_basis(st->cg, st->bas + (size_t)slot * (size_t)st->pb->cols);
+        st->bas_free[st->nfree++] = slot;
+    }
 }
 
 /* The rules of node id, from its path to the root. */
@@ -425,10 +490,11 @@ static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
     double best;
     bool stopped = false, limited = false;
     double enum_gap = INFINITY, slack = -INFINITY;
-    NMP_TRY(e, nmp_master_start(st->cg, &st->par, st->heur_time, &clk, perm, st->inc, &best,
-                                st->msg));
+    double lns_at = -INFINITY; /* the incumbent that "lns" last started from */
+    NMP_TRY(e, nmp_master_start(st->cg, &st->par, st->heur_effort, st->heur_time, &clk, perm,
+                                st->inc, &best, st->msg));
     st->nnode = st->nheap = 0;
-    NMP_TRY(e, new_node(st, -1, -1, -1, 0, pb->row_bound));
+    NMP_TRY(e, new_node(st, -1, -1, -1, 0, pb->row_bound, -1));
     while (st->nheap > 0) {
         const double tol = 1e-9 * fabs(best);
         const int32_t top = st->heap[0];
@@ -451,6 +517,7 @@ static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
         nmp_report rep = { best, global, res->nodes };
         nmp_master_out out;
         NMP_TRY(e, apply_rules(st, id));
+        basis_load(st, id);
         NMP_TRY(e, nmp_master_solve(st->cg, best + tol, &clk, &rep, &out, st->msg));
         res->iterations += out.rounds;
         if (out.end == NMP_MASTER_STOPPED) {
@@ -501,8 +568,9 @@ static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
                 NMP_TRY(e, apply_rules(st, id));
                 NMP_TRY(e, hdfs(st, en.list, nr, &best, &budget, &clk, &rounds, &lstop));
                 res->iterations += rounds;
-                if (!lstop && st->lns_time > 0) { /* local search from the incumbent */
+                if (!lstop && st->lns_time > 0 && best != lns_at) { /* from a new incumbent */
                     NMP_TRY(e, run_lns(st, &clk, &best));
+                    lns_at = best;
                     lstop = clk.stopped || nmp_clock_expired(&clk);
                 }
                 NMP_TRY(e, nmp_master_relist(st->cg, best, &en));
@@ -539,8 +607,11 @@ static nmp_err bnp_run(void *p, int32_t *perm, nmp_result *res)
                     continue;
             }
         }
-        NMP_TRY(e, new_node(st, id, a, b, 1, nb));
-        NMP_TRY(e, new_node(st, id, a, b, 0, nb));
+        /* both children start from this node's basis, whenever they are solved */
+        int32_t slot;
+        NMP_TRY(e, basis_save(st, &slot));
+        NMP_TRY(e, new_node(st, id, a, b, 1, nb, slot));
+        NMP_TRY(e, new_node(st, id, a, b, 0, nb, slot));
     }
     memcpy(perm, st->inc, (size_t)pb->cols * sizeof *st->inc);
     res->bound = NMP_MAX(best, slack);

@@ -8,9 +8,10 @@
  * for exact rounds only (a heuristic round gives no bound, so the stability center goes stale):
  * off by default, 0.5 was the default of the exact-only pricing.
  *
- * The master starts from the groups of the start perm and of a heuristic solution ("auto" run
- * through nmp_subsolve for heur_time seconds), which also give the returned perm; at the end the
- * restricted master is solved as a binary program for a few seconds for a better one. Status
+ * The master starts from the groups of the start perm and of a heuristic solution ("auto" at
+ * heur_effort, a fixed work, through nmp_subsolve; heur_time caps it in seconds), which also give
+ * the returned perm; at the end the restricted master is solved as a binary program for a few
+ * seconds for a better one. Status
  * OPTIMAL only when the bound meets the score (the LP happened to be integral at the optimum).
  * The solve runs inside nmp_glpk_run: a GLPK internal error becomes NMP_ERR_LP. */
 #include "nmp_glpk.h"
@@ -21,7 +22,8 @@
 static const nmp_param_desc colgen_params[] = {
     { "columns", 0, 0, 1e6, "columns added per pricing round (0: 2 * cols)" },
     { "smoothing", 0, 0, 0.99, "Wentges dual smoothing factor (0: off; 0.5 helps hprice=0)" },
-    { "heur_time", 1, 0, 1e6, "seconds of heuristic for the start columns and incumbent" },
+    { "heur_effort", 1, 0, 1e3, "effort of the 'auto' run for the first incumbent (0: none)" },
+    { "heur_time", 60, 0, 1e6, "most seconds of that run (0: none; it ends by its work first)" },
     { "mip_time", 2, 0, 1e6, "seconds for the restricted master as a binary program (0: skip)" },
     { "hprice", 1, 0, 1, "heuristic pricing before the exact search (0: exact only)" },
     { 0 },
@@ -33,7 +35,7 @@ typedef struct colgen_state {
     nmp_master *cg;
     nmp_backend be;  /* the device pricing (par->device), when dev */
     bool dev;
-    double heur_time, mip_time;
+    double heur_effort, heur_time, mip_time;
     int32_t *inc, *work;
     nmp_msg *msg;
 } colgen_state;
@@ -60,6 +62,7 @@ static nmp_err colgen_create(const nmp_problem *pb, const nmp_params *par, void 
     st->pb = pb;
     st->par = *par;
     st->msg = msg;
+    st->heur_effort = nmp_param_get(par, colgen_params, "heur_effort");
     st->heur_time = nmp_param_get(par, colgen_params, "heur_time");
     st->mip_time = nmp_param_get(par, colgen_params, "mip_time");
     st->inc = nmp_malloc((size_t)pb->cols * sizeof *st->inc);
@@ -92,8 +95,8 @@ static nmp_err colgen_run(void *p, int32_t *perm, nmp_result *res)
     nmp_clock clk;
     nmp_clock_start(&clk, &st->par);
     double best;
-    NMP_TRY(e, nmp_master_start(st->cg, &st->par, st->heur_time, &clk, perm, st->inc, &best,
-                                st->msg));
+    NMP_TRY(e, nmp_master_start(st->cg, &st->par, st->heur_effort, st->heur_time, &clk, perm,
+                                st->inc, &best, st->msg));
     nmp_report rep = { best, pb->row_bound, 0 };
     nmp_master_out out;
     NMP_TRY(e, nmp_master_solve(st->cg, -INFINITY, &clk, NULL, &out, st->msg));

@@ -62,6 +62,10 @@ struct nmp_master {
     /* pool */
     int64_t npool, cap;
     int64_t purge_at;        /* pool size that triggers a purge of idle columns */
+    int32_t *uid;            /* cap: the permanent id of each pool column (order of entry) */
+    int64_t *where;          /* by id: the column's pool index, -1 once purged */
+    int32_t *pins;           /* by id: snapshots that name the column (purges keep it) */
+    int64_t nuid, uid_cap;
     int32_t *mem;            /* cap * m members, ascending */
     double *val;             /* D(q) */
     double *x;               /* last LP primal */
@@ -130,6 +134,7 @@ static nmp_err pool_reserve(nmp_master *cg, int64_t need)
         cg->num = nmp_grow(cg->num, (cap + 1) * sizeof *cg->num, &ok);
         cg->start = nmp_grow(cg->start, (cap + (size_t)cg->cols + 1) * sizeof *cg->start, &ok);
         cg->xv = nmp_grow(cg->xv, cap * sizeof *cg->xv, &ok);
+        cg->uid = nmp_grow(cg->uid, cap * sizeof *cg->uid, &ok);
         if (!ok)
             return NMP_ERR_NOMEM;
         cg->cap = (int64_t)cap;
@@ -183,7 +188,19 @@ static nmp_err pool_add(nmp_master *cg, const int32_t *c, double v, bool allow, 
     if (pool_find(cg, c) >= 0)
         return NMP_OK;
     NMP_TRY(e, pool_reserve(cg, cg->npool + 1));
+    if (cg->nuid == cg->uid_cap) {
+        const int64_t cap = NMP_MAX(1024, 2 * cg->uid_cap);
+        bool ok = true;
+        cg->where = nmp_grow(cg->where, (size_t)cap * sizeof *cg->where, &ok);
+        cg->pins = nmp_grow(cg->pins, (size_t)cap * sizeof *cg->pins, &ok);
+        if (!ok)
+            return NMP_ERR_NOMEM;
+        cg->uid_cap = cap;
+    }
     const int64_t q = cg->npool++;
+    cg->uid[q] = cg->nuid < INT32_MAX ? (int32_t)cg->nuid : -1; /* -1: never in a snapshot */
+    cg->pins[cg->nuid] = 0;
+    cg->where[cg->nuid++] = q;
     memcpy(cg->mem + q * cg->m, c, (size_t)cg->m * sizeof *c);
     cg->val[q] = v;
     cg->x[q] = 0;
@@ -233,6 +250,9 @@ void nmp_master_free(nmp_master *cg)
     nmp_free(cg->num);
     nmp_free(cg->start);
     nmp_free(cg->xv);
+    nmp_free(cg->uid);
+    nmp_free(cg->where);
+    nmp_free(cg->pins);
     nmp_free(cg->mem);
     nmp_free(cg->val);
     nmp_free(cg->x);
@@ -356,8 +376,11 @@ static void pool_purge(nmp_master *cg)
     int ndel = 0;
     int64_t keep = 0;
     for (int64_t q = 0; q < cg->npool; q++) {
-        if (!cg->allowed[q] && glp_get_col_stat(cg->lp, lp_col(cg, q)) != GLP_BS) {
+        const bool pinned = cg->uid[q] >= 0 && cg->pins[cg->uid[q]] > 0;
+        if (!cg->allowed[q] && !pinned && glp_get_col_stat(cg->lp, lp_col(cg, q)) != GLP_BS) {
             num[++ndel] = lp_col(cg, q);
+            if (cg->uid[q] >= 0)
+                cg->where[cg->uid[q]] = -1;
             continue;
         }
         if (keep != q) { /* compact in the same order as GLPK renumbers */
@@ -366,7 +389,10 @@ static void pool_purge(nmp_master *cg)
             cg->x[keep] = cg->x[q];
             cg->allowed[keep] = cg->allowed[q];
             cg->inlist[keep] = cg->inlist[q];
+            cg->uid[keep] = cg->uid[q];
         }
+        if (cg->uid[keep] >= 0)
+            cg->where[cg->uid[keep]] = keep;
         keep++;
     }
     if (ndel > 0) {
@@ -495,6 +521,67 @@ const int32_t *nmp_master_column(const nmp_master *cg, int64_t q)
 double nmp_master_x(const nmp_master *cg, int64_t q)
 {
     return cg->x[q];
+}
+
+/* ------------------------------------------------------ basis snapshots */
+
+/* A snapshot holds cols entries, the basic variables: a row's auxiliary (i, its index), an
+ * artificial column (cols + i) or a pool column (2 * cols + its permanent id, which purges do not
+ * renumber); -1 where none could be named. Its pool columns are pinned (purges keep them) until
+ * it is released. */
+static void pin_basis(nmp_master *cg, const int32_t *basis, int32_t delta)
+{
+    for (int k = 0; k < cg->cols; k++)
+        if (basis[k] >= 2 * cg->cols)
+            cg->pins[basis[k] - 2 * cg->cols] += delta;
+}
+
+void nmp_master_release_basis(nmp_master *cg, const int32_t *basis)
+{
+    pin_basis(cg, basis, -1);
+}
+
+void nmp_master_save_basis(nmp_master *cg, int32_t *basis)
+{
+    const int C = cg->cols;
+    int k = 0;
+    for (int i = 1; i <= C && k < C; i++)
+        if (glp_get_row_stat(cg->lp, i) == GLP_BS)
+            basis[k++] = i - 1;
+    for (int i = 1; i <= C && k < C; i++)
+        if (glp_get_col_stat(cg->lp, i) == GLP_BS)
+            basis[k++] = C + i - 1;
+    for (int64_t q = 0; q < cg->npool && k < C; q++)
+        if (glp_get_col_stat(cg->lp, lp_col(cg, q)) == GLP_BS)
+            basis[k++] = cg->uid[q] >= 0 && cg->uid[q] <= INT32_MAX - 2 * C ? 2 * C + cg->uid[q]
+                                                                           : -1;
+    for (; k < C; k++)
+        basis[k] = -1;
+    pin_basis(cg, basis, 1);
+}
+
+bool nmp_master_load_basis(nmp_master *cg, const int32_t *basis)
+{
+    const int C = cg->cols;
+    for (int k = 0; k < C; k++) /* every variable still there */
+        if (basis[k] < 0 || (basis[k] >= 2 * C && (basis[k] - 2 * C >= cg->nuid ||
+                                                   cg->where[basis[k] - 2 * C] < 0)))
+            return false;
+    for (int i = 1; i <= C; i++) /* partition rows are fixed: nonbasic at their value */
+        glp_set_row_stat(cg->lp, i, GLP_NS);
+    const int ncol = glp_get_num_cols(cg->lp);
+    for (int j = 1; j <= ncol; j++) /* GLPK picks the bound of each column's kind */
+        glp_set_col_stat(cg->lp, j, GLP_NL);
+    for (int k = 0; k < C; k++) {
+        if (basis[k] < C)
+            glp_set_row_stat(cg->lp, basis[k] + 1, GLP_BS);
+        else if (basis[k] < 2 * C)
+            glp_set_col_stat(cg->lp, basis[k] - C + 1, GLP_BS);
+        else
+            glp_set_col_stat(cg->lp, lp_col(cg, cg->where[basis[k] - 2 * C]), GLP_BS);
+    }
+    cg->need_dual = true;
+    return true;
 }
 
 /* -------------------------------------------------------------------- LP */
@@ -852,19 +939,25 @@ nmp_err nmp_master_relist(nmp_master *cg, double incumbent, nmp_master_enum *res
 
 /* ----------------------------------------------------------------- start */
 
-nmp_err nmp_master_start(nmp_master *cg, const nmp_params *par, double seconds, nmp_clock *clk,
-                         const int32_t *perm, int32_t *inc, double *best, nmp_msg *msg)
+nmp_err nmp_master_start(nmp_master *cg, const nmp_params *par, double effort, double seconds,
+                         nmp_clock *clk, const int32_t *perm, int32_t *inc, double *best,
+                         nmp_msg *msg)
 {
     nmp_err e = NMP_OK;
     const nmp_problem *pb = cg->pb;
     memcpy(inc, perm, (size_t)pb->cols * sizeof *inc);
     NMP_TRY(e, nmp_master_add_groups(cg, perm));
-    if (seconds > 0) {
+    if (effort > 0 && seconds > 0) {
         nmp_params hp;
         nmp_result r;
         nmp_params_init(&hp);
         hp.seed = par->seed;
         hp.threads = par->threads;
+        /* auto's fixed work (its least effort is 0.001), which `seconds` only stops: no pacing
+         * by the clock, no LP stage (that is the caller's) */
+        NMP_TRY(e, nmp_params_set(&hp, "effort", NMP_MAX(effort, 0.001)));
+        NMP_TRY(e, nmp_params_set(&hp, "paced", 0));
+        NMP_TRY(e, nmp_params_set(&hp, "lp_cols", 0));
         NMP_TRY(e, nmp_subsolve(&nmp_auto_ops, pb, &hp, clk, seconds, inc, &r, msg));
         if (!(r.score > r.start_score)) /* only a gain replaces the start */
             memcpy(inc, perm, (size_t)pb->cols * sizeof *inc);

@@ -166,12 +166,14 @@ nmp_err nmp_master_create(const nmp_problem *pb, const nmp_master_opts *o, nmp_m
 void nmp_master_free(nmp_master *cg);
 /* After a GLPK internal error (glp_free_env released the master's LP): drop the pointer. */
 void nmp_master_forget_lp(nmp_master *cg);
-/* The start of a run: the groups of perm join the pool; "auto" runs from perm for `seconds` of
- * clk's time (nmp_subsolve; 0: skip it) and inc gets its answer when it gains, else perm; inc's
- * groups join the pool, *best is its score, the incumbent (nmp_master_set_incumbent) and the
- * first stability center (nmp_master_guess_duals) follow from it. */
-nmp_err nmp_master_start(nmp_master *cg, const nmp_params *par, double seconds, nmp_clock *clk,
-                         const int32_t *perm, int32_t *inc, double *best, nmp_msg *msg);
+/* The start of a run: the groups of perm join the pool; "auto" runs from perm at `effort` (its
+ * fixed work), for at most `seconds` of clk's time (nmp_subsolve; either 0: skip it) and inc gets
+ * its answer when it gains, else perm; inc's groups join the pool, *best is its score, the
+ * incumbent (nmp_master_set_incumbent) and the first stability center (nmp_master_guess_duals)
+ * follow from it. */
+nmp_err nmp_master_start(nmp_master *cg, const nmp_params *par, double effort, double seconds,
+                         nmp_clock *clk, const int32_t *perm, int32_t *inc, double *best,
+                         nmp_msg *msg);
 /* Adds the groups of perm to the pool (duplicates skipped). */
 nmp_err nmp_master_add_groups(nmp_master *cg, const int32_t *perm);
 /* Sets the first stability center to the saliency each column keeps in its group of perm. */
@@ -195,6 +197,14 @@ void nmp_master_set_heuristic_only(nmp_master *cg, bool on);
  * exact solve of the node. */
 void nmp_master_keep_bound(nmp_master *cg);
 void nmp_master_restore_bound(nmp_master *cg);
+/* Basis snapshots (branch-and-price's nodes start from their parent's basis): save writes the
+ * current basis (its cols basic variables, named so that purges do not change them) into
+ * basis[0 .. cols-1] and pins its columns (purges keep them) until release; load restores it
+ * (before the node's nmp_master_solve, after its nmp_master_set_rules) and returns false,
+ * changing nothing, when an entry names no variable (or a column that is gone). */
+void nmp_master_save_basis(nmp_master *cg, int32_t *basis);
+void nmp_master_release_basis(nmp_master *cg, const int32_t *basis);
+bool nmp_master_load_basis(nmp_master *cg, const int32_t *basis);
 int64_t nmp_master_pool(const nmp_master *cg);
 const int32_t *nmp_master_column(const nmp_master *cg, int64_t q);
 double nmp_master_x(const nmp_master *cg, int64_t q);

@@ -382,6 +382,29 @@ static void lp_stage(void **state)
     nmp_problem_free(pb);
 }
 
+/* paced=0: under a time limit that does not bind, the same answer as the fixed work without
+ * one (bnp's and colgen's first incumbent); paced (the default) fills the limit instead. */
+static void unpaced_limit(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(64, 96, 2, 4, 0, 21);
+    int32_t a[96], b[96];
+    nmp_params par;
+    nmp_params_init(&par);
+    par.seed = 5;
+    par.threads = 1;
+    nmp_assert_ok(nmp_params_set(&par, "lp_cols", 0));
+    nmp_result ra, rb;
+    nmp_assert_ok(nmp_solve(pb, "auto", &par, a, 1, &ra, NULL));
+    par.time_limit = 100;
+    nmp_assert_ok(nmp_params_set(&par, "paced", 0));
+    nmp_assert_ok(nmp_solve(pb, "auto", &par, b, 1, &rb, NULL));
+    assert_memory_equal(a, b, sizeof a);
+    nmp_assert_close(ra.score, rb.score, 0);
+    assert_int_equal(ra.iterations, rb.iterations);
+    nmp_problem_free(pb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +413,7 @@ int main(void)
         cmocka_unit_test(heuristics_reach_dp),
         cmocka_unit_test(reproducible),
         cmocka_unit_test(one_plan_budget),
+        cmocka_unit_test(unpaced_limit),
         cmocka_unit_test(contract_on_shapes),
         cmocka_unit_test(time_limit_and_interrupt),
         cmocka_unit_test(out_of_memory),

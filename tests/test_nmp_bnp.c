@@ -187,6 +187,127 @@ static void test_bnp_threads(void **state)
     nmp_problem_free(pb);
 }
 
+/* Adds the groups of `count` random perms of 0..31 to the master's pool. */
+static void add_random_groups(nmp_master *cg, int count, uint64_t seed)
+{
+    nmp_rng rng;
+    nmp_rng_seed(&rng, seed);
+    int32_t perm[32];
+    for (int t = 0; t < count; t++) {
+        for (int i = 0; i < 32; i++)
+            perm[i] = i;
+        for (int i = 31; i > 0; i--) {
+            const int k = (int)nmp_rng_below(&rng, (uint64_t)i + 1);
+            const int32_t x = perm[i];
+            perm[i] = perm[k];
+            perm[k] = x;
+        }
+        assert_int_equal(nmp_master_add_groups(cg, perm), NMP_OK);
+    }
+}
+
+/* Basis snapshots (nmp_master_save_basis / load_basis): a node that starts from a saved basis
+ * re-solves to the same LP; purges renumber the pool but not a snapshot's columns, and keep the
+ * columns of snapshots not yet released; a snapshot whose column a purge dropped (released
+ * first), or that names no variable, is refused. */
+static void test_bnp_basis_snapshots(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(48, 32, 2, 4, 0, 11);
+    nmp_params par;
+    nmp_params_init(&par);
+    const nmp_master_opts o = { 1, 0, 0, 0, 0, NULL, false };
+    nmp_master *cg;
+    nmp_msg msg = { { 0 } };
+    assert_int_equal(nmp_master_create(pb, &o, &cg, &msg), NMP_OK);
+    int32_t perm[32], inc[32], basis[32], again[32];
+    for (int i = 0; i < 32; i++)
+        perm[i] = i;
+    double best;
+    nmp_clock clk;
+    nmp_clock_start(&clk, &par);
+    const int old = glp_term_out(GLP_OFF);
+    assert_int_equal(nmp_master_start(cg, &par, 0, 0, &clk, perm, inc, &best, &msg), NMP_OK);
+    nmp_master_out root, out;
+    assert_int_equal(nmp_master_solve(cg, -INFINITY, &clk, NULL, &root, &msg), NMP_OK);
+    assert_int_equal(root.end, NMP_MASTER_CONVERGED);
+    nmp_master_save_basis(cg, basis);
+    /* a rule that breaks a column q of the root's basis: its first member together with a
+     * column outside it */
+    int64_t q = 0;
+    while (!(nmp_master_x(cg, q) > 1e-6))
+        q++;
+    const int32_t *c = nmp_master_column(cg, q);
+    int32_t ra = c[0], rb = 0;
+    while (rb == c[0] || rb == c[1] || rb == c[2] || rb == c[3])
+        rb++;
+    const uint8_t rt = 1;
+    /* > 4096 pool columns: the next rules purge the ones they forbid (not the basic ones) */
+    add_random_groups(cg, 700, 1);
+    const int64_t full = nmp_master_pool(cg);
+    assert_true(full > 4096);
+    assert_int_equal(nmp_master_set_rules(cg, 1, &ra, &rb, &rt, -1), NMP_OK);
+    assert_true(nmp_master_pool(cg) < full); /* purged and renumbered */
+    assert_int_equal(nmp_master_set_rules(cg, 0, &ra, &rb, &rt, -1), NMP_OK);
+    assert_true(nmp_master_load_basis(cg, basis));
+    nmp_master_save_basis(cg, again); /* the same variables, renumbered or not */
+    assert_memory_equal(basis, again, sizeof basis);
+    assert_int_equal(nmp_master_solve(cg, -INFINITY, &clk, NULL, &out, &msg), NMP_OK);
+    nmp_assert_close(out.lp, root.lp, 1e-9 * fabs(root.lp));
+    nmp_master_release_basis(cg, again);
+    /* the rule again: column q leaves the basis; a purge keeps it while a snapshot names it */
+    assert_int_equal(nmp_master_set_rules(cg, 1, &ra, &rb, &rt, -1), NMP_OK);
+    assert_int_equal(nmp_master_solve(cg, -INFINITY, &clk, NULL, &out, &msg), NMP_OK);
+    add_random_groups(cg, 1400, 2);
+    int64_t before = nmp_master_pool(cg);
+    assert_int_equal(nmp_master_set_rules(cg, 1, &ra, &rb, &rt, -1), NMP_OK);
+    assert_true(nmp_master_pool(cg) < before);
+    nmp_master_save_basis(cg, again); /* the current basis, to go back to */
+    assert_true(nmp_master_load_basis(cg, basis));
+    assert_true(nmp_master_load_basis(cg, again));
+    nmp_master_release_basis(cg, again);
+    nmp_master_release_basis(cg, basis); /* unpinned: the next purge drops q */
+    add_random_groups(cg, 3000, 3);
+    before = nmp_master_pool(cg);
+    assert_int_equal(nmp_master_set_rules(cg, 1, &ra, &rb, &rt, -1), NMP_OK);
+    assert_true(nmp_master_pool(cg) < before);
+    assert_false(nmp_master_load_basis(cg, basis));
+    assert_int_equal(nmp_master_set_rules(cg, 0, &ra, &rb, &rt, -1), NMP_OK);
+    nmp_master_save_basis(cg, basis);
+    assert_true(nmp_master_load_basis(cg, basis));
+    basis[3] = -1; /* names no variable */
+    assert_false(nmp_master_load_basis(cg, basis));
+    basis[3] = 1 << 30;
+    assert_false(nmp_master_load_basis(cg, basis));
+    glp_term_out(old);
+    nmp_master_free(cg);
+    nmp_problem_free(pb);
+}
+
+/* The default first incumbent is auto's fixed work: two runs with the same node limit give the
+ * same tree and answer, with or without a generous time limit (which only stops it). */
+static void test_bnp_fixed_work(void **state)
+{
+    (void)state;
+    nmp_problem *pb = nmp_test_problem(64, 48, 2, 4, 0, 5);
+    nmp_params par;
+    nmp_params_init(&par);
+    nmp_params_set(&par, "node_limit", 20);
+    int32_t a[48], b[48], c[48];
+    const nmp_result r1 = run(pb, "bnp", &par, a, 1);
+    const nmp_result r2 = run(pb, "bnp", &par, b, 1);
+    par.time_limit = 1000;
+    const nmp_result r3 = run(pb, "bnp", &par, c, 1);
+    assert_memory_equal(a, b, sizeof a);
+    assert_memory_equal(a, c, sizeof a);
+    assert_int_equal(r1.nodes, r2.nodes);
+    assert_int_equal(r1.nodes, r3.nodes);
+    assert_int_equal(r1.iterations, r2.iterations);
+    nmp_assert_close(r1.bound, r2.bound, 0);
+    nmp_assert_close(r1.bound, r3.bound, 0);
+    nmp_problem_free(pb);
+}
+
 static void test_bnp_interrupt_and_bad_input(void **state)
 {
     (void)state;
@@ -266,6 +387,8 @@ int main(void)
         cmocka_unit_test(test_bnp_optimal_start),
         cmocka_unit_test(test_bnp_limits),
         cmocka_unit_test(test_bnp_threads),
+        cmocka_unit_test(test_bnp_basis_snapshots),
+        cmocka_unit_test(test_bnp_fixed_work),
         cmocka_unit_test(test_bnp_interrupt_and_bad_input),
         cmocka_unit_test(test_bnp_nomem),
         cmocka_unit_test(test_bnp_glpk_error),
